@@ -1,0 +1,64 @@
+"""The six reflectance bands of the product and the asset keys they go by in STAC items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from compositor.errors import BandNotFoundError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class Band:
+    """A Sentinel-2 band of the product: common name, band id and native pixel size (m)."""
+
+    name: str
+    band_id: str
+    native_resolution_m: int
+    description: str
+
+
+BANDS: tuple[Band, ...] = (
+    Band("blue", "B02", 10, "Blue (B02, 490 nm)"),
+    Band("green", "B03", 10, "Green (B03, 560 nm)"),
+    Band("red", "B04", 10, "Red (B04, 665 nm)"),
+    Band("nir", "B08", 10, "Near infrared (B08, 842 nm)"),
+    Band("swir16", "B11", 20, "Short-wave infrared 1.6 um (B11)"),
+    Band("swir22", "B12", 20, "Short-wave infrared 2.2 um (B12)"),
+)
+BAND_NAMES: tuple[str, ...] = tuple(b.name for b in BANDS)
+BANDS_BY_NAME: dict[str, Band] = {b.name: b for b in BANDS}
+SCL_KEY = "scl"
+# Asset keys accepted for each band, in order of preference: Earth Search v1 uses common names,
+# older catalogs (and the sentinel-s2-l2a-cogs layout) use band ids.
+ASSET_KEYS: dict[str, tuple[str, ...]] = {
+    **{b.name: (b.name, b.band_id, b.band_id.lower()) for b in BANDS},
+    SCL_KEY: ("scl", "SCL"),
+}
+
+STATISTICS: tuple[str, ...] = ("p25", "p50", "p75")
+COUNT = "count"
+PERCENTILE_OF: dict[str, float] = {"p25": 25.0, "p50": 50.0, "p75": 75.0}
+
+
+def resolve_bands(names: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Band names, validated and in product order; ``None`` or ``"all"`` means all six."""
+    if names is None:
+        return BAND_NAMES
+    if isinstance(names, str):
+        names = [n for n in names.replace(" ", ",").split(",") if n]
+    wanted = [n.strip().lower() for n in names]
+    if not wanted or wanted == ["all"]:
+        return BAND_NAMES
+    unknown = [n for n in wanted if n not in BANDS_BY_NAME]
+    if unknown:
+        raise BandNotFoundError(f"unknown band {', '.join(map(repr, unknown))}: use any of {', '.join(BAND_NAMES)}")
+    return tuple(n for n in BAND_NAMES if n in wanted)
+
+
+def resolve_statistic(name: str) -> str:
+    """A statistic name: ``p25``, ``p50``, ``p75`` or ``count``."""
+    value = name.strip().lower()
+    if value not in (*STATISTICS, COUNT):
+        raise InvalidInputError(f"unknown statistic {name!r}: use one of p25, p50, p75, count")
+    return value

@@ -1,0 +1,70 @@
+"""Settings, read from the environment (prefix ``S2SEASONS_``) when a command or the app starts.
+
+Nothing here is read at import time: call ``Settings()`` at start-up and pass the value on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from compositor.seasons import Season, parse_custom_seasons
+
+EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)
+SNOW_CLASS = 11
+
+
+class Settings(BaseSettings):
+    """Every tunable of s2seasons; each field maps to ``S2SEASONS_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="S2SEASONS_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder of built seasons (COGs, VRTs, manifests).")
+    catalog: str = Field(EARTH_SEARCH_URL, description="STAC API URL, or a local ItemCollection file or folder.")
+    collection: str = Field("sentinel-2-l2a", description="STAC collection searched on a STAC API.")
+    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip scenes cloudier than this (percent).")
+    custom_seasons: dict[str, str] = Field(
+        default_factory=dict, description='Extra named seasons, JSON like {"alps-2023": "2023-06-01/2023-08-31"}.'
+    )
+    crs: str = Field("EPSG:3035", description="CRS of the built mosaics.")
+    resolution_m: float = Field(30.0, gt=0, description="Pixel size of the built mosaics, in CRS units (m).")
+    block_size_px: int = Field(2048, ge=256, description="Side of a square build block in pixels (multiple of 256).")
+    mask_classes: tuple[int, ...] = Field(DEFAULT_MASK_CLASSES, description="SCL classes that are not valid.")
+    mask_snow: bool = Field(False, description="Also mask snow (SCL 11); the original product keeps snow.")
+    blend_power: float = Field(2.0, gt=0, description="Power of the inverse-distance weights between orbits.")
+    workers: int = Field(0, ge=0, description="Build processes; 0 means one per core.")
+    stac_timeout_s: float = Field(30.0, gt=0, description="Timeout of one STAC API request (s).")
+    catalog_cache_ttl_s: float = Field(600.0, ge=0, description="How long the server keeps a catalog search (s).")
+    tile_cache_size: int = Field(2048, ge=0, description="Rendered tiles kept in memory by the server.")
+    onthefly_min_zoom: int = Field(9, ge=0, le=24, description="Lowest WebMercator zoom composited on the fly.")
+    onthefly_max_scenes: int = Field(40, ge=1, description="Most scenes read for one on-the-fly tile (least cloudy).")
+    onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
+    onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
+    queue_unbuilt: bool = Field(False, description="Queue the blocks of on-the-fly tiles for building.")
+
+    @field_validator("block_size_px")
+    @classmethod
+    def _multiple_of_256(cls, value: int) -> int:
+        if value % 256:
+            raise ValueError(f"block_size_px must be a multiple of 256, got {value}")
+        return value
+
+    @field_validator("custom_seasons")
+    @classmethod
+    def _valid_custom_seasons(cls, value: dict[str, str]) -> dict[str, str]:
+        parse_custom_seasons(value)
+        return value
+
+    @property
+    def seasons(self) -> dict[str, Season]:
+        """The custom seasons, parsed."""
+        return parse_custom_seasons(self.custom_seasons)
+
+    @property
+    def invalid_scl_classes(self) -> tuple[int, ...]:
+        """SCL classes masked out: the configured ones, plus snow when ``mask_snow`` is set."""
+        classes = set(self.mask_classes) | ({SNOW_CLASS} if self.mask_snow else set())
+        return tuple(sorted(classes))
