@@ -1,0 +1,227 @@
+"""One block job: composite a block of one season, write its COGs, then its manifest, atomically.
+
+A block is built when ``blocks/<id>/manifest.json`` exists. Everything of a block is written into
+a private temporary folder first; the manifest is written last, then the folder is renamed into
+place under a lock. Killing a build at any moment leaves either the previous complete block or
+the new complete block, never a mix, and two builders of the same block never both install it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from affine import Affine
+from rasterio.windows import Window
+
+from compositor import __version__
+from compositor.bands import BANDS_BY_NAME, COUNT, STATISTICS
+from compositor.catalog import Scene
+from compositor.cog import REFLECTANCE_SCALE, describe, open_strip_writer, translate_to_cog, write_strip
+from compositor.composite import CompositeOptions, composite_window, to_dn
+from compositor.grid import Block
+from compositor.layout import MANIFEST, SeasonLayout
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STRIP_ROWS = 512
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs to build one block of one season (picklable)."""
+
+    layout: SeasonLayout
+    block: Block
+    scenes: tuple[Scene, ...]
+    bands: tuple[str, ...]
+    options: CompositeOptions = CompositeOptions()
+    strip_rows: int = DEFAULT_STRIP_ROWS
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What happened to one block: ``status`` is built, empty, skipped or failed."""
+
+    block_id: str
+    status: str
+    n_scenes: int = 0
+    seconds: float = 0.0
+    skipped_scenes: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+
+def read_manifest(path: Path) -> dict | None:
+    """The manifest at ``path``, or None when absent or unreadable (the block is then not built)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
+    """Whether a built block already holds this job: same scenes, options and (at least) bands."""
+    if not manifest:
+        return False
+    return (
+        sorted(manifest.get("scenes", [])) == sorted(s.id for s in job.scenes)
+        and manifest.get("options") == job.options.fingerprint()
+        and set(job.bands) <= set(manifest.get("bands", []))
+        and manifest.get("grid") == _grid_record(job.block)
+    )
+
+
+def _grid_record(block: Block) -> dict[str, object]:
+    return {"crs": block.crs, "resolution_m": block.resolution_m, "block_size_px": block.size_px}
+
+
+def _tags(job: BlockJob, band: str, kind: str) -> dict[str, str]:
+    season = job.layout.season
+    return {
+        "season": season.name, "start_date": season.start.isoformat(), "end_date": season.end.isoformat(),
+        "band": band, "statistic": kind, "block": job.block.id, "n_scenes": str(len(job.scenes)),
+        "software": f"s2seasons {__version__}",
+    }
+
+
+def _describe_output(job: BlockJob, band: str, kind: str) -> str:
+    name = BANDS_BY_NAME[band].description
+    if kind == COUNT:
+        return f"{name}: number of valid (cloud-free) observations"
+    return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
+
+
+@contextlib.contextmanager
+def _block_lock(layout: SeasonLayout, block_id: str) -> Iterator[None]:
+    layout.blocks_dir.mkdir(parents=True, exist_ok=True)
+    with open(layout.blocks_dir / f".{block_id}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, size, rows):
+        yield start, min(rows, size - start)
+
+
+def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
+    """Composite the block strip by strip into temporary GeoTIFFs; returns skipped scenes, acquisitions."""
+    block, layout = job.block, job.layout
+    kinds = (*STATISTICS, COUNT)
+    writers = {}
+    skipped: dict[str, str] = {}
+    n_acq = 0
+    try:
+        for band in job.bands:
+            for kind in kinds:
+                dtype, nodata = ("uint16", None) if kind == COUNT else ("uint16", 0)
+                writer = open_strip_writer(tmp / f"{band}_{kind}.strips.tif", block.crs, block.transform,
+                                           block.shape, dtype, nodata)
+                describe(writer, _describe_output(job, band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
+                         _tags(job, band, kind))
+                writers[band, kind] = writer
+        for row_off, rows in _strips(block.size_px, job.strip_rows):
+            window = Window(0, row_off, block.size_px, rows)
+            transform = block.transform * Affine.translation(0, row_off)
+            scenes = [s for s in job.scenes if s.id not in skipped]
+            result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options)
+            skipped.update(result.skipped)
+            n_acq = max(n_acq, result.n_acquisitions)
+            for band in job.bands:
+                for i, kind in enumerate(STATISTICS):
+                    write_strip(writers[band, kind], window.row_off, to_dn(result.stats[band][i]))
+                write_strip(writers[band, COUNT], window.row_off, result.counts[band])
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for (band, kind), writer in writers.items():
+        final = tmp / layout.block_file(block.id, band, kind).name
+        translate_to_cog(Path(writer.name), final, resampling="NEAREST" if kind == COUNT else "AVERAGE")
+        Path(writer.name).unlink()
+    return skipped, n_acq
+
+
+def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str, str], n_acq: int) -> None:
+    season = job.layout.season
+    manifest = {
+        "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
+        "end_date": season.end.isoformat(), "status": status, "grid": _grid_record(job.block),
+        "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
+        "scenes": sorted(s.id for s in job.scenes), "n_acquisitions": n_acq,
+        "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],
+        "files": sorted(p.name for p in folder.glob("*.tif")),
+        "software": f"s2seasons {__version__}",
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _install(job: BlockJob, tmp: Path) -> bool:
+    """Move a complete temporary block into place; False when an equal block was installed meanwhile."""
+    final = job.layout.block_dir(job.block.id)
+    with _block_lock(job.layout, job.block.id):
+        if is_up_to_date(read_manifest(final / MANIFEST), job):
+            return False
+        if final.exists():
+            old = final.with_name(f".{job.block.id}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    return True
+
+
+def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
+    """Build one block unless an up-to-date one exists; never leaves a partial block in place."""
+    started = time.perf_counter()
+    block_id = job.block.id
+    if not force and is_up_to_date(read_manifest(job.layout.manifest_path(block_id)), job):
+        return BlockResult(block_id, "skipped", len(job.scenes), reason="already built with the same scenes")
+    job.layout.blocks_dir.mkdir(parents=True, exist_ok=True)
+    tmp = job.layout.blocks_dir / f".{block_id}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        skipped, n_acq = _composite_into(job, tmp)
+        status = "built" if n_acq else "empty"
+        _write_manifest(job, tmp, status, skipped, n_acq)
+        if not _install(job, tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped)
+
+
+def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> int:
+    """Remove temporary folders left by killed builds; returns how many were removed."""
+    removed = 0
+    now = time.time()
+    for path in list(layout.blocks_dir.glob(".*.tmp-*")) + list(layout.blocks_dir.glob(".*.old-*")):
+        if path.is_dir() and now - path.stat().st_mtime >= older_than_s:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def built_manifests(layout: SeasonLayout) -> list[dict]:
+    """Manifests of the season's built (or empty) blocks, by block id."""
+    manifests = [read_manifest(p) for p in sorted(layout.blocks_dir.glob(f"*/{MANIFEST}"))]
+    return [m for m in manifests if m]
+

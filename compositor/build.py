@@ -1,0 +1,139 @@
+"""The batch build: plan, run the block jobs (locally or on Dask), then the season-level outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date, read_manifest
+from compositor.errors import BuildError, InvalidInputError
+from compositor.grid import OutputGrid
+from compositor.layout import SeasonLayout
+from compositor.plan import BuildPlan, make_request, plan_build
+from compositor.runner import BuildSummary, run_local
+from compositor.seasons import resolve_season
+from compositor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SEASON_RECORD = "season.json"
+
+
+def _echo_none(_: str) -> None:
+    return None
+
+
+def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, catalog: str | None = None,
+              data_dir: Path | None = None, bands: str | Sequence[str] | None = None,
+              resolution_m: float | None = None, crs: str | None = None, block_size_px: int | None = None,
+              workers: int = 0, scheduler: str | None = None, blend: bool = True, force: bool = False,
+              retry_failed: bool = False, echo: Callable[[str], None] = _echo_none,
+              progress: bool = True) -> BuildSummary:
+    """Build a season over a region; returns what happened to every block.
+
+    Up-to-date blocks are skipped (unless ``force``); blocks whose scene set changed are rebuilt.
+    Inputs are validated before any search or write (`InvalidInputError`).
+    """
+    from compositor.catalog import parse_bbox
+
+    bbox_4326 = parse_bbox(bbox) if isinstance(bbox, str) else tuple(bbox)
+    request = make_request(settings, season, bbox_4326, bands=bands, catalog=catalog, data_dir=data_dir,
+                           resolution_m=resolution_m, crs=crs, block_size_px=block_size_px, blend=blend)
+    plan = plan_build(request, settings)
+    echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
+         f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
+         f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
+    claim_season(plan.layout, request.grid)
+    clean_stale_temporaries(plan.layout, older_than_s=3600.0)
+    summary = BuildSummary()
+    todo = []
+    for job in plan.jobs:
+        manifest = read_manifest(plan.layout.manifest_path(job.block.id))
+        retry = retry_failed and bool(manifest and manifest.get("failed_scenes"))
+        if not force and not retry and is_up_to_date(manifest, job):
+            summary.results.append(BlockResult(job.block.id, "skipped", len(job.scenes), reason="up to date"))
+        else:
+            todo.append(job)
+    bar = tqdm(total=len(plan.jobs), initial=len(plan.jobs) - len(todo), unit="block", desc="blocks",
+               disable=not progress or None)
+    scenes_read = 0
+
+    def on_result(result: BlockResult) -> None:
+        nonlocal scenes_read
+        summary.results.append(result)
+        scenes_read += result.n_scenes if result.status in ("built", "empty") else 0
+        counts = summary.counts
+        bar.set_postfix(built=counts["built"], failed=counts["failed"], scenes=scenes_read, refresh=False)
+        bar.update(1)
+
+    try:
+        if scheduler:
+            from compositor.distributed import run_dask
+
+            run_dask(todo, scheduler, progress=on_result, force=force or retry_failed)
+        else:
+            run_local(todo, workers, progress=on_result, force=force or retry_failed)
+    finally:
+        bar.close()
+    if any(r.status in ("built", "empty") for r in summary.results) or not _season_outputs_exist(plan):
+        finish_season(plan.layout, plan)
+    return summary
+
+
+def season_grid(layout: SeasonLayout) -> OutputGrid | None:
+    """The grid a season folder was built on (from ``season.json``), or None if never built."""
+    try:
+        record = json.loads((layout.root / SEASON_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return OutputGrid(record["crs"], record["resolution_m"], record["block_size_px"])
+
+
+def claim_season(layout: SeasonLayout, grid: OutputGrid) -> None:
+    """Record the season's grid, or refuse a build on another grid into the same folder."""
+    existing = season_grid(layout)
+    if existing is not None and existing != grid:
+        raise InvalidInputError(
+            f"{layout.root} was built on {existing.crs} at {existing.resolution_m:g} m with "
+            f"{existing.block_size_px} px blocks; build with the same --crs/--resolution/--block-size "
+            "or into another --out folder"
+        )
+    if existing is None:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        record = {"season": layout.season.name, "start_date": layout.season.start.isoformat(),
+                  "end_date": layout.season.end.isoformat(), "crs": grid.crs,
+                  "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px}
+        tmp = layout.root / f".{SEASON_RECORD}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp, layout.root / SEASON_RECORD)
+
+
+def _season_outputs_exist(plan: BuildPlan) -> bool:
+    return all(plan.layout.vrt_file(b, "p50").exists() for b in plan.request.bands)
+
+
+def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
+    """Season VRTs, the overview raster and the STAC catalog over every built block."""
+    from compositor.mosaic import update_season_outputs
+
+    update_season_outputs(layout, plan.request.grid)
+
+
+def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | None = None,
+                  bands: str | Sequence[str] | None = None) -> list[Path]:
+    """The byte-scaled export of a built season (see `compositor.mosaic.export_byte`)."""
+    from compositor.bands import resolve_bands
+    from compositor.mosaic import export_byte
+
+    resolved = resolve_season(season, settings.seasons)
+    root = Path(data_dir or settings.data_dir)
+    grid = season_grid(SeasonLayout(root, resolved, settings.crs, settings.resolution_m))
+    if grid is None:
+        raise BuildError(f"season {resolved.name} has no built block under {root}: run s2seasons build first")
+    layout = SeasonLayout(root, resolved, grid.crs, grid.resolution_m)
+    return export_byte(layout, grid, out, resolve_bands(bands))

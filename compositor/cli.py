@@ -1,0 +1,228 @@
+"""The ``s2seasons`` command line: sample data, scene search, builds, exports, the server, a demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from tqdm import tqdm
+
+from compositor import __version__
+from compositor.errors import CompositorError
+
+cli = typer.Typer(
+    name="s2seasons",
+    help="Seasonal cloud-free Sentinel-2 mosaics: build them as COGs, serve them as map tiles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SeasonOpt = Annotated[str, typer.Option("--season", "-s", help="Season: YEAR-winter|spring|summer|autumn (GLAD ARD calendar, e.g. 2019-summer) or a custom season from S2SEASONS_CUSTOM_SEASONS.")]
+BBoxOpt = Annotated[str, typer.Option("--bbox", "-b", help="Region as west,south,east,north in degrees (EPSG:4326), e.g. 11.0,47.6,12.9,48.2.")]
+CatalogOpt = Annotated[Optional[str], typer.Option("--catalog", "-c", help="STAC API URL (default Earth Search v1) or a local STAC ItemCollection file or folder. (env S2SEASONS_CATALOG)")]
+DataOpt = Annotated[Optional[Path], typer.Option("--out", "--data", "-o", help="Folder of built seasons. (env S2SEASONS_DATA_DIR, default ./data)")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (INFO) instead of warnings only.")]
+
+
+def _settings():
+    from compositor.settings import Settings
+
+    return Settings()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"s2seasons {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """Seasonal cloud-free Sentinel-2 mosaics (P25/P50/P75 and valid-observation counts of six bands)."""
+
+
+@cli.command("sample-data")
+def sample_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write the synthetic archive into (catalog.json, scenes/, truth/).")],
+    season: Annotated[list[str], typer.Option("--season", "-s", help="Season(s) to generate scenes for; repeat for several.")] = ["2022-winter"],
+    bbox: Annotated[Optional[str], typer.Option("--bbox", "-b", help="Region west,south,east,north in degrees; default: 11.0,47.6,12.9,48.2 (two orbits, two UTM zones).")] = None,
+    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size (m) of the '10 m' bands; '20 m' bands and SCL get twice it.")] = 100.0,
+    truth_resolution: Annotated[float, typer.Option("--truth-resolution", help="Pixel size (m, EPSG:3035) of the true clear-sky median rasters.")] = 200.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same bytes.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes to use (0: one per core).")] = 0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Generate a deterministic synthetic Earth-Search-like Sentinel-2 L2A archive for tests and demos."""
+    _setup_logging(verbose)
+    from compositor.catalog import parse_bbox
+    from compositor.runner import default_workers
+    from compositor.synthetic import DEFAULT_BBOX_4326, generate_archive
+
+    try:
+        region = parse_bbox(bbox) if bbox else DEFAULT_BBOX_4326
+        with tqdm(desc="scenes", unit="scene", disable=None) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            summary = generate_archive(out, seasons=tuple(season), bbox_4326=region, pixel_size_m=pixel_size,
+                                       truth_resolution_m=truth_resolution, seed=seed,
+                                       workers=workers or default_workers(), progress=progress)
+    except (CompositorError, ValueError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {summary.n_items} scenes of orbits {', '.join(map(str, summary.orbits))} over tiles "
+               f"{', '.join(summary.tiles)} ({summary.bytes_written / 1e6:.0f} MB) to {out}")
+    typer.echo(f"catalog: {summary.catalog_path}")
+
+
+@cli.command()
+def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None,
+           max_cloud_cover: Annotated[Optional[float], typer.Option("--max-cloud-cover", help="Skip scenes cloudier than this (percent). (env S2SEASONS_MAX_CLOUD_COVER)")] = None,
+           verbose: VerboseOpt = False) -> None:
+    """List the Sentinel-2 L2A scenes a build of this season and region would read."""
+    _setup_logging(verbose)
+    from compositor.catalog import find_scenes, parse_bbox
+    from compositor.seasons import resolve_season
+
+    settings = _settings()
+    try:
+        found = find_scenes(catalog or settings.catalog, parse_bbox(bbox), resolve_season(season, settings.seasons),
+                            collection=settings.collection, timeout_s=settings.stac_timeout_s,
+                            max_cloud_cover=settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover)
+    except CompositorError as exc:
+        raise _fail(exc) from None
+    for s in found:
+        cloud = f"{s.cloud_cover:5.1f}%" if s.cloud_cover is not None else "    ?"
+        typer.echo(f"{s.datetime:%Y-%m-%d %H:%M}  R{s.relative_orbit:03d}  {s.mgrs_tile:6s} cloud {cloud}  "
+                   f"baseline {s.processing_baseline or '?':5s} offset {s.offset_dn:4d}  {s.id}")
+    typer.echo(f"{len(found)} scenes, {len({s.acquisition for s in found})} acquisitions, "
+               f"orbits {sorted({s.relative_orbit for s in found})}")
+
+
+@cli.command()
+def build(
+    season: SeasonOpt,
+    bbox: BBoxOpt,
+    catalog: CatalogOpt = None,
+    out: DataOpt = None,
+    bands: Annotated[Optional[str], typer.Option("--bands", help="Comma-separated bands among blue,green,red,nir,swir16,swir22 (default: all six).")] = None,
+    resolution: Annotated[Optional[float], typer.Option("--resolution", "-r", help="Output pixel size in CRS units (m). (env S2SEASONS_RESOLUTION_M, default 30)")] = None,
+    crs: Annotated[Optional[str], typer.Option("--crs", help="Output CRS. (env S2SEASONS_CRS, default EPSG:3035)")] = None,
+    block_size: Annotated[Optional[int], typer.Option("--block-size", help="Block side in pixels, a multiple of 256. (env S2SEASONS_BLOCK_SIZE_PX, default 2048)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Local build processes (0: one per core). (env S2SEASONS_WORKERS)")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:8786): run the blocks on that cluster instead of local processes.")] = None,
+    no_blend: Annotated[bool, typer.Option("--no-blend", help="Pool all orbits into one percentile instead of blending per-orbit statistics (shows orbit stripes; for comparison).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild blocks even when they are up to date.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Rebuild blocks whose manifest records scenes that could not be read.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build a season's P25/P50/P75 and count mosaics for a region, block by block (resumable)."""
+    _setup_logging(verbose)
+    from compositor.build import run_build
+
+    settings = _settings()
+    try:
+        summary = run_build(settings, season, bbox, catalog=catalog, data_dir=out, bands=bands,
+                            resolution_m=resolution, crs=crs, block_size_px=block_size,
+                            workers=settings.workers if workers is None else workers, scheduler=scheduler,
+                            blend=not no_blend, force=force, retry_failed=retry_failed, echo=typer.echo)
+    except CompositorError as exc:
+        raise _fail(exc) from None
+    typer.echo(summary.describe())
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def export(
+    season: SeasonOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported files.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of built seasons. (env S2SEASONS_DATA_DIR)")] = None,
+    byte: Annotated[bool, typer.Option("--byte", help="Write the byte-scaled variant of the original product (reflectance*250, nodata 255).")] = False,
+    bands: Annotated[Optional[str], typer.Option("--bands", help="Comma-separated bands (default: all built).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Export a built season; with --byte, as the original product's byte-scaled COGs."""
+    _setup_logging(verbose)
+    from compositor.build import export_season
+
+    if not byte:
+        raise _fail(ValueError("only the byte-scaled export exists: add --byte"))
+    settings = _settings()
+    try:
+        written = export_season(settings, season, out, data_dir=data, bands=bands)
+    except CompositorError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
+@cli.command()
+def serve(
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of built seasons. (env S2SEASONS_DATA_DIR)")] = None,
+    catalog: CatalogOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve built seasons (and on-the-fly composites elsewhere) as XYZ/WMTS tiles with a web viewer."""
+    import os
+
+    import uvicorn
+
+    if data is not None:
+        os.environ["S2SEASONS_DATA_DIR"] = str(data)
+    if catalog is not None:
+        os.environ["S2SEASONS_CATALOG"] = catalog
+    try:
+        _settings()
+    except Exception as exc:  # invalid environment: say which setting
+        raise _fail(exc) from None
+    typer.echo(f"s2seasons viewer on http://{host}:{port}/")
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+@cli.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo archive and built season.")] = Path("demo-data"),
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo data, do not start the server.")] = False,
+) -> None:
+    """Generate the synthetic archive, build part of a season, then serve it with the viewer."""
+    from compositor.demo import prepare_demo
+
+    _setup_logging(False)
+    started = time.perf_counter()
+    env = prepare_demo(folder, echo=typer.echo)
+    typer.echo(f"demo ready in {time.perf_counter() - started:.0f} s")
+    if no_serve:
+        return
+    import os
+
+    os.environ.update(env)
+    serve(data=None, catalog=None, host=host, port=port, workers=1)
+
+
+def run() -> None:
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,125 @@
+"""The output grid: a CRS, a pixel size and square blocks aligned to multiples of both.
+
+Block ``(col, row)`` covers x in ``[col * S, (col + 1) * S)`` and y in ``[row * S, (row + 1) * S)``
+with ``S = block_size_px * resolution_m`` in grid CRS units. The grid is global and fixed, so two
+builds of different regions share their blocks and never disagree about a pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely.geometry import Polygon, box
+from shapely.ops import transform as transform_geometry
+
+from compositor.errors import InvalidBBoxError, InvalidInputError
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One square block of the grid; the unit of work, parallelism and resumption."""
+
+    col: int
+    row: int
+    size_px: int
+    resolution_m: float
+    crs: str
+
+    @property
+    def id(self) -> str:
+        return f"c{self.col}_r{self.row}"
+
+    @property
+    def span_m(self) -> float:
+        return self.size_px * self.resolution_m
+
+    @property
+    def bounds(self) -> BBox:
+        """(xmin, ymin, xmax, ymax) in the grid CRS."""
+        s = self.span_m
+        return (self.col * s, self.row * s, (self.col + 1) * s, (self.row + 1) * s)
+
+    @property
+    def transform(self) -> Affine:
+        xmin, _, _, ymax = self.bounds
+        return Affine(self.resolution_m, 0.0, xmin, 0.0, -self.resolution_m, ymax)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.size_px, self.size_px)
+
+    def footprint_4326(self, densify: int = 16) -> Polygon:
+        """The block outline in EPSG:4326, densified so that curved edges are followed."""
+        to_4326 = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+        outline = box(*self.bounds).segmentize(self.span_m / densify)
+        return transform_geometry(to_4326.transform, outline)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """CRS (default EPSG:3035), pixel size in CRS units and block size in pixels."""
+
+    crs: str = "EPSG:3035"
+    resolution_m: float = 30.0
+    block_size_px: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.block_size_px <= 0 or self.block_size_px % 256:
+            raise InvalidInputError(f"block size {self.block_size_px} px: use a positive multiple of 256")
+        if not self.resolution_m > 0:
+            raise InvalidInputError(f"resolution {self.resolution_m}: use a positive pixel size in metres")
+        try:
+            crs = CRS.from_user_input(self.crs)
+        except Exception:
+            raise InvalidInputError(f"unknown CRS {self.crs!r}: use an EPSG code such as EPSG:3035") from None
+        if not crs.is_projected:
+            raise InvalidInputError(f"CRS {self.crs} is not projected: use a metric CRS such as EPSG:3035")
+
+    @cached_property
+    def area_of_use_4326(self) -> BBox | None:
+        area = CRS.from_user_input(self.crs).area_of_use
+        return (area.west, area.south, area.east, area.north) if area else None
+
+    def block(self, col: int, row: int) -> Block:
+        return Block(col, row, self.block_size_px, self.resolution_m, self.crs)
+
+    def block_by_id(self, block_id: str) -> Block:
+        try:
+            col, row = (int(part[1:]) for part in block_id.split("_"))
+        except ValueError:
+            raise InvalidInputError(f"block id {block_id!r} is not like c2140_r1595") from None
+        return self.block(col, row)
+
+    def bounds_in_grid(self, bbox_4326: BBox) -> BBox:
+        """A lon/lat box as (xmin, ymin, xmax, ymax) in the grid CRS (densified edges)."""
+        to_grid = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
+        xmin, ymin, xmax, ymax = to_grid.transform_bounds(*bbox_4326, densify_pts=21)
+        if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+            raise InvalidBBoxError(f"bbox {bbox_4326} cannot be projected to {self.crs}: choose an area inside it")
+        return (xmin, ymin, xmax, ymax)
+
+    def check_bbox_inside(self, bbox_4326: BBox) -> None:
+        """Raise `InvalidBBoxError` when the bbox does not touch the grid CRS's area of use."""
+        area = self.area_of_use_4326
+        if area and not box(*area).intersects(box(*bbox_4326)):
+            raise InvalidBBoxError(
+                f"bbox {bbox_4326} lies outside the area of {self.crs} ({area[0]:.1f},{area[1]:.1f},"
+                f"{area[2]:.1f},{area[3]:.1f}): choose a bbox inside it or another --crs"
+            )
+
+    def blocks_for_bbox(self, bbox_4326: BBox) -> list[Block]:
+        """Blocks that intersect a lon/lat box, row by row from the north-west."""
+        self.check_bbox_inside(bbox_4326)
+        xmin, ymin, xmax, ymax = self.bounds_in_grid(bbox_4326)
+        span = self.block_size_px * self.resolution_m
+        cols = range(math.floor(xmin / span), math.ceil(xmax / span))
+        rows = range(math.floor(ymin / span), math.ceil(ymax / span))
+        area = box(*bbox_4326)
+        blocks = [self.block(c, r) for r in reversed(rows) for c in cols]
+        return [b for b in blocks if b.footprint_4326().intersects(area)]

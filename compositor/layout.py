@@ -1,0 +1,80 @@
+"""Where a season's outputs live and what they are called.
+
+File names follow the original product's pattern (variable, procedure, statistic, support, time
+range, area, projection, version), for example::
+
+    DATA/2019-summer/blocks/c2140_r1595/s2l2a_red_p50_30m_20190625..20190912_epsg3035.tif
+    DATA/2019-summer/blocks/c2140_r1595/manifest.json        # written last: the block is built
+    DATA/2019-summer/s2l2a_red_p50_30m_20190625..20190912_epsg3035.vrt
+    DATA/2019-summer/overview/s2l2a_red_p50_480m_20190625..20190912_epsg3035.tif
+    DATA/2019-summer/catalog/catalog.json                       # static STAC of the outputs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyproj import CRS
+
+from compositor.bands import COUNT, STATISTICS
+from compositor.seasons import Season
+
+OUTPUT_KINDS: tuple[str, ...] = (*STATISTICS, COUNT)
+MANIFEST = "manifest.json"
+
+
+def _epsg_label(crs: str) -> str:
+    code = CRS.from_user_input(crs).to_epsg()
+    return f"epsg{code}" if code else "customcrs"
+
+
+def _resolution_label(resolution_m: float) -> str:
+    return f"{resolution_m:g}m"
+
+
+@dataclass(frozen=True)
+class SeasonLayout:
+    """Paths of one season's outputs under ``data_dir``."""
+
+    data_dir: Path
+    season: Season
+    crs: str
+    resolution_m: float
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / self.season.name
+
+    @property
+    def blocks_dir(self) -> Path:
+        return self.root / "blocks"
+
+    @property
+    def overview_dir(self) -> Path:
+        return self.root / "overview"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.root / "catalog"
+
+    def block_dir(self, block_id: str) -> Path:
+        return self.blocks_dir / block_id
+
+    def manifest_path(self, block_id: str) -> Path:
+        return self.block_dir(block_id) / MANIFEST
+
+    def stem(self, band: str, kind: str, resolution_m: float | None = None) -> str:
+        """``s2l2a_{band}_{kind}_{res}m_{start}..{end}_{epsg}`` for a band and p25/p50/p75/count."""
+        res = _resolution_label(resolution_m or self.resolution_m)
+        dates = f"{self.season.start:%Y%m%d}..{self.season.end:%Y%m%d}"
+        return f"s2l2a_{band}_{kind}_{res}_{dates}_{_epsg_label(self.crs)}"
+
+    def block_file(self, block_id: str, band: str, kind: str) -> Path:
+        return self.block_dir(block_id) / f"{self.stem(band, kind)}.tif"
+
+    def vrt_file(self, band: str, kind: str) -> Path:
+        return self.root / f"{self.stem(band, kind)}.vrt"
+
+    def overview_file(self, band: str, kind: str, resolution_m: float) -> Path:
+        return self.overview_dir / f"{self.stem(band, kind, resolution_m)}.tif"

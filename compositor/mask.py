@@ -1,0 +1,42 @@
+"""Cloud and shadow masking with the Sentinel-2 L2A scene classification (SCL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+# SCL classes of Sen2Cor: 0 no data, 1 saturated or defective, 2 dark area, 3 cloud shadow,
+# 4 vegetation, 5 not vegetated, 6 water, 7 unclassified, 8 cloud medium probability,
+# 9 cloud high probability, 10 thin cirrus, 11 snow or ice.
+SCL_NAMES: dict[int, str] = {
+    0: "no data", 1: "saturated or defective", 2: "dark area", 3: "cloud shadow", 4: "vegetation",
+    5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
+    9: "cloud high probability", 10: "thin cirrus", 11: "snow or ice",
+}
+
+
+def valid_scl_lookup(invalid_classes: Iterable[int]) -> np.ndarray:
+    """A 256-entry boolean table: ``table[scl]`` is True where the class is a valid observation."""
+    table = np.ones(256, dtype=bool)
+    table[list(invalid_classes)] = False
+    table[0] = False  # no data is never an observation
+    return table
+
+
+def mask_clouds(scl: np.ndarray, invalid_classes: Iterable[int]) -> np.ndarray:
+    """True where the SCL class is a valid (clear) observation; SCL 0 (no data) is never valid."""
+    return valid_scl_lookup(invalid_classes)[scl]
+
+
+def apply_mask(band_dn: np.ndarray, valid: np.ndarray, offset_dn: int) -> np.ndarray:
+    """Reflectance DN (reflectance * 10000) with 0 wherever the observation is not valid.
+
+    ``offset_dn`` (1000 for processing baseline >= 04.00 unless already removed) is subtracted;
+    a valid value that would fall to 0 or below is kept as 1 so that 0 still means "no data".
+    """
+    out = band_dn.astype(np.int32) - offset_dn
+    np.clip(out, 1, 65535, out=out)
+    out = out.astype(np.uint16)
+    out[~valid | (band_dn == 0)] = 0
+    return out
