@@ -22,8 +22,9 @@ MIN_DISTANCE_KM = 1.0
 
 def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Longitude and latitude (EPSG:4326, degrees) of the pixel centres of a grid."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    xs, ys = transform * (cols + 0.5, rows + 0.5)
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
+    xs = transform.c + cols * transform.a + rows * transform.b
+    ys = transform.f + cols * transform.d + rows * transform.e
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
     return np.asarray(lon), np.asarray(lat)
 

@@ -11,14 +11,22 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
+import shapely
 from shapely.geometry import Polygon, box
-from shapely.ops import transform as transform_geometry
+from shapely.geometry.base import BaseGeometry
 
 from compositor.errors import InvalidBBoxError, InvalidInputError
 
 BBox = tuple[float, float, float, float]
+
+
+def reproject_geometry(geometry: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
+    """A geometry's coordinates transformed between CRSs (axis order x/lon first)."""
+    transformer = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,8 @@ class Block:
 
     def footprint_4326(self, densify: int = 16) -> Polygon:
         """The block outline in EPSG:4326, densified so that curved edges are followed."""
-        to_4326 = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         outline = box(*self.bounds).segmentize(self.span_m / densify)
-        return transform_geometry(to_4326.transform, outline)
+        return reproject_geometry(outline, self.crs, "EPSG:4326")
 
 
 @dataclass(frozen=True)
