@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
@@ -52,7 +51,7 @@ class Scene:
     cloud_cover: float | None
     processing_baseline: str | None
     offset_applied: bool
-    hrefs: Mapping[str, str] = field(compare=False, repr=False)
+    hrefs: Mapping[str, str] = field(compare=False, repr=False)  # a plain dict: scenes are pickled to workers
     platform: str = ""
 
     @property
@@ -183,7 +182,7 @@ def scene_from_item(item: Mapping[str, Any], base_href: str | None = None) -> Sc
         cloud_cover=float(cloud) if cloud is not None else None,
         processing_baseline=str(baseline) if baseline is not None else None,
         offset_applied=bool(props.get("earthsearch:boa_offset_applied", False)),
-        hrefs=MappingProxyType(hrefs),
+        hrefs=hrefs,
         platform=str(props.get("platform", "")),
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
@@ -30,4 +29,4 @@ def sample_scene(sample_dir):
 
     scene = load_scenes(sample_dir)[0]
     hrefs = {key: str(sample_dir / f"{name}.tif") for key, name in SAMPLE_FILES.items()}
-    return dataclasses.replace(scene, hrefs=MappingProxyType(hrefs))
+    return dataclasses.replace(scene, hrefs=hrefs)

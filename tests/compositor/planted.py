@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import rasterio
@@ -40,4 +39,4 @@ def planted_scene(folder: Path, scene_id: str, when: dt.datetime, orbit: int, cr
     return Scene(id=scene_id, datetime=when, relative_orbit=orbit, mgrs_tile=mgrs, crs=crs, footprint=footprint,
                  cloud_cover=None, processing_baseline="04.00" if offset_dn else "03.01",
                  offset_applied=offset_dn == 0 and when >= dt.datetime(2022, 1, 25, tzinfo=dt.UTC),
-                 hrefs=MappingProxyType(hrefs), platform=platform)
+                 hrefs=hrefs, platform=platform)
