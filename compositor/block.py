@@ -135,7 +135,7 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
                 writers[band, kind] = writer
         for row_off, rows in _strips(block.size_px, job.strip_rows):
             window = Window(0, row_off, block.size_px, rows)
-            transform = block.transform * Affine.translation(0, row_off)
+            transform = block.transform @ Affine.translation(0, row_off)
             scenes = [s for s in job.scenes if s.id not in skipped]
             result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options)
             skipped.update(result.skipped)

@@ -87,6 +87,9 @@ class OutputGrid:
             raise InvalidInputError(f"unknown CRS {self.crs!r}: use an EPSG code such as EPSG:3035") from None
         if not crs.is_projected:
             raise InvalidInputError(f"CRS {self.crs} is not projected: use a metric CRS such as EPSG:3035")
+        code = crs.to_epsg()
+        if code is not None:  # one spelling, so that "epsg:3035" and "EPSG:3035" are the same grid
+            object.__setattr__(self, "crs", f"EPSG:{code}")
 
     @cached_property
     def area_of_use_4326(self) -> BBox | None:
