@@ -1,0 +1,62 @@
+"""The built files of a season over HTTP, byte ranges included (GDAL ``/vsicurl/``, rasterio windows).
+
+URLs mirror the season folder, so the relative paths inside a season VRT resolve to other URLs of
+this route: ``/seasons/{season}/files/<path in DATA/<season>/>``. Only the season's own outputs are
+served (COGs and VRTs at the top, in ``blocks/<id>/`` and ``overview/``, the STAC catalog's JSON),
+matched by pattern before any file system access; hidden and temporary files never are.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+from starlette.requests import Request
+from starlette.responses import FileResponse
+
+from app.dependencies import SeasonPath, services_of
+from app.errors import NotFoundError
+from app.registry import SeasonState
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}"
+_ALLOWED = re.compile(
+    rf"^(?:(?:blocks/c-?\d{{1,7}}_r-?\d{{1,7}}/|overview/)?{_NAME}\.(?:tif|vrt)|catalog/(?:{_NAME}/){{0,3}}{_NAME}\.json)$"
+)
+MEDIA_TYPES = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized", ".vrt": "application/xml",
+               ".json": "application/json"}
+
+
+def season_file(state: SeasonState, relative: str) -> Path:
+    """The file of a built season at ``relative``; `NotFoundError` for anything else."""
+    if not state.has_record or not _ALLOWED.match(relative) or ".." in relative.split("/"):
+        raise NotFoundError(f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links")
+    root = state.layout.root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFoundError(f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links")
+    return path
+
+
+def files_router() -> APIRouter:
+    router = APIRouter(tags=["Files"])
+
+    @router.api_route("/seasons/{season}/files/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse,
+                      responses={200: {"content": {"image/tiff": {}, "application/xml": {}}},
+                                 206: {"description": "Partial content (Range requests)."}},
+                      summary="A built COG, VRT or STAC file of a season (Range requests supported)")
+    def season_file_route(
+        request: Request,
+        season: SeasonPath,
+        path: Annotated[str, PathParam(description="Path inside the season folder, e.g. blocks/c8_r107/....tif",
+                                       max_length=400)],
+        services=Depends(services_of),
+    ) -> FileResponse:
+        state = services.registry.get(season)
+        target = season_file(state, path)
+        return FileResponse(target, media_type=MEDIA_TYPES.get(target.suffix, "application/octet-stream"),
+                            headers={"Cache-Control": "public, max-age=60"})
+
+    return router

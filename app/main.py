@@ -1,0 +1,99 @@
+"""The s2seasons tile server: ``create_app(settings)`` wires TiTiler factories around the season reader.
+
+Run it with ``s2seasons serve`` or ``uvicorn --factory app.main:create_app``; settings come from
+the environment (``S2SEASONS_*``) when none are given, read once here at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from titiler.core.factory import ColorMapFactory, TilerFactory, TMSFactory
+
+from app import dependencies as deps
+from app.errors import add_exception_handlers
+from app.files import files_router
+from app.middleware import RequestLogMiddleware, SeasonResponseMiddleware
+from app.reader import SeasonReader
+from app.seasons import seasons_router
+from app.services import Services, make_services
+from app.wmts import WMTSExtension
+from compositor import __version__
+from compositor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def configure_request_log() -> None:
+    """Make the one-line-per-request log visible when nothing else configured logging (``s2seasons serve``)."""
+    requests = logging.getLogger("app.requests")
+    requests.setLevel(logging.INFO)
+    if not requests.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        requests.addHandler(handler)
+
+
+def season_factory() -> TilerFactory:
+    """TiTiler's tiler routes over `SeasonReader`, mounted at ``/seasons/{season}``."""
+    return TilerFactory(
+        reader=SeasonReader,
+        path_dependency=deps.season_source,
+        layer_dependency=deps.LayerParams,
+        dataset_dependency=deps.ReadParams,
+        tile_dependency=deps.TileParams,
+        img_preview_dependency=deps.PreviewParams,
+        img_part_dependency=deps.PartParams,
+        process_dependency=deps.no_post_process,
+        colormap_dependency=deps.colormap_params,
+        render_dependency=deps.render_params,
+        router_prefix="/seasons/{season}",
+        add_viewer=False,
+        extensions=[WMTSExtension()],
+    )
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The FastAPI application for ``settings`` (read from the environment when None).
+
+    ``services`` replaces the default services (tests and benchmarks pass their own).
+    """
+    settings = settings or Settings()
+    services = services or make_services(settings)
+    configure_request_log()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="s2seasons",
+        description="Seasonal cloud-free Sentinel-2 percentile mosaics as map tiles: built seasons from their "
+                    "COGs, anything else composited on the fly from the source scenes.",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+
+    tiler = season_factory()
+    app.include_router(tiler.router, prefix="/seasons/{season}", tags=["Season tiles"])
+    app.include_router(TMSFactory().router, tags=["Tiling schemes"])
+    app.include_router(ColorMapFactory().router, tags=["Colormaps"])
+    app.include_router(seasons_router())
+    app.include_router(files_router())
+
+    @app.get("/healthz", tags=["Service"], summary="Liveness")
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__}
+
+    add_exception_handlers(app)
+    app.add_middleware(SeasonResponseMiddleware, services=services)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
+                       expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built", "Content-Range"])
+    app.add_middleware(RequestLogMiddleware)
+    return app

@@ -1,0 +1,147 @@
+"""Compositing from the source scenes where nothing is built: bounded, time-limited, shared.
+
+On-the-fly work runs in its own small thread pool (``onthefly_workers``), never in the threads
+that serve built tiles, and at most a few requests may wait on it: beyond that the answer is an
+immediate 503, so built areas keep being served while the pool is saturated. A request waits at
+most until its time budget (``onthefly_budget_s``, counted from the start of the request) is
+spent, then gets a 503 with ``Retry-After``; the composite it started goes on and is kept, so the
+retry finds it. Identical requests in flight share one composite.
+
+The compositing itself is `compositor.composite.composite_window` (SCL mask, per-orbit
+percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
+that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
+at most ``onthefly_max_scenes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import rasterio
+from affine import Affine
+from cachetools import TTLCache
+from rasterio.crs import CRS
+from rasterio.transform import array_bounds
+from rasterio.warp import transform_bounds
+from shapely.geometry import box
+
+from app.cache import SceneCache, SeasonCache
+from app.errors import ServerBusyError
+from compositor.catalog import BBox, Scene
+from compositor.composite import Composite, CompositeOptions, composite_window
+from compositor.read import GDAL_ENV
+from compositor.seasons import Season
+from compositor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CompositeFn = Callable[..., Composite]
+WAITERS_PER_WORKER = 4
+JOBS_PER_WORKER = 8
+
+
+def grid_bounds_4326(crs: CRS, transform: Affine, shape: tuple[int, int]) -> BBox:
+    """Lon/lat box of a grid (densified edges)."""
+    west, south, east, north = array_bounds(shape[0], shape[1], transform)
+    return tuple(transform_bounds(crs, "EPSG:4326", west, south, east, north, densify_pts=21))  # type: ignore[return-value]
+
+
+def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[Scene]:
+    """Scenes touching the box, least cloudy first (unknown cover last), at most ``limit``."""
+    area = box(*bbox_4326)
+    touching = [s for s in scenes if s.footprint.intersects(area)]
+    touching.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 101.0, s.datetime, s.id))
+    return touching[:limit]
+
+
+class OnTheFly:
+    """The bounded pool, the in-flight table and the cache of on-the-fly composites."""
+
+    def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window) -> None:
+        self.settings = settings
+        self.scenes = scenes
+        self._composite = composite
+        workers = settings.onthefly_workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2seasons-onthefly")
+        self.max_waiters = WAITERS_PER_WORKER * workers
+        self.max_jobs = JOBS_PER_WORKER * workers
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple, Future] = {}
+        self._waiters: dict[tuple, int] = {}
+        self._n_waiting = 0
+        self._results: SeasonCache[Composite] = SeasonCache(TTLCache(maxsize=64, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
+        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend_power=settings.blend_power,
+                                        use_overviews=True)
+
+    @property
+    def retry_after_s(self) -> float:
+        return max(1.0, math.ceil(self.settings.onthefly_budget_s / 2))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def invalidate(self, season: str) -> None:
+        self._results.invalidate(season)
+
+    def select_scenes(self, season: Season, bbox_4326: BBox) -> list[Scene]:
+        return least_cloudy(self.scenes.find(season.name, bbox_4326), bbox_4326, self.settings.onthefly_max_scenes)
+
+    def composite(self, season: Season, crs: CRS, transform: Affine, shape: tuple[int, int], bands: Sequence[str],
+                  *, deadline: float, use_overviews: bool = True) -> Composite:
+        """Percentiles and counts of ``bands`` on the grid, within the request's ``deadline`` (monotonic)."""
+        crs_text = crs.to_string()
+        key = (season.name, crs_text, tuple(transform)[:6], tuple(shape), tuple(bands), use_overviews)
+        hit = self._results.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            future = self._inflight.get(key)
+            if future is None and (self._n_waiting >= self.max_waiters or len(self._inflight) >= self.max_jobs):
+                raise ServerBusyError(
+                    f"{len(self._inflight)} on-the-fly composites are running or queued: retry in a moment, "
+                    "or view the built areas meanwhile", self.retry_after_s)
+            if future is None:
+                future = self._pool.submit(self._run, key, season, crs_text, transform, shape, tuple(bands),
+                                           use_overviews)
+                self._inflight[key] = future
+            self._waiters[key] = self._waiters.get(key, 0) + 1
+            self._n_waiting += 1
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise ServerBusyError(
+                f"the on-the-fly composite took longer than the budget of {self.settings.onthefly_budget_s:g} s; "
+                "it goes on in the background: retry shortly", self.retry_after_s) from None
+        finally:
+            with self._lock:
+                self._n_waiting -= 1
+                self._waiters[key] -= 1
+                if not self._waiters[key]:
+                    del self._waiters[key]
+                    if not future.done() and future.cancel():  # nobody waits and it never started
+                        self._inflight.pop(key, None)
+
+    def _run(self, key: tuple, season: Season, crs: str, transform: Affine, shape: tuple[int, int],
+             bands: tuple[str, ...], use_overviews: bool) -> Composite:
+        started = time.perf_counter()
+        try:
+            bbox = grid_bounds_4326(CRS.from_user_input(crs), transform, shape)
+            scenes = self.select_scenes(season, bbox)
+            options = self.options if use_overviews else CompositeOptions(
+                invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)
+            with rasterio.Env(**GDAL_ENV):
+                result = self._composite(scenes, bands, crs, transform, shape, options)
+            if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
+                self._results.put(key, result)
+            logger.info("on-the-fly %s %s %dx%d: %d scenes, %d acquisitions in %.2f s", season.name, bands, shape[1],
+                        shape[0], len(scenes), result.n_acquisitions, time.perf_counter() - started)
+            return result
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)

@@ -1,0 +1,84 @@
+"""Named renderings of a season: band triples, NDVI and the observation count, with default styling.
+
+A preset fixes what is read (bands or an expression, and the statistic) and how it is drawn when
+the client does not say otherwise (rescale per band, colormap). Values are reflectance DN
+(reflectance * 10000) for the percentiles, observations for ``count``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compositor.bands import BAND_NAMES, COUNT
+from compositor.errors import InvalidInputError
+
+# Default display ranges (DN) per band: bright enough for vegetation, soil and snow to read well.
+BAND_RANGES: dict[str, tuple[float, float]] = {
+    "blue": (0.0, 3000.0),
+    "green": (0.0, 3000.0),
+    "red": (0.0, 3000.0),
+    "nir": (0.0, 5000.0),
+    "swir16": (0.0, 4500.0),
+    "swir22": (0.0, 3500.0),
+}
+COUNT_RANGE: tuple[float, float] = (0.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named rendering: ``bands`` (1 or 3) or an ``expression`` over band names, plus styling."""
+
+    name: str
+    title: str
+    description: str
+    bands: tuple[str, ...] = ()
+    expression: str | None = None
+    statistic: str = "p50"
+    rescale: tuple[tuple[float, float], ...] = ()
+    colormap_name: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name, "title": self.title, "description": self.description,
+            "bands": list(self.bands), "expression": self.expression, "statistic": self.statistic,
+            "rescale": [list(r) for r in self.rescale], "colormap_name": self.colormap_name,
+        }
+
+
+def _triple(name: str, title: str, bands: tuple[str, str, str], description: str) -> Preset:
+    return Preset(name, title, description, bands=bands, rescale=tuple(BAND_RANGES[b] for b in bands))
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        _triple("true-colour", "True colour", ("red", "green", "blue"), "Red, green, blue: the landscape as the eye sees it."),
+        _triple("colour-infrared", "Colour infrared", ("nir", "red", "green"),
+                "Near infrared, red, green: vegetation in red, the brighter the denser."),
+        _triple("nir-swir", "NIR-SWIR", ("nir", "swir16", "swir22"),
+                "Near infrared and both short-wave infrared bands: vegetation, soil moisture, burnt areas."),
+        _triple("swir", "SWIR", ("swir22", "nir", "red"),
+                "Short-wave infrared 2.2 um, near infrared, red: bare soil, geology, snow against cloud."),
+        Preset("ndvi", "NDVI", "Normalised difference vegetation index (nir - red) / (nir + red) of the medians.",
+               expression="(nir - red) / (nir + red)", rescale=((-0.2, 0.9),), colormap_name="rdylgn"),
+        Preset("count", "Observation count", "Number of cloud-free observations of the red band: where the "
+               "statistics are reliable.", bands=("red",), statistic=COUNT, rescale=(COUNT_RANGE,),
+               colormap_name="viridis"),
+    )
+}
+DEFAULT_PRESET = "true-colour"
+
+
+def resolve_preset(name: str) -> Preset:
+    """The preset called ``name``; `InvalidInputError` listing the known ones otherwise."""
+    key = name.strip().lower()
+    if key not in PRESETS:
+        raise InvalidInputError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return PRESETS[key]
+
+
+def default_rescale(bands: tuple[str, ...], statistic: str) -> tuple[tuple[float, float], ...]:
+    """Display ranges for raw bands when the client gives none (counts share one range)."""
+    if statistic == COUNT:
+        return tuple(COUNT_RANGE for _ in bands)
+    return tuple(BAND_RANGES[b] for b in bands if b in BAND_NAMES)

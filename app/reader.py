@@ -1,0 +1,373 @@
+"""The season reader: TiTiler's seam between its routes and a season, built or not.
+
+Every read (tile, crop, preview, feature, point) becomes one question: the values of some rasters
+(band x statistic) on a target grid. Built blocks answer for the pixels they cover
+(`app.built`); the rest is composited from the source scenes (`app.onthefly`) when the grid is
+small enough (not coarser than a WebMercator tile at ``onthefly_min_zoom``), and left empty
+otherwise. The request record says which happened (``X-S2Seasons-Source``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import attr
+import numpy as np
+from affine import Affine
+from morecantile import Tile, TileMatrixSet
+from rasterio.crs import CRS
+from rasterio.features import geometry_mask
+from rasterio.transform import array_bounds, from_bounds
+from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds, transform_geom
+from rio_tiler.constants import WEB_MERCATOR_TMS, WGS84_CRS
+from rio_tiler.io.base import BaseReader
+from rio_tiler.models import BandStatistics, ImageData, Info, PointData
+from rio_tiler.utils import CRS_to_uri
+
+from app.built import block_labels, grid_pixel_size, read_built
+from app.context import (
+    SOURCE_BUILT,
+    SOURCE_MIXED,
+    SOURCE_NOT_BUILT,
+    SOURCE_ONTHEFLY,
+    current_record,
+)
+from app.errors import NotFoundError
+from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
+from app.queue import blocks_in_bounds
+from app.registry import SeasonState
+from app.services import Services
+from compositor.bands import COUNT, STATISTICS
+from compositor.composite import to_dn
+from compositor.errors import InvalidInputError
+
+WEBMERCATOR_WORLD_M = 2 * math.pi * 6378137.0
+MAX_PIXELS = 4096 * 4096
+MAX_TILESIZE = 1024
+DEFAULT_MAX_SIZE = 1024
+WORLD_4326 = (-180.0, -85.0511, 180.0, 85.0511)
+
+
+@dataclass(frozen=True)
+class SeasonSource:
+    """What a route hands the reader: a season snapshot and the server's services (never a path)."""
+
+    state: SeasonState
+    services: Services
+
+
+def onthefly_max_extent_m(min_zoom: int) -> float:
+    """Largest extent (EPSG:3857 metres) composited on the fly: a WebMercator tile at ``min_zoom``."""
+    return WEBMERCATOR_WORLD_M / 2**min_zoom
+
+
+def extent_3857_m(crs: CRS, bounds: tuple[float, float, float, float]) -> float:
+    """Larger side of ``bounds`` expressed in WebMercator metres (inf when it cannot be projected)."""
+    try:
+        west, south, east, north = transform_bounds(crs, "EPSG:3857", *bounds, densify_pts=21)
+    except Exception:
+        return math.inf
+    values = (west, south, east, north)
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    return max(east - west, north - south)
+
+
+@attr.s
+class SeasonReader(BaseReader):
+    """A rio-tiler reader over one season (see the module docstring)."""
+
+    input: SeasonSource = attr.ib()
+    tms: TileMatrixSet = attr.ib(default=WEB_MERCATOR_TMS)
+    minzoom: int = attr.ib(init=False)
+    maxzoom: int = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        state = self.state
+        self.crs = CRS.from_user_input(state.grid.crs)
+        built = state.built.bounds_grid
+        if built is not None:
+            self.bounds = built
+        else:
+            area = state.grid.area_of_use_4326 or WORLD_4326
+            try:
+                self.bounds = tuple(transform_bounds(WGS84_CRS, self.crs, *area, densify_pts=21))
+            except Exception:
+                self.crs, self.bounds = WGS84_CRS, WORLD_4326
+        self.maxzoom = self._zoom_for_size(state.grid.resolution_m, self.crs)
+        if built is not None:
+            self.minzoom = self.tms.minzoom
+        else:
+            min_zoom = self.services.settings.onthefly_min_zoom
+            self.minzoom = min(self.maxzoom, self._zoom_for_size(WEBMERCATOR_WORLD_M / 256 / 2**min_zoom,
+                                                                 CRS.from_epsg(3857)))
+
+    @property
+    def state(self) -> SeasonState:
+        return self.input.state
+
+    @property
+    def services(self) -> Services:
+        return self.input.services
+
+    def _zoom_for_size(self, size: float, crs: CRS) -> int:
+        """TMS zoom whose pixel is about ``size`` units of ``crs``, measured at the centre of the bounds."""
+        try:
+            west, south, east, north = self.bounds
+            cx, cy = (west + east) / 2, (south + north) / 2
+            xs, ys = transform_points(self.crs, crs, [cx], [cy])
+            xs2, ys2 = transform_points(crs, self.tms.rasterio_crs, [xs[0], xs[0] + size], [ys[0], ys[0]])
+            resolution = math.hypot(xs2[1] - xs2[0], ys2[1] - ys2[0])
+            if not math.isfinite(resolution) or resolution <= 0:
+                raise ValueError(resolution)
+            return int(self.tms.zoom_for_res(resolution))
+        except Exception:
+            return self.tms.maxzoom
+
+    # --- the one read ----------------------------------------------------------------------------
+
+    def read_grid(self, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer, *,
+                  resampling: str = "nearest", reproject: str = "nearest", use_overviews: bool = True) -> np.ma.MaskedArray:
+        """The layer's rasters on the grid, built where built, composited on the fly elsewhere."""
+        if shape[0] * shape[1] > MAX_PIXELS or min(shape) < 1:
+            raise InvalidInputError(f"output of {shape[1]}x{shape[0]} pixels: ask for at most {MAX_PIXELS} pixels")
+        state, settings = self.state, self.services.settings
+        record = current_record()
+        bounds = array_bounds(shape[0], shape[1], transform)
+        bounds_grid = self._bounds_in_grid(crs, bounds)
+        blocks = state.built.intersecting(bounds_grid, layer.bands) if bounds_grid else []
+        labels = block_labels(state, blocks, crs, transform, shape)
+        built = labels > 0
+        values: dict[Variable, np.ndarray] = {v: np.zeros(shape, dtype=np.uint16) for v in layer.variables}
+        valid = {v: np.zeros(shape, dtype=bool) for v in layer.variables}
+        if built.any():
+            pixel = grid_pixel_size(state, bounds_grid, shape) if bounds_grid else 0.0
+            for variable in layer.variables:
+                band, kind = variable
+                data = read_built(state, blocks, labels, band, kind, crs, transform, shape,
+                                  pixel_size_grid=pixel, resampling=resampling, reproject=reproject)
+                values[variable] = data
+                valid[variable] = built & ((data > 0) | (kind == COUNT))
+        source = SOURCE_BUILT if built.all() else None
+        if source is None:
+            unbuilt = ~built
+            if extent_3857_m(crs, bounds) <= onthefly_max_extent_m(settings.onthefly_min_zoom) * 1.001:
+                self._composite_into(values, valid, unbuilt, crs, transform, shape, layer, record.started,
+                                     use_overviews)
+                source = SOURCE_MIXED if built.any() else SOURCE_ONTHEFLY
+                if settings.queue_unbuilt and bounds_grid:
+                    self._queue_blocks(bounds_grid)
+            else:
+                record.not_built = (f"zoom below the on-the-fly minimum (WebMercator {settings.onthefly_min_zoom}); "
+                                    f"{int(unbuilt.mean() * 100)}% of this area is not built")
+                source = SOURCE_BUILT if built.any() else SOURCE_NOT_BUILT
+        record.add_source(source)
+        masked = {v: np.ma.MaskedArray(values[v], mask=~valid[v]) for v in layer.variables}
+        return evaluate(layer, masked)
+
+    def _bounds_in_grid(self, crs: CRS, bounds: tuple[float, ...]) -> tuple[float, float, float, float] | None:
+        grid_crs = self.crs if self.crs != WGS84_CRS else CRS.from_user_input(self.state.grid.crs)
+        if crs == grid_crs:
+            return tuple(bounds)  # type: ignore[return-value]
+        try:
+            out = transform_bounds(crs, grid_crs, *bounds, densify_pts=21)
+        except Exception:
+            return None
+        return tuple(out) if all(math.isfinite(v) for v in out) else None  # type: ignore[return-value]
+
+    def _composite_into(self, values: dict[Variable, np.ndarray], valid: dict[Variable, np.ndarray],
+                        where: np.ndarray, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer,
+                        started: float, use_overviews: bool) -> None:
+        deadline = started + self.services.settings.onthefly_budget_s
+        result = self.services.onthefly.composite(self.state.season, crs, transform, shape, layer.bands,
+                                                  deadline=deadline, use_overviews=use_overviews)
+        if result.skipped:
+            current_record().cacheable = False
+        for variable in layer.variables:
+            band, kind = variable
+            if kind == COUNT:
+                data = result.counts[band]
+                ok = np.ones(shape, dtype=bool)
+            else:
+                data = to_dn(result.stats[band][STATISTICS.index(kind)])
+                ok = data > 0
+            values[variable][where] = data[where]
+            valid[variable][where] = ok[where]
+
+    def _queue_blocks(self, bounds_grid: tuple[float, float, float, float]) -> None:
+        state = self.state
+        wanted = [b.id for b in blocks_in_bounds(state.grid, bounds_grid)]
+        built = {b.block.id for b in state.built.blocks}
+        self.services.queue.add(state.name, [b for b in wanted if b not in built])
+
+    def _image(self, data: np.ma.MaskedArray, layer: Layer, crs: CRS, bounds: tuple[float, ...]) -> ImageData:
+        return ImageData(data, bounds=bounds, crs=crs, band_names=layer.output_names,
+                         band_descriptions=layer.output_descriptions, assets=[self.state.name],
+                         metadata={"season": self.state.name, "source": current_record().source})
+
+    # --- rio-tiler API ---------------------------------------------------------------------------
+
+    def tile(self, tile_x: int, tile_y: int, tile_z: int, tilesize: int | None = None, layer: Layer | None = None,
+             buffer: float | None = None, resampling_method: str = "nearest", reproject_method: str = "nearest",
+             **kwargs: Any) -> ImageData:
+        """A map tile of the TMS; z/x/y outside the matrix set are a `NotFoundError` (404)."""
+        layer = check_image_layer(layer or make_layer())
+        if not self.tms.minzoom <= tile_z <= self.tms.maxzoom:
+            raise NotFoundError(f"zoom {tile_z} is outside {self.tms.id} ({self.tms.minzoom}..{self.tms.maxzoom})")
+        matrix = self.tms.matrix(tile_z)
+        if not (0 <= tile_x < matrix.matrixWidth and 0 <= tile_y < matrix.matrixHeight):
+            raise NotFoundError(f"tile {tile_z}/{tile_x}/{tile_y} is outside {self.tms.id}: at zoom {tile_z} x is "
+                                f"0..{matrix.matrixWidth - 1} and y 0..{matrix.matrixHeight - 1}")
+        size = tilesize or matrix.tileWidth
+        if not 16 <= size <= MAX_TILESIZE:
+            raise InvalidInputError(f"tilesize {size}: use 16..{MAX_TILESIZE} (256 or 512)")
+        west, south, east, north = self.tms.xy_bounds(Tile(x=tile_x, y=tile_y, z=tile_z))
+        width = height = size
+        if buffer:
+            if buffer * 2 != int(buffer * 2) or buffer > 64:
+                raise InvalidInputError(f"buffer {buffer}: use a multiple of 0.5 up to 64")
+            rx, ry = (east - west) / size, (north - south) / size
+            west, south, east, north = west - rx * buffer, south - ry * buffer, east + rx * buffer, north + ry * buffer
+            width = height = size + int(buffer * 2)
+        crs = self.tms.rasterio_crs
+        transform = from_bounds(west, south, east, north, width, height)
+        data = self.read_grid(crs, transform, (height, width), layer, resampling=resampling_method,
+                              reproject=reproject_method)
+        return self._image(data, layer, crs, (west, south, east, north))
+
+    def part(self, bbox: tuple[float, float, float, float], dst_crs: CRS | None = None,
+             bounds_crs: CRS | None = WGS84_CRS, layer: Layer | None = None, max_size: int | None = None,
+             height: int | None = None, width: int | None = None, resampling_method: str = "nearest",
+             reproject_method: str = "nearest", **kwargs: Any) -> ImageData:
+        """A crop of ``bbox`` (in ``bounds_crs``) on a grid of ``dst_crs`` (default: the season's CRS)."""
+        layer = check_image_layer(layer or make_layer())
+        dst_crs = dst_crs or self.crs
+        bounds_crs = bounds_crs or dst_crs
+        west, south, east, north = (float(v) for v in bbox)
+        if not all(math.isfinite(v) for v in (west, south, east, north)) or west >= east or south >= north:
+            raise InvalidInputError(f"bbox {bbox}: give minx,miny,maxx,maxy with minx < maxx and miny < maxy")
+        if bounds_crs.is_geographic and not (-180 <= west and east <= 180 and -90 <= south and north <= 90):
+            raise InvalidInputError(f"bbox {bbox} is outside -180..180, -90..90 (degrees)")
+        if bounds_crs != dst_crs:
+            try:
+                west, south, east, north = transform_bounds(bounds_crs, dst_crs, west, south, east, north,
+                                                            densify_pts=21)
+            except Exception:
+                raise InvalidInputError(f"bbox {bbox} cannot be projected to {dst_crs}") from None
+            if not all(math.isfinite(v) for v in (west, south, east, north)) or west >= east or south >= north:
+                raise InvalidInputError(f"bbox {bbox} cannot be projected to {dst_crs}")
+        h, w = self._output_size(dst_crs, (west, south, east, north), max_size, height, width)
+        transform = from_bounds(west, south, east, north, w, h)
+        data = self.read_grid(dst_crs, transform, (h, w), layer, resampling=resampling_method,
+                              reproject=reproject_method)
+        return self._image(data, layer, dst_crs, (west, south, east, north))
+
+    def _output_size(self, crs: CRS, bounds: tuple[float, float, float, float], max_size: int | None,
+                     height: int | None, width: int | None) -> tuple[int, int]:
+        west, south, east, north = bounds
+        if height and width:
+            return int(height), int(width)
+        aspect = (east - west) / (north - south)
+        if height:
+            return int(height), max(1, round(height * aspect))
+        if width:
+            return max(1, round(width / aspect)), int(width)
+        native = self._native_size(crs, bounds)
+        limit = max_size or DEFAULT_MAX_SIZE
+        scale = min(1.0, limit / max(native))
+        return max(1, round(native[0] * scale)), max(1, round(native[1] * scale))
+
+    def _native_size(self, crs: CRS, bounds: tuple[float, float, float, float]) -> tuple[int, int]:
+        """Pixels of ``bounds`` at the season's resolution (rows, cols), capped to keep arithmetic sane."""
+        west, south, east, north = bounds
+        grid_crs = CRS.from_user_input(self.state.grid.crs)
+        try:
+            gw, gs, ge, gn = transform_bounds(crs, grid_crs, west, south, east, north, densify_pts=21)
+            res = self.state.grid.resolution_m
+            cols, rows = (ge - gw) / res, (gn - gs) / res
+            if not (math.isfinite(cols) and math.isfinite(rows)):
+                raise ValueError
+        except Exception:
+            cols = rows = float(DEFAULT_MAX_SIZE)
+        aspect = (east - west) / (north - south)
+        longest = min(max(cols, rows, 1.0), 1e6)
+        if aspect >= 1:
+            return max(1, round(longest / aspect)), max(1, round(longest))
+        return max(1, round(longest)), max(1, round(longest * aspect))
+
+    def preview(self, layer: Layer | None = None, max_size: int | None = DEFAULT_MAX_SIZE, height: int | None = None,
+                width: int | None = None, dst_crs: CRS | None = None, **kwargs: Any) -> ImageData:
+        """The season's built extent (or its grid's area of use, when nothing is built) as one image."""
+        return self.part(self.bounds, dst_crs=dst_crs or self.crs, bounds_crs=self.crs, layer=layer,
+                         max_size=max_size, height=height, width=width, **kwargs)
+
+    def feature(self, shape: dict, dst_crs: CRS | None = None, shape_crs: CRS = WGS84_CRS, layer: Layer | None = None,
+                max_size: int | None = None, height: int | None = None, width: int | None = None,
+                **kwargs: Any) -> ImageData:
+        """The crop of a GeoJSON feature's bounds, masked outside the feature."""
+        geometry = shape.get("geometry", shape)
+        dst_crs = dst_crs or self.crs
+        try:
+            projected = transform_geom(shape_crs, dst_crs, geometry)
+            from shapely.geometry import shape as to_shape
+
+            bounds = to_shape(projected).bounds
+        except Exception:
+            raise InvalidInputError("the feature is not a valid GeoJSON geometry in the given coord_crs") from None
+        image = self.part(bounds, dst_crs=dst_crs, bounds_crs=dst_crs, layer=layer, max_size=max_size, height=height,
+                          width=width, **kwargs)
+        outside = geometry_mask([projected], out_shape=(image.height, image.width), transform=image.transform)
+        image.array.mask = image.array.mask | outside[None]
+        image.cutline_mask = outside
+        return image
+
+    def point(self, lon: float, lat: float, coord_crs: CRS = WGS84_CRS, layer: Layer | None = None,
+              point_layer: Layer | None = None, **kwargs: Any) -> PointData:
+        """Values of the season's pixel under the point: every band, statistic and count by default.
+
+        Built: the block's pixel. Not built: that pixel composited from the scenes at full
+        resolution, exactly as a build of the block would compute it.
+        """
+        layer = point_layer or layer or all_variables_layer()
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise InvalidInputError("lon and lat must be finite numbers")
+        if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InvalidInputError(f"point {lon},{lat} is outside -180..180, -90..90")
+        grid_crs = CRS.from_user_input(self.state.grid.crs)
+        try:
+            xs, ys = transform_points(coord_crs, grid_crs, [lon], [lat])
+        except Exception:
+            raise InvalidInputError(f"point {lon},{lat} cannot be projected to {grid_crs}") from None
+        x, y = xs[0], ys[0]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InvalidInputError(f"point {lon},{lat} is outside the area of {self.state.grid.crs}")
+        res = self.state.grid.resolution_m
+        x0, y1 = math.floor(x / res) * res, (math.floor(y / res) + 1) * res
+        transform = Affine(res, 0.0, x0, 0.0, -res, y1)
+        data = self.read_grid(grid_crs, transform, (1, 1), layer, use_overviews=False)
+        return PointData(data[:, 0, 0], band_names=layer.output_names, band_descriptions=layer.output_descriptions,
+                         coordinates=(lon, lat), crs=coord_crs, assets=[self.state.name],
+                         metadata={"season": self.state.name, "source": current_record().source})
+
+    def info(self) -> Info:
+        state = self.state
+        layer = all_variables_layer()
+        return Info(
+            bounds=self.bounds, crs=CRS_to_uri(self.crs) or self.crs.to_wkt(),
+            band_metadata=[(name, {}) for name in layer.output_names],
+            band_descriptions=list(zip(layer.output_names, layer.output_descriptions)),
+            dtype="uint16", nodata_type="Nodata", nodata_value=0.0,
+            season=state.name, start_date=state.season.start.isoformat(), end_date=state.season.end.isoformat(),
+            grid={"crs": state.grid.crs, "resolution_m": state.grid.resolution_m,
+                  "block_size_px": state.grid.block_size_px},
+            built_blocks=len(state.built), minzoom=self.minzoom, maxzoom=self.maxzoom,
+        )
+
+    def statistics(self, layer: Layer | None = None, max_size: int = DEFAULT_MAX_SIZE,
+                   **kwargs: Any) -> dict[str, BandStatistics]:
+        image = self.preview(layer=layer, max_size=max_size)
+        return image.statistics(**{k: v for k, v in kwargs.items() if k in ("categorical", "categories",
+                                                                            "percentiles", "hist_options")})

@@ -1,0 +1,200 @@
+"""The seasons the server knows: built ones (folders with ``season.json``) and any calendar season.
+
+A `SeasonState` is an immutable snapshot of one season: its grid, its layout and an index of its
+built blocks. The registry notices a build by the modification times of the season folder, its
+``blocks/`` and ``overview/`` folders (a block appears by a rename into ``blocks/``; season files
+are replaced by renames), takes a new snapshot and tells its listeners (the caches) that the
+season changed. The check is a few ``stat`` calls per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import shapely
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from compositor.block import built_manifests
+from compositor.build import SEASON_RECORD, season_grid
+from compositor.errors import InvalidInputError
+from compositor.grid import Block, OutputGrid
+from compositor.layout import SeasonLayout
+from compositor.seasons import Season, resolve_season
+from compositor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BUILT_STATUSES = ("built", "empty")
+OVERVIEW_FACTOR = 16  # compositor.mosaic.DEFAULT_OVERVIEW_FACTOR: season overview at 16x the pixel size
+
+
+@dataclass(frozen=True)
+class BuiltBlock:
+    """A block with a manifest: its grid cell, the bands it holds and its status (built or empty)."""
+
+    block: Block
+    bands: frozenset[str]
+    status: str
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    """The built blocks of a season on its grid, with a spatial index in the grid CRS."""
+
+    blocks: tuple[BuiltBlock, ...] = ()
+    _tree: shapely.STRtree | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_blocks(cls, blocks: list[BuiltBlock]) -> BuiltIndex:
+        tree = shapely.STRtree([box(*b.block.bounds) for b in blocks]) if blocks else None
+        return cls(tuple(blocks), tree)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def intersecting(self, bounds_grid: tuple[float, float, float, float], bands: tuple[str, ...] = ()) -> list[BuiltBlock]:
+        """Blocks overlapping ``bounds_grid`` (grid CRS) that hold every band of ``bands``."""
+        if self._tree is None:
+            return []
+        hits = self._tree.query(box(*bounds_grid))
+        found = [self.blocks[i] for i in sorted(hits)]
+        wanted = set(bands)
+        return [b for b in found if wanted <= b.bands and _overlaps(b.block.bounds, bounds_grid)]
+
+    @property
+    def bounds_grid(self) -> tuple[float, float, float, float] | None:
+        if not self.blocks:
+            return None
+        bounds = [b.block.bounds for b in self.blocks]
+        return (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
+
+    @cached_property
+    def footprint_4326(self) -> BaseGeometry | None:
+        """The union of the built blocks' outlines in EPSG:4326 (None when nothing is built)."""
+        if not self.blocks:
+            return None
+        return unary_union([b.block.footprint_4326(densify=4) for b in self.blocks])
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
+
+
+@dataclass(frozen=True)
+class SeasonState:
+    """A season as the server sees it at one moment: grid, layout, built blocks and a generation."""
+
+    season: Season
+    grid: OutputGrid
+    layout: SeasonLayout
+    built: BuiltIndex
+    generation: int
+    has_record: bool  # season.json exists: the season was (at least partly) built
+
+    @property
+    def name(self) -> str:
+        return self.season.name
+
+    def overview_resolution_m(self) -> float:
+        return self.grid.resolution_m * OVERVIEW_FACTOR
+
+
+def load_built_index(layout: SeasonLayout, grid: OutputGrid) -> BuiltIndex:
+    """Built blocks from the manifests; blocks of another grid or a failed status are left out."""
+    blocks = []
+    record = {"crs": grid.crs, "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px}
+    for manifest in built_manifests(layout):
+        if manifest.get("status") not in BUILT_STATUSES or manifest.get("grid") != record:
+            logger.warning("season %s: block %s ignored (status %s, grid %s)", layout.season.name,
+                           manifest.get("block"), manifest.get("status"), manifest.get("grid"))
+            continue
+        try:
+            block = grid.block_by_id(str(manifest.get("block")))
+        except InvalidInputError:
+            continue
+        blocks.append(BuiltBlock(block, frozenset(manifest.get("bands", ())), str(manifest["status"])))
+    return BuiltIndex.from_blocks(blocks)
+
+
+def _signature(layout: SeasonLayout) -> tuple[int, ...]:
+    """What changes when a block or a season file is installed: folder mtimes (ns) and inodes."""
+    values: list[int] = []
+    for folder in (layout.root, layout.blocks_dir, layout.overview_dir):
+        try:
+            st = os.stat(folder)
+            values += [st.st_mtime_ns, st.st_ino]
+        except OSError:
+            values += [0, 0]
+    return tuple(values)
+
+
+class SeasonRegistry:
+    """Resolves season names (never paths) to `SeasonState` snapshots, refreshed when a build changes them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self._states: dict[str, tuple[tuple[int, ...], SeasonState]] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[str], None]] = []
+        self._generation = 0
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """``listener(season_name)`` is called whenever a season's built blocks or files change."""
+        self._listeners.append(listener)
+
+    def resolve(self, name: str) -> Season:
+        """The season called ``name`` (`SeasonNotFoundError` otherwise)."""
+        return resolve_season(name, self.settings.seasons)
+
+    def get(self, name: str) -> SeasonState:
+        """The current state of season ``name``; a new snapshot when its folders changed."""
+        season = self.resolve(name)
+        probe = SeasonLayout(self.data_dir, season, self.settings.crs, self.settings.resolution_m)
+        signature = _signature(probe)
+        cached = self._states.get(season.name)
+        if cached and cached[0] == signature:
+            return cached[1]
+        with self._lock:
+            cached = self._states.get(season.name)
+            if cached and cached[0] == signature:
+                return cached[1]
+            state = self._load(season, probe)
+            self._states[season.name] = (signature, state)
+        if cached is not None:
+            logger.info("season %s changed: %d built blocks", season.name, len(state.built))
+            for listener in self._listeners:
+                listener(season.name)
+        return state
+
+    def _load(self, season: Season, probe: SeasonLayout) -> SeasonState:
+        grid = season_grid(probe)
+        has_record = grid is not None
+        if grid is None:
+            grid = OutputGrid(self.settings.crs, self.settings.resolution_m, self.settings.block_size_px)
+        layout = SeasonLayout(self.data_dir, season, grid.crs, grid.resolution_m)
+        built = load_built_index(layout, grid) if has_record else BuiltIndex()
+        self._generation += 1
+        return SeasonState(season, grid, layout, built, self._generation, has_record)
+
+    def built_season_names(self) -> list[str]:
+        """Seasons with a ``season.json`` under the data folder, by start date."""
+        names = []
+        try:
+            folders = sorted(p for p in self.data_dir.iterdir() if (p / SEASON_RECORD).is_file())
+        except OSError:
+            return []
+        for folder in folders:
+            try:
+                names.append(self.resolve(folder.name))
+            except InvalidInputError:
+                logger.warning("folder %s has a season.json but is not a known season name", folder)
+        return [s.name for s in sorted(names)]

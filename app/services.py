@@ -1,0 +1,65 @@
+"""The long-lived parts of a running server, made once by `create_app` from the settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.cache import CachedTile, SceneCache, SeasonCache, tile_cache
+from app.onthefly import CompositeFn, OnTheFly
+from app.queue import BuildQueue
+from app.registry import SeasonRegistry
+from compositor.catalog import BBox, Scene, find_scenes
+from compositor.composite import composite_window
+from compositor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SearchFn = Callable[[str, BBox], list[Scene]]
+
+
+@dataclass
+class Services:
+    """Settings, the season registry, the caches, the on-the-fly pool and the build queue."""
+
+    settings: Settings
+    registry: SeasonRegistry
+    tiles: SeasonCache[CachedTile]
+    scenes: SceneCache
+    onthefly: OnTheFly
+    queue: BuildQueue
+
+    def invalidate(self, season: str) -> None:
+        """A block of ``season`` was built (or season files replaced): forget what it invalidates."""
+        tiles = self.tiles.invalidate(season)
+        searches = self.scenes.invalidate(season)
+        self.onthefly.invalidate(season)
+        logger.info("season %s changed: dropped %d cached tiles and %d catalog searches", season, tiles, searches)
+
+    def close(self) -> None:
+        self.onthefly.shutdown()
+
+
+def catalog_search(settings: Settings) -> SearchFn:
+    """Scenes of a season in a lon/lat box from the configured catalog (STAC API or local file)."""
+
+    def search(season_name: str, bbox_4326: BBox) -> list[Scene]:
+        from compositor.seasons import resolve_season
+
+        season = resolve_season(season_name, settings.seasons)
+        return find_scenes(settings.catalog, bbox_4326, season, collection=settings.collection,
+                           max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
+
+    return search
+
+
+def make_services(settings: Settings, *, search: SearchFn | None = None,
+                  composite: CompositeFn = composite_window) -> Services:
+    """Everything `create_app` wires; ``search`` and ``composite`` can be replaced (tests, benchmarks)."""
+    registry = SeasonRegistry(settings)
+    scenes = SceneCache(search or catalog_search(settings), settings.catalog_cache_ttl_s)
+    services = Services(settings, registry, tile_cache(settings.tile_cache_size), scenes,
+                        OnTheFly(settings, scenes, composite), BuildQueue())
+    registry.add_listener(services.invalidate)
+    return services
