@@ -97,7 +97,7 @@ class SeasonReader(BaseReader):
                 self.bounds = tuple(transform_bounds(WGS84_CRS, self.crs, *area, densify_pts=21))
             except Exception:
                 self.crs, self.bounds = WGS84_CRS, WORLD_4326
-        self.maxzoom = self._zoom_for_size(state.grid.resolution_m, self.crs)
+        self.maxzoom = self._zoom_for_size(state.grid.resolution_m, self.crs, strategy="upper")
         if built is not None:
             self.minzoom = self.tms.minzoom
         else:
@@ -113,8 +113,9 @@ class SeasonReader(BaseReader):
     def services(self) -> Services:
         return self.input.services
 
-    def _zoom_for_size(self, size: float, crs: CRS) -> int:
-        """TMS zoom whose pixel is about ``size`` units of ``crs``, measured at the centre of the bounds."""
+    def _zoom_for_size(self, size: float, crs: CRS, strategy: str = "auto") -> int:
+        """TMS zoom whose pixel is about ``size`` units of ``crs`` at the centre of the bounds (``upper``:
+        the first zoom at least that fine)."""
         try:
             west, south, east, north = self.bounds
             cx, cy = (west + east) / 2, (south + north) / 2
@@ -123,7 +124,7 @@ class SeasonReader(BaseReader):
             resolution = math.hypot(xs2[1] - xs2[0], ys2[1] - ys2[0])
             if not math.isfinite(resolution) or resolution <= 0:
                 raise ValueError(resolution)
-            return int(self.tms.zoom_for_res(resolution))
+            return int(self.tms.zoom_for_res(resolution, zoom_level_strategy=strategy))
         except Exception:
             return self.tms.maxzoom
 
