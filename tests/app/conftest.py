@@ -49,11 +49,11 @@ def client(settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def unbuilt_client(archive, tmp_path_factory) -> Iterator[TestClient]:
-    """An app over an empty data folder: everything is composited on the fly, from every scene (as a build)."""
+    """An app over an empty data folder: everything is composited on the fly."""
     from app.main import create_app
 
     empty = tmp_path_factory.mktemp("app-empty")
-    settings = app_settings(empty, archive.catalog, onthefly_max_scenes=1000)
+    settings = app_settings(empty, archive.catalog)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

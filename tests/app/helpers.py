@@ -27,7 +27,7 @@ GRID = {"crs": "EPSG:3035", "resolution_m": 100.0, "block_size_px": 256}
 BUILT_BLOCK = "c172_r107"
 UNBUILT_BLOCK = "c173_r107"
 BUILT_LONLAT = (11.36, 47.90)  # inside the built block, inside the archive's data region
-UNBUILT_LONLAT = (11.50, 47.90)  # inside the unbuilt block, inside the data region
+UNBUILT_LONLAT = (11.53, 47.90)  # inside the unbuilt block, inside the data region
 BOUNDARY_LONLAT = (11.44, 47.90)  # on the block boundary
 
 
@@ -44,10 +44,10 @@ class Built:
 
 
 def app_settings(data: Path, catalog: Path, **overrides):
-    """Settings of a test server: the test grid, a 60 s budget, caches on."""
+    """Settings of a test server: the test grid, every scene (as a build reads), a 60 s budget, caches on."""
     from compositor.settings import Settings
 
-    values = dict(data_dir=data, catalog=str(catalog), **GRID, onthefly_min_zoom=9, onthefly_max_scenes=40,
+    values = dict(data_dir=data, catalog=str(catalog), **GRID, onthefly_min_zoom=9, onthefly_max_scenes=1000,
                   onthefly_budget_s=60.0, onthefly_workers=2, tile_cache_size=256, catalog_cache_ttl_s=600.0)
     values.update(overrides)
     return Settings(**values)
