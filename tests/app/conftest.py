@@ -7,6 +7,7 @@ The archive straddles the boundary of two grid blocks (EPSG:3035, 100 m, 256 px 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,15 @@ def unbuilt_client(archive, tmp_path_factory) -> Iterator[TestClient]:
         yield test_client
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    base: str  # http://127.0.0.1:PORT
+    log: Path  # what the server printed
+
+
 @pytest.fixture(scope="session")
-def server(built, tmp_path_factory) -> Iterator[str]:
-    """A live ``s2seasons serve`` over the built data; its log is ``server.log`` beside the data."""
+def server(built, tmp_path_factory) -> Iterator[LiveServer]:
+    """A live ``s2seasons serve`` process over the built data."""
     log = tmp_path_factory.mktemp("app-server") / "server.log"
     with live_server(built.data, built.archive.catalog, log) as base:
-        yield base
+        yield LiveServer(base, log)
