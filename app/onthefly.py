@@ -5,7 +5,9 @@ that serve built tiles, and at most a few requests may wait on it: beyond that t
 immediate 503, so built areas keep being served while the pool is saturated. A request waits at
 most until its time budget (``onthefly_budget_s``, counted from the start of the request) is
 spent, then gets a 503 with ``Retry-After``; the composite it started goes on and is kept, so the
-retry finds it. Identical requests in flight share one composite.
+retry finds it. Identical requests in flight share one composite. A composite is computed in
+horizontal strips, one per worker, as the batch build does (each pixel is computed on its own, so
+strips change nothing but the time an idle server takes); the scenes are chosen once for the grid.
 
 The compositing itself is `compositor.composite.composite_window` (SCL mask, per-orbit
 percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import numpy as np
 import rasterio
 from affine import Affine
 from cachetools import TTLCache
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 CompositeFn = Callable[..., Composite]
 WAITERS_PER_WORKER = 4
 JOBS_PER_WORKER = 8
+MIN_STRIP_ROWS = 64
 
 
 def grid_bounds_4326(crs: CRS, transform: Affine, shape: tuple[int, int]) -> BBox:
@@ -101,19 +105,19 @@ class OnTheFly:
         if hit is not None:
             return hit
         with self._lock:
-            future = self._inflight.get(key)
-            if future is None and (self._n_waiting >= self.max_waiters or len(self._inflight) >= self.max_jobs):
+            job = self._inflight.get(key)
+            if job is None and (self._n_waiting >= self.max_waiters or len(self._inflight) >= self.max_jobs):
                 raise ServerBusyError(
                     f"{len(self._inflight)} on-the-fly composites are running or queued: retry in a moment, "
                     "or view the built areas meanwhile", self.retry_after_s)
-            if future is None:
-                future = self._pool.submit(self._run, key, season, crs_text, transform, shape, tuple(bands),
-                                           use_overviews)
-                self._inflight[key] = future
+            if job is None:
+                job = _Job(key, season, crs_text, transform, tuple(shape), tuple(bands), use_overviews)
+                job.plan = self._pool.submit(self._plan, job)
+                self._inflight[key] = job
             self._waiters[key] = self._waiters.get(key, 0) + 1
             self._n_waiting += 1
         try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            return job.result.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             raise ServerBusyError(
                 f"the on-the-fly composite took longer than the budget of {self.settings.onthefly_budget_s:g} s; "
@@ -124,24 +128,89 @@ class OnTheFly:
                 self._waiters[key] -= 1
                 if not self._waiters[key]:
                     del self._waiters[key]
-                    if not future.done() and future.cancel():  # nobody waits and it never started
+                    if job.plan is not None and job.plan.cancel():  # nobody waits and it never started
                         self._inflight.pop(key, None)
+                        job.result.cancel()
 
-    def _run(self, key: tuple, season: Season, crs: str, transform: Affine, shape: tuple[int, int],
-             bands: tuple[str, ...], use_overviews: bool) -> Composite:
-        started = time.perf_counter()
+    def _plan(self, job: _Job) -> None:
+        """Choose the scenes once for the whole grid, then composite it in strips on every worker."""
         try:
-            bbox = grid_bounds_4326(CRS.from_user_input(crs), transform, shape)
-            scenes = self.select_scenes(season, bbox)
-            options = self.options if use_overviews else CompositeOptions(
+            bbox = grid_bounds_4326(CRS.from_user_input(job.crs), job.transform, job.shape)
+            job.scenes = self.select_scenes(job.season, bbox)
+            options = self.options if job.use_overviews else CompositeOptions(
                 invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)
-            with rasterio.Env(**GDAL_ENV):
-                result = self._composite(scenes, bands, crs, transform, shape, options)
-            if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
-                self._results.put(key, result)
-            logger.info("on-the-fly %s %s %dx%d: %d scenes, %d acquisitions in %.2f s", season.name, bands, shape[1],
-                        shape[0], len(scenes), result.n_acquisitions, time.perf_counter() - started)
-            return result
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+            strips = split_rows(job.shape[0], self.settings.onthefly_workers)
+            job.parts = [None] * len(strips)
+            job.remaining = len(strips)
+            for index, (row, rows) in enumerate(strips):
+                transform = job.transform @ Affine.translation(0, row)
+                part = self._pool.submit(self._strip, job, transform, (rows, job.shape[1]), options)
+                part.add_done_callback(lambda future, index=index: self._strip_done(job, index, future))
+        except BaseException as exc:
+            self._finish(job, error=exc)
+
+    def _strip(self, job: _Job, transform: Affine, shape: tuple[int, int], options: CompositeOptions) -> Composite:
+        with rasterio.Env(**GDAL_ENV):
+            return self._composite(job.scenes, job.bands, job.crs, transform, shape, options)
+
+    def _strip_done(self, job: _Job, index: int, future: Future) -> None:
+        try:
+            part = future.result()
+        except BaseException as exc:
+            self._finish(job, error=exc)
+            return
+        with self._lock:
+            job.parts[index] = part
+            job.remaining -= 1
+            last = job.remaining == 0
+        if last:
+            self._finish(job, result=merge_strips(job.parts))
+
+    def _finish(self, job: _Job, *, result: Composite | None = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._inflight.pop(job.key, None)
+        if job.result.done():
+            return
+        if error is not None:
+            job.result.set_exception(error)
+            return
+        if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
+            self._results.put(job.key, result)
+        logger.info("on-the-fly %s %s %dx%d: %d scenes, %d acquisitions in %d strips, %.2f s", job.season.name,
+                    job.bands, job.shape[1], job.shape[0], len(job.scenes), result.n_acquisitions, len(job.parts),
+                    time.perf_counter() - job.started)
+        job.result.set_result(result)
+
+
+class _Job:
+    """One on-the-fly composite in flight: its plan step, its strips and the merged result."""
+
+    def __init__(self, key: tuple, season: Season, crs: str, transform: Affine, shape: tuple[int, int],
+                 bands: tuple[str, ...], use_overviews: bool) -> None:
+        self.key, self.season, self.crs, self.transform, self.shape = key, season, crs, transform, shape
+        self.bands, self.use_overviews = bands, use_overviews
+        self.started = time.perf_counter()
+        self.plan: Future | None = None
+        self.scenes: list[Scene] = []
+        self.parts: list[Composite | None] = []
+        self.remaining = 0
+        self.result: Future = Future()
+
+
+def split_rows(height: int, n: int) -> list[tuple[int, int]]:
+    """``(first row, rows)`` of at most ``n`` strips of at least `MIN_STRIP_ROWS` rows covering ``height``."""
+    count = max(1, min(n, height // MIN_STRIP_ROWS))
+    edges = [round(i * height / count) for i in range(count + 1)]
+    return [(edges[i], edges[i + 1] - edges[i]) for i in range(count)]
+
+
+def merge_strips(parts: Sequence[Composite]) -> Composite:
+    """One composite from horizontal strips, top to bottom (every pixel is computed on its own)."""
+    if len(parts) == 1:
+        return parts[0]
+    stats = {band: np.concatenate([p.stats[band] for p in parts], axis=1) for band in parts[0].stats}
+    counts = {band: np.concatenate([p.counts[band] for p in parts], axis=0) for band in parts[0].counts}
+    skipped: dict[str, str] = {}
+    for part in parts:
+        skipped.update(part.skipped)
+    return Composite(stats, counts, skipped, max(p.n_acquisitions for p in parts))

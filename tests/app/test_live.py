@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 
 import httpx
 import morecantile
@@ -100,7 +101,9 @@ def test_gdal_wmts_driver_gets_the_tile_pixels(server, layer):
 def test_one_log_line_per_request(server):
     httpx.get(f"{server.base}/seasons/{SEASON}/tiles/WebMercatorQuad/1/0/9.png")  # out of range: 404
     httpx.get(f"{server.base}/presets")
-    log = server.log.read_text()
+    deadline = time.monotonic() + 5  # the line is written once the response is sent
+    while "GET /presets" not in (log := server.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert re.search(rf"GET /seasons/{SEASON}/tiles/WebMercatorQuad/1/0/9.png 404 \d+\.\dms", log)
     assert re.search(r"GET /presets 200 \d+\.\dms", log)
     assert "Traceback" not in log

@@ -79,7 +79,7 @@ def test_mixed_tile_combines_built_and_on_the_fly(client, unbuilt_client, built)
 def test_on_the_fly_equals_built_within_tolerance(client, unbuilt_client, z):
     """Near the product resolution (100 m; WebMercator z10 is 102 m here, z11 51 m) on-the-fly tiles equal the
     built ones: tile means within 0.5 %, per-pixel median difference under 1 %, at least 85 % of pixels within
-    10 % (or 50 DN), counts equal on at least 85 % of pixels. The rest is resampling: built tiles resample
+    10 % (or 50 DN), counts within 1 on at least 95 % of pixels. The rest is resampling: built tiles resample
     the 100 m grid (nearest), on-the-fly tiles average the scenes straight into the tile's pixels."""
     query = "bands=blue,red,nir&statistic=p50"
     built = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", query)).content).astype(float)
@@ -94,7 +94,8 @@ def test_on_the_fly_equals_built_within_tolerance(client, unbuilt_client, z):
     count_query = "bands=red&statistic=count"
     count_built = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", count_query)).content)[0]
     count_fly = load_npy(unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", count_query)).content)[0]
-    assert (count_built[compare] == count_fly[compare]).mean() >= 0.85
+    difference = np.abs(count_built[compare].astype(int) - count_fly[compare].astype(int))
+    assert (difference <= 1).mean() >= 0.95
 
 
 def test_below_min_zoom_unbuilt_is_transparent_with_a_header(client):
@@ -136,7 +137,8 @@ def test_max_scenes_keeps_the_least_cloudy(archive, tmp_path):
     services = make_services(settings, composite=recorder)
     with TestClient(create_app(settings, services)) as client:
         assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
-        [scenes] = recorder.calls
+        scenes = recorder.calls[0]
+        assert len(recorder.calls) == 2 and recorder.calls[1] == scenes  # two strips, one choice of scenes
         assert len(scenes) == 5
         area = box(*WEB_MERCATOR.bounds(tile_of(UNBUILT_LONLAT, 12)))
         touching = [s for s in services.scenes.find(SEASON, area.bounds) if s.footprint.intersects(area)]
@@ -159,7 +161,7 @@ def test_time_budget_gives_503_then_the_retry_finds_the_composite(archive, tmp_p
         while (second := client.get(url)).status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert second.status_code == 200
-        assert len(recorder.calls) == 1
+        assert len(recorder.calls) == 2  # one composite (in two strips), not two
 
 
 def test_on_the_fly_work_never_starves_built_tiles(archive, built, tmp_path):
@@ -187,6 +189,31 @@ def test_on_the_fly_work_never_starves_built_tiles(archive, built, tmp_path):
         assert len(recorder.calls) <= 4
         busy = next(r for r in responses if r.status_code == 503)
         assert "retry" in busy.json()["detail"] and "retry-after" in busy.headers
+
+
+def test_strips_change_nothing(archive):
+    """The pool composites a tile in strips, one per worker: the result is the whole tile's, bit for bit."""
+    from affine import Affine
+
+    from app.onthefly import least_cloudy, merge_strips, split_rows
+    from compositor.catalog import load_scenes
+    from compositor.composite import CompositeOptions
+    from compositor.seasons import resolve_season
+
+    tile = tile_of(BOUNDARY_LONLAT, 12)
+    scenes = least_cloudy(load_scenes(archive.catalog, season=resolve_season(SEASON)),
+                          tuple(WEB_MERCATOR.bounds(tile)), 40)
+    transform = from_bounds(*WEB_MERCATOR.xy_bounds(tile), 256, 256)
+    options = CompositeOptions(use_overviews=True)
+    whole = composite_window(scenes, ("red", "swir22"), "EPSG:3857", transform, (256, 256), options)
+    strips = merge_strips([composite_window(scenes, ("red", "swir22"), "EPSG:3857",
+                                            transform @ Affine.translation(0, row), (rows, 256), options)
+                           for row, rows in split_rows(256, 3)])
+    assert split_rows(256, 3) == [(0, 85), (85, 86), (171, 85)] and split_rows(100, 4) == [(0, 100)]
+    for band in ("red", "swir22"):
+        np.testing.assert_array_equal(strips.stats[band], whole.stats[band])
+        np.testing.assert_array_equal(strips.counts[band], whole.counts[band])
+    assert np.isfinite(whole.stats["red"]).mean() > 0.9
 
 
 def test_unbuilt_blocks_are_queued_for_building(archive, built):
