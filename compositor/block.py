@@ -103,8 +103,9 @@ def _describe_output(job: BlockJob, band: str, kind: str) -> str:
 
 @contextlib.contextmanager
 def _block_lock(layout: SeasonLayout, block_id: str) -> Iterator[None]:
-    layout.blocks_dir.mkdir(parents=True, exist_ok=True)
-    with open(layout.blocks_dir / f".{block_id}.lock", "w") as handle:
+    locks = layout.root / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{block_id}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
