@@ -6,7 +6,11 @@ Layout under ``out_dir``::
     scenes/<tile>/<year>/<month>/<day>/<item id>/B02.tif ... B12.tif, SCL.tif
     truth/<season>/<band>_p50.tif, truth/<season>/dates.json
 
-Same arguments and seed give byte-identical files, whatever the number of workers.
+Scenes are whole 109.8 km MGRS tiles (real extents, in their UTM zone) of the relative orbits
+that cover the bbox, every 5 days per orbit; they hold data (DN > 0) only where the tile meets
+both the orbit's swath and the region (the truth grid plus a few pixels), which keeps the default
+archive under 500 MB. Item footprints outline exactly that data. Same arguments and seed give
+byte-identical files, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -206,6 +210,7 @@ def _render_all(
     total: int,
     progress: Callable[[int, int], None] | None,
 ) -> list[SceneResult]:
+    """Render every acquisition, in this process or in ``workers`` spawned ones, reporting scenes done."""
     done = 0
     results: list[SceneResult] = []
     if progress:
@@ -221,10 +226,14 @@ def _render_all(
     context = multiprocessing.get_context("spawn")  # no fork: callers may run threads (progress bars)
     with ProcessPoolExecutor(max_workers=min(workers, len(acquisitions)), mp_context=context) as pool:
         futures = [pool.submit(render_acquisition, spec, acq) for acq in acquisitions]
-        for future in as_completed(futures):
-            batch = future.result()
-            results.extend(batch)
-            done += len(batch)
-            if progress:
-                progress(done, total)
+        try:
+            for future in as_completed(futures):
+                batch = future.result()
+                results.extend(batch)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # stop at the first failure or interrupt
+            raise
     return results

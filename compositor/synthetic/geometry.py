@@ -1,9 +1,10 @@
 """Where things are: the region, the truth grid, tile pixels on the ground, data footprints.
 
 The region is the EPSG:3035 rectangle the scenes hold data for: the truth grid's footprint
-plus a margin of a few scene pixels. Tile pixel centres are located on the ground (EPSG:3035) and across the swaths
-(cross-track distance per relative orbit, from ``compositor.orbits``) by projecting a coarse
-lattice of pixels and interpolating bilinearly, which is exact to well under a metre.
+plus a margin of a few scene pixels. Tile pixel centres are located on the ground (EPSG:3035)
+and across the swaths (cross-track distance per relative orbit, from ``compositor.orbits``)
+by projecting a coarse lattice of pixels and interpolating bilinearly, which is exact to well
+under a metre.
 """
 
 from __future__ import annotations

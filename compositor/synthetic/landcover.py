@@ -2,8 +2,12 @@
 
 Everything here is a function of absolute EPSG:3035 coordinates (m) and the seed, so every tile
 in any UTM zone, and the truth grid, see the same ground. Smooth fields (where forests, lakes,
-towns lie) are hashed lattices sampled on north-up grids over the region; crop parcels and forest
-stands are cells of rotated, jittered grids, each with its own crop, brightness and phenology shift.
+towns and snow-prone slopes lie, soil brightness zones) are hashed lattices sampled on north-up
+grids over the region; crop parcels (1.2 x 0.8 km) and forest stands are cells of rotated,
+jittered grids, each with its own crop and phenology shift. About 30 % of the ground is
+crops (winter cereals, maize), 30 % forest (60 % of it conifers), 28 % grassland, and a few
+percent each water, towns and bare ground. The patches are coarser and flatter than real Bavarian fields: every
+in-field gradient costs bytes in the COGs, and the default archive must stay under 500 MB.
 """
 
 from __future__ import annotations

@@ -36,9 +36,12 @@ def orbit_brightness(relative_orbit: int, cross_track_m: np.ndarray) -> np.ndarr
 
 def add_noise(refl: np.ndarray, rng: np.random.Generator, pixel_size_m: float) -> np.ndarray:
     """Gaussian sensor noise added in place to reflectance (float32, any shape) at ``pixel_size_m``."""
-    scale = np.float32(_NATIVE_M / max(pixel_size_m, _NATIVE_M))
-    sigma = scale * (_NOISE_FLOOR + _NOISE_RELATIVE * refl)
-    refl += sigma * rng.standard_normal(refl.shape, dtype=np.float32)
+    scale = _NATIVE_M / max(pixel_size_m, _NATIVE_M)
+    noise = rng.standard_normal(refl.shape, dtype=np.float32)
+    sigma = refl * np.float32(scale * _NOISE_RELATIVE)
+    sigma += np.float32(scale * _NOISE_FLOOR)
+    noise *= sigma
+    refl += noise
     return refl
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import shape
@@ -23,7 +24,8 @@ from shapely.geometry import shape
 from compositor.errors import InvalidBBoxError, InvalidInputError, SeasonNotFoundError
 from compositor.orbits import cross_track_distance_m
 from compositor.seasons import Season
-from compositor.synthetic import ArchiveSummary, generate_archive
+from compositor.synthetic import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
+from compositor.synthetic.archive import plan_archive
 from compositor.synthetic.geometry import region_for, truth_grid_for
 from compositor.synthetic.landcover import build_ground, describe_ground
 from compositor.synthetic.schedule import acquisitions_in
@@ -240,8 +242,6 @@ def test_footprints_cover_exactly_the_data(items, summary):
         scl, transform, crs = read(summary, item, "scl")
         rows, cols = np.nonzero(scl)
         xs, ys = rasterio.transform.xy(transform, rows, cols)
-        from pyproj import Transformer
-
         lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(xs, ys)
         footprint = shape(item["geometry"]).buffer(0.01)
         inside = np.mean([footprint.contains(shape({"type": "Point", "coordinates": p})) for p in zip(lon, lat)])
@@ -385,6 +385,15 @@ def test_truth_rasters_hold_plausible_reflectance(summary):
     assert cog_validate(str(folder / "nir_p50.tif"), quiet=True)[0]
 
 
+def test_default_region_spans_two_orbits_and_two_utm_zones(tmp_path):
+    spec = plan_archive(tmp_path, DEFAULT_BBOX_4326, truth_grid_for(DEFAULT_BBOX_4326, "EPSG:3035", 200.0), 100.0, 0)
+    assert spec.orbits == (22, 65)
+    assert {t.zone for t in spec.tiles} == {32, 33}
+    lon = np.linspace(DEFAULT_BBOX_4326[0], DEFAULT_BBOX_4326[2], 50)
+    d = cross_track_distance_m(65, lon, np.full_like(lon, 47.9)) / 1000
+    assert d.min() < 145 < d.max()  # R065's eastern swath edge crosses the region
+
+
 def test_region_covers_the_truth_grid():
     grid = truth_grid_for(BBOX, "EPSG:3035", 200.0)
     region = region_for(BBOX, grid, margin_m=1200.0)
@@ -405,6 +414,7 @@ def test_region_covers_the_truth_grid():
         ({"seasons": ["2022-monsoon"]}, SeasonNotFoundError, "2019-summer"),
         ({"pixel_size_m": 400.0}, InvalidInputError, "54900"),
         ({"truth_crs": "EPSG:4326"}, InvalidInputError, "projected"),
+        ({"workers": -1}, InvalidInputError, "0 for one per core"),
     ],
 )
 def test_bad_arguments_say_what_to_change(tmp_path, kwargs, error, hint):
