@@ -9,19 +9,15 @@ resolutions the season's overview raster (16x the pixel size) is read instead of
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import shapely
 from affine import Affine
-from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import array_bounds
 from rio_tiler.io import Reader
-from shapely.geometry import box
 
 from app.registry import BuiltBlock, SeasonState
 from compositor.errors import SourceUnavailableError
@@ -29,34 +25,26 @@ from compositor.errors import SourceUnavailableError
 OVERVIEW_USE_RATIO = 0.75  # read the season overview when target pixels are at least this fraction of its size
 
 
-@functools.lru_cache(maxsize=64)
-def _transformer(src: str, dst: str) -> Transformer:
-    return Transformer.from_crs(src, dst, always_xy=True)
+def covering_blocks(state: SeasonState, crs: CRS, transform: Affine, shape: tuple[int, int],
+                    bands: Sequence[str]) -> tuple[list[BuiltBlock], np.ndarray, float]:
+    """The built blocks (holding ``bands``) under a target grid, its label raster and the grid pixel size.
 
-
-def crs_key(crs: CRS | str) -> str:
-    return crs if isinstance(crs, str) else (crs.to_string() or crs.to_wkt())
-
-
-def block_labels(state: SeasonState, blocks: Sequence[BuiltBlock], crs: CRS, transform: Affine,
-                 shape: tuple[int, int]) -> np.ndarray:
-    """``(h, w)`` int32: 0 where no built block covers the pixel centre, else 1 + the block's index."""
-    if not blocks:
-        return np.zeros(shape, dtype=np.int32)
-    polygons = [box(*b.block.bounds).segmentize(b.block.span_m / 16) for b in blocks]
-    src, dst = crs_key(state.grid.crs), crs_key(crs)
-    if CRS.from_user_input(src) != crs:
-        transformer = _transformer(src, dst)
-
-        def project(coords: np.ndarray) -> np.ndarray:
-            x, y = transformer.transform(coords[:, 0], coords[:, 1])
-            return np.column_stack([x, y])
-
-        polygons = list(shapely.transform(np.array(polygons, dtype=object), project))
-    shapes = [(p, i + 1) for i, p in enumerate(polygons) if p.is_valid and np.isfinite(p.bounds).all()]
-    if not shapes:
-        return np.zeros(shape, dtype=np.int32)
-    return rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="int32", all_touched=False)
+    Labels are ``(h, w)`` int32: 0 where no such block covers the pixel centre, else 1 + the index
+    in the returned list. The pixel size is the target pixel in grid CRS units (for overview choice).
+    """
+    projected = state.built.projected(crs)
+    if projected is None:
+        return [], np.zeros(shape, dtype=np.int32), 0.0
+    bounds = array_bounds(shape[0], shape[1], transform)
+    wanted = set(bands)
+    hits = [i for i in projected.query(bounds) if wanted <= state.built.blocks[i].bands]
+    if not hits:
+        return [], np.zeros(shape, dtype=np.int32), 0.0
+    shapes = [(projected.outlines[i], n) for n, i in enumerate(hits, start=1)]
+    labels = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="int32", all_touched=False)
+    scale = float(np.mean([projected.scales[i] for i in hits])) or 1.0
+    pixel_size_grid = max(abs(transform.a), abs(transform.e)) / scale
+    return [state.built.blocks[i] for i in hits], labels, pixel_size_grid
 
 
 def read_file(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int], resampling: str = "nearest",
@@ -72,11 +60,6 @@ def read_file(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int], r
     except Exception as exc:  # a block file removed or replaced under us, or corrupt
         raise SourceUnavailableError(f"cannot read built file {path.name}: {exc}") from None
     return image.array.data[0]
-
-
-def grid_pixel_size(state: SeasonState, bounds_grid: tuple[float, float, float, float], shape: tuple[int, int]) -> float:
-    """Approximate size (grid CRS units) of one target pixel."""
-    return max((bounds_grid[2] - bounds_grid[0]) / shape[1], (bounds_grid[3] - bounds_grid[1]) / shape[0])
 
 
 def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndarray, band: str, kind: str,

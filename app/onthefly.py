@@ -31,13 +31,14 @@ from affine import Affine
 from cachetools import TTLCache
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds
-from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
 from app.cache import SceneCache, SeasonCache
 from app.errors import ServerBusyError
+from app.projection import project_bounds
 from compositor.catalog import BBox, Scene
 from compositor.composite import Composite, CompositeOptions, composite_window
+from compositor.errors import InvalidInputError
 from compositor.read import GDAL_ENV
 from compositor.seasons import Season
 from compositor.settings import Settings
@@ -47,13 +48,15 @@ logger = logging.getLogger(__name__)
 CompositeFn = Callable[..., Composite]
 WAITERS_PER_WORKER = 4
 JOBS_PER_WORKER = 8
-MIN_STRIP_ROWS = 64
+MIN_STRIP_ROWS = 128  # below this, the per-read setup of a second strip costs more than it saves
 
 
-def grid_bounds_4326(crs: CRS, transform: Affine, shape: tuple[int, int]) -> BBox:
-    """Lon/lat box of a grid (densified edges)."""
-    west, south, east, north = array_bounds(shape[0], shape[1], transform)
-    return tuple(transform_bounds(crs, "EPSG:4326", west, south, east, north, densify_pts=21))  # type: ignore[return-value]
+def grid_bounds_4326(crs: CRS | str, transform: Affine, shape: tuple[int, int]) -> BBox:
+    """Lon/lat box of a grid (densified edges); `InvalidInputError` when it has none."""
+    bounds = project_bounds(crs, "EPSG:4326", array_bounds(shape[0], shape[1], transform))
+    if bounds is None:
+        raise InvalidInputError("this area cannot be expressed in longitude and latitude")
+    return bounds
 
 
 def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[Scene]:
@@ -67,7 +70,8 @@ def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[S
 class OnTheFly:
     """The bounded pool, the in-flight table and the cache of on-the-fly composites."""
 
-    def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window) -> None:
+    def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window,
+                 kept_composites: int = 64) -> None:
         self.settings = settings
         self.scenes = scenes
         self._composite = composite
@@ -79,7 +83,8 @@ class OnTheFly:
         self._inflight: dict[tuple, Future] = {}
         self._waiters: dict[tuple, int] = {}
         self._n_waiting = 0
-        self._results: SeasonCache[Composite] = SeasonCache(TTLCache(maxsize=64, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
+        self._results: SeasonCache[Composite] = SeasonCache(
+            TTLCache(maxsize=kept_composites, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
         self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend_power=settings.blend_power,
                                         use_overviews=True)
 
@@ -135,7 +140,7 @@ class OnTheFly:
     def _plan(self, job: _Job) -> None:
         """Choose the scenes once for the whole grid, then composite it in strips on every worker."""
         try:
-            bbox = grid_bounds_4326(CRS.from_user_input(job.crs), job.transform, job.shape)
+            bbox = grid_bounds_4326(job.crs, job.transform, job.shape)
             job.scenes = self.select_scenes(job.season, bbox)
             options = self.options if job.use_overviews else CompositeOptions(
                 invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)

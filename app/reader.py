@@ -9,8 +9,10 @@ otherwise. The request record says which happened (``X-S2Seasons-Source``).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import attr
@@ -27,7 +29,7 @@ from rio_tiler.io.base import BaseReader
 from rio_tiler.models import BandStatistics, ImageData, Info, PointData
 from rio_tiler.utils import CRS_to_uri
 
-from app.built import block_labels, grid_pixel_size, read_built
+from app.built import covering_blocks, read_built
 from app.context import (
     SOURCE_BUILT,
     SOURCE_MIXED,
@@ -36,6 +38,7 @@ from app.context import (
     current_record,
 )
 from app.errors import NotFoundError
+from app.projection import project_bounds
 from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
 from app.queue import blocks_in_bounds
 from app.registry import SeasonState
@@ -48,7 +51,13 @@ WEBMERCATOR_WORLD_M = 2 * math.pi * 6378137.0
 MAX_PIXELS = 4096 * 4096
 MAX_TILESIZE = 1024
 DEFAULT_MAX_SIZE = 1024
+COARSEN_TOLERANCE = 1.1  # on-the-fly pixels may be this much coarser than the season's
 WORLD_4326 = (-180.0, -85.0511, 180.0, 85.0511)
+
+
+@functools.lru_cache(maxsize=64)
+def _crs(text: str) -> CRS:
+    return CRS.from_user_input(text)
 
 
 @dataclass(frozen=True)
@@ -66,13 +75,10 @@ def onthefly_max_extent_m(min_zoom: int) -> float:
 
 def extent_3857_m(crs: CRS, bounds: tuple[float, float, float, float]) -> float:
     """Larger side of ``bounds`` expressed in WebMercator metres (inf when it cannot be projected)."""
-    try:
-        west, south, east, north = transform_bounds(crs, "EPSG:3857", *bounds, densify_pts=21)
-    except Exception:
+    projected = project_bounds(crs, "EPSG:3857", bounds)
+    if projected is None:
         return math.inf
-    values = (west, south, east, north)
-    if not all(math.isfinite(v) for v in values):
-        return math.inf
+    west, south, east, north = projected
     return max(east - west, north - south)
 
 
@@ -82,28 +88,32 @@ class SeasonReader(BaseReader):
 
     input: SeasonSource = attr.ib()
     tms: TileMatrixSet = attr.ib(default=WEB_MERCATOR_TMS)
-    minzoom: int = attr.ib(init=False)
-    maxzoom: int = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         state = self.state
-        self.crs = CRS.from_user_input(state.grid.crs)
+        self.crs = _crs(state.grid.crs)
         built = state.built.bounds_grid
         if built is not None:
             self.bounds = built
         else:
-            area = state.grid.area_of_use_4326 or WORLD_4326
-            try:
-                self.bounds = tuple(transform_bounds(WGS84_CRS, self.crs, *area, densify_pts=21))
-            except Exception:
+            projected = project_bounds(WGS84_CRS, self.crs, state.grid.area_of_use_4326 or WORLD_4326)
+            if projected is None:
                 self.crs, self.bounds = WGS84_CRS, WORLD_4326
-        self.maxzoom = self._zoom_for_size(state.grid.resolution_m, self.crs, strategy="upper")
-        if built is not None:
-            self.minzoom = self.tms.minzoom
-        else:
-            min_zoom = self.services.settings.onthefly_min_zoom
-            self.minzoom = min(self.maxzoom, self._zoom_for_size(WEBMERCATOR_WORLD_M / 256 / 2**min_zoom,
-                                                                 CRS.from_epsg(3857)))
+            else:
+                self.bounds = projected
+
+    @cached_property
+    def maxzoom(self) -> int:
+        """The TMS zoom whose pixels are at least as fine as the season's."""
+        return self._zoom_for_size(self.state.grid.resolution_m, self.crs, strategy="upper")
+
+    @cached_property
+    def minzoom(self) -> int:
+        """0 where something is built (the season overview serves small scales), else the on-the-fly minimum."""
+        if len(self.state.built):
+            return self.tms.minzoom
+        min_zoom = self.services.settings.onthefly_min_zoom
+        return min(self.maxzoom, self._zoom_for_size(WEBMERCATOR_WORLD_M / 256 / 2**min_zoom, CRS.from_epsg(3857)))
 
     @property
     def state(self) -> SeasonState:
@@ -138,14 +148,11 @@ class SeasonReader(BaseReader):
         state, settings = self.state, self.services.settings
         record = current_record()
         bounds = array_bounds(shape[0], shape[1], transform)
-        bounds_grid = self._bounds_in_grid(crs, bounds)
-        blocks = state.built.intersecting(bounds_grid, layer.bands) if bounds_grid else []
-        labels = block_labels(state, blocks, crs, transform, shape)
+        blocks, labels, pixel = covering_blocks(state, crs, transform, shape, layer.bands)
         built = labels > 0
         values: dict[Variable, np.ndarray] = {v: np.zeros(shape, dtype=np.uint16) for v in layer.variables}
         valid = {v: np.zeros(shape, dtype=bool) for v in layer.variables}
         if built.any():
-            pixel = grid_pixel_size(state, bounds_grid, shape) if bounds_grid else 0.0
             for variable in layer.variables:
                 band, kind = variable
                 data = read_built(state, blocks, labels, band, kind, crs, transform, shape,
@@ -159,8 +166,8 @@ class SeasonReader(BaseReader):
                 self._composite_into(values, valid, unbuilt, crs, transform, shape, layer, record.started,
                                      use_overviews)
                 source = SOURCE_MIXED if built.any() else SOURCE_ONTHEFLY
-                if settings.queue_unbuilt and bounds_grid:
-                    self._queue_blocks(bounds_grid)
+                if settings.queue_unbuilt:
+                    self._queue_blocks(crs, bounds)
             else:
                 record.not_built = (f"zoom below the on-the-fly minimum (WebMercator {settings.onthefly_min_zoom}); "
                                     f"{int(unbuilt.mean() * 100)}% of this area is not built")
@@ -169,37 +176,52 @@ class SeasonReader(BaseReader):
         masked = {v: np.ma.MaskedArray(values[v], mask=~valid[v]) for v in layer.variables}
         return evaluate(layer, masked)
 
-    def _bounds_in_grid(self, crs: CRS, bounds: tuple[float, ...]) -> tuple[float, float, float, float] | None:
-        grid_crs = self.crs if self.crs != WGS84_CRS else CRS.from_user_input(self.state.grid.crs)
-        if crs == grid_crs:
-            return tuple(bounds)  # type: ignore[return-value]
-        try:
-            out = transform_bounds(crs, grid_crs, *bounds, densify_pts=21)
-        except Exception:
-            return None
-        return tuple(out) if all(math.isfinite(v) for v in out) else None  # type: ignore[return-value]
-
     def _composite_into(self, values: dict[Variable, np.ndarray], valid: dict[Variable, np.ndarray],
                         where: np.ndarray, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer,
                         started: float, use_overviews: bool) -> None:
         deadline = started + self.services.settings.onthefly_budget_s
-        result = self.services.onthefly.composite(self.state.season, crs, transform, shape, layer.bands,
-                                                  deadline=deadline, use_overviews=use_overviews)
+        factor = self._coarsening(crs, transform, shape)
+        coarse_shape = (shape[0] // factor, shape[1] // factor)
+        result = self.services.onthefly.composite(self.state.season, crs, transform @ Affine.scale(factor),
+                                                  coarse_shape, layer.bands, deadline=deadline,
+                                                  use_overviews=use_overviews)
         if result.skipped:
             current_record().cacheable = False
         for variable in layer.variables:
             band, kind = variable
             if kind == COUNT:
                 data = result.counts[band]
-                ok = np.ones(shape, dtype=bool)
             else:
                 data = to_dn(result.stats[band][STATISTICS.index(kind)])
-                ok = data > 0
+            if factor > 1:
+                data = data.repeat(factor, axis=0).repeat(factor, axis=1)
+            ok = np.ones(shape, dtype=bool) if kind == COUNT else data > 0
             values[variable][where] = data[where]
             valid[variable][where] = ok[where]
 
-    def _queue_blocks(self, bounds_grid: tuple[float, float, float, float]) -> None:
+    def _coarsening(self, crs: CRS, transform: Affine, shape: tuple[int, int]) -> int:
+        """How many target pixels (per side, a power of 2 dividing the shape) make one season pixel.
+
+        Where the target is finer than the season's resolution, the composite is computed at about
+        the season's resolution (at most 10 % coarser) and its pixels repeated: the on-the-fly tile
+        shows what the built one will (a built block is never finer than its grid), for a fraction of
+        the work.
+        """
+        bounds_grid = project_bounds(crs, self.state.grid.crs, array_bounds(shape[0], shape[1], transform))
+        if bounds_grid is None:
+            return 1
+        pixel = min((bounds_grid[2] - bounds_grid[0]) / shape[1], (bounds_grid[3] - bounds_grid[1]) / shape[0])
+        factor = 1
+        while (factor * 2 * pixel <= self.state.grid.resolution_m * COARSEN_TOLERANCE and shape[0] % (factor * 2) == 0
+               and shape[1] % (factor * 2) == 0):
+            factor *= 2
+        return factor
+
+    def _queue_blocks(self, crs: CRS, bounds: tuple[float, ...]) -> None:
         state = self.state
+        bounds_grid = project_bounds(crs, state.grid.crs, bounds)
+        if bounds_grid is None:
+            return
         wanted = [b.id for b in blocks_in_bounds(state.grid, bounds_grid)]
         built = {b.block.id for b in state.built.blocks}
         self.services.queue.add(state.name, [b for b in wanted if b not in built])

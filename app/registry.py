@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import shapely
-from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from app.projection import ProjectedBlocks, ProjectionCache
 from compositor.block import built_manifests
 from compositor.build import SEASON_RECORD, season_grid
 from compositor.errors import InvalidInputError
@@ -47,27 +46,21 @@ class BuiltBlock:
 
 @dataclass(frozen=True)
 class BuiltIndex:
-    """The built blocks of a season on its grid, with a spatial index in the grid CRS."""
+    """The built blocks of a season on its grid, with their outlines indexed in any CRS on demand."""
 
     blocks: tuple[BuiltBlock, ...] = ()
-    _tree: shapely.STRtree | None = field(default=None, compare=False, repr=False)
+    _projections: ProjectionCache | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_blocks(cls, blocks: list[BuiltBlock]) -> BuiltIndex:
-        tree = shapely.STRtree([box(*b.block.bounds) for b in blocks]) if blocks else None
-        return cls(tuple(blocks), tree)
+        return cls(tuple(blocks), ProjectionCache([b.block for b in blocks]))
+
+    def projected(self, crs) -> ProjectedBlocks | None:
+        """The blocks' outlines in ``crs`` (None when nothing is built)."""
+        return self._projections.get(crs) if self._projections is not None and self.blocks else None
 
     def __len__(self) -> int:
         return len(self.blocks)
-
-    def intersecting(self, bounds_grid: tuple[float, float, float, float], bands: tuple[str, ...] = ()) -> list[BuiltBlock]:
-        """Blocks overlapping ``bounds_grid`` (grid CRS) that hold every band of ``bands``."""
-        if self._tree is None:
-            return []
-        hits = self._tree.query(box(*bounds_grid))
-        found = [self.blocks[i] for i in sorted(hits)]
-        wanted = set(bands)
-        return [b for b in found if wanted <= b.bands and _overlaps(b.block.bounds, bounds_grid)]
 
     @property
     def bounds_grid(self) -> tuple[float, float, float, float] | None:
@@ -82,10 +75,6 @@ class BuiltIndex:
         if not self.blocks:
             return None
         return unary_union([b.block.footprint_4326(densify=4) for b in self.blocks])
-
-
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,17 @@ def test_on_the_fly_equals_built_within_tolerance(client, unbuilt_client, z):
     assert (difference <= 1).mean() >= 0.95
 
 
+@pytest.mark.parametrize(("z", "factor"), [(10, 1), (11, 2), (12, 4), (13, 8)])
+def test_on_the_fly_is_never_finer_than_the_season(unbuilt_client, z, factor):
+    """Pixels finer than the season's 100 m are composited at about 100 m (at most 10 % coarser) and repeated."""
+    red = load_npy(unbuilt_client.get(tile_url(UNBUILT_LONLAT, z, "npy", "bands=red")).content)[0]
+    cells = red.reshape(256 // factor, factor, 256 // factor, factor)
+    assert (cells == cells[:, :1, :, :1]).all()
+    if factor < 8:
+        finer = red.reshape(128 // factor, 2 * factor, 128 // factor, 2 * factor)
+        assert not (finer == finer[:, :1, :, :1]).all()
+
+
 def test_below_min_zoom_unbuilt_is_transparent_with_a_header(client):
     response = client.get(tile_url(UNBUILT_LONLAT, 8))  # z8: coarser than onthefly_min_zoom (9)
     assert response.status_code == 200
@@ -121,12 +132,14 @@ class Recorder:
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
-        self.calls: list[list] = []
+        self.calls: list[list] = []  # the scenes of each call (one call per strip)
+        self.rows: list[int] = []  # the rows of each call
         self.lock = threading.Lock()
 
     def __call__(self, scenes, bands, crs, transform, shape, options):
         with self.lock:
             self.calls.append(list(scenes))
+            self.rows.append(shape[0])
         time.sleep(self.delay_s)
         return composite_window(scenes, bands, crs, transform, shape, options)
 
@@ -138,7 +151,7 @@ def test_max_scenes_keeps_the_least_cloudy(archive, tmp_path):
     with TestClient(create_app(settings, services)) as client:
         assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
         scenes = recorder.calls[0]
-        assert len(recorder.calls) == 2 and recorder.calls[1] == scenes  # two strips, one choice of scenes
+        assert all(call == scenes for call in recorder.calls)  # strips share one choice of scenes
         assert len(scenes) == 5
         area = box(*WEB_MERCATOR.bounds(tile_of(UNBUILT_LONLAT, 12)))
         touching = [s for s in services.scenes.find(SEASON, area.bounds) if s.footprint.intersects(area)]
@@ -161,7 +174,7 @@ def test_time_budget_gives_503_then_the_retry_finds_the_composite(archive, tmp_p
         while (second := client.get(url)).status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert second.status_code == 200
-        assert len(recorder.calls) == 2  # one composite (in two strips), not two
+        assert sum(recorder.rows) == 64  # one composite (256 px at 25 m, computed at 100 m), not two
 
 
 def test_on_the_fly_work_never_starves_built_tiles(archive, built, tmp_path):
@@ -208,8 +221,8 @@ def test_strips_change_nothing(archive):
     whole = composite_window(scenes, ("red", "swir22"), "EPSG:3857", transform, (256, 256), options)
     strips = merge_strips([composite_window(scenes, ("red", "swir22"), "EPSG:3857",
                                             transform @ Affine.translation(0, row), (rows, 256), options)
-                           for row, rows in split_rows(256, 3)])
-    assert split_rows(256, 3) == [(0, 85), (85, 86), (171, 85)] and split_rows(100, 4) == [(0, 100)]
+                           for row, rows in ((0, 85), (85, 86), (171, 85))])
+    assert split_rows(512, 3) == [(0, 171), (171, 170), (341, 171)] and split_rows(200, 4) == [(0, 200)]
     for band in ("red", "swir22"):
         np.testing.assert_array_equal(strips.stats[band], whole.stats[band])
         np.testing.assert_array_equal(strips.counts[band], whole.counts[band])
