@@ -46,7 +46,7 @@ def run_dask(jobs: Sequence[BlockJob], scheduler: str, progress: Progress | None
             client.submit(run_job, job, force, key=_task_key(job), pure=False, retries=TASK_RETRIES): job
             for job in jobs
         }
-        for future in as_completed(futures):
+        for future in as_completed(list(futures), loop=client.loop):
             job = futures[future]
             try:
                 result = future.result()
