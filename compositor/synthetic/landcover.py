@@ -21,7 +21,6 @@ from compositor.synthetic.noise import hash_uniform, lattice_field, sample_bilin
 # Land-cover classes (0 is "no ground": outside the data)
 WINTER_CEREAL, MAIZE, GRASSLAND, DECIDUOUS, CONIFEROUS, WATER, URBAN, BARE = range(1, 9)
 CLASS_NAMES = ("none", "winter_cereal", "maize", "grassland", "deciduous", "coniferous", "water", "urban", "bare")
-N_CLASSES = len(CLASS_NAMES)
 
 _COARSE_M = 200.0  # node spacing of the smooth land-cover fields
 _FINE_M = 200.0  # node spacing of the texture field
