@@ -247,3 +247,21 @@ def test_unbuilt_tile_without_scenes_is_empty(client):
     response = client.get(tile_url(UNBUILT_LONLAT, 12, season="2023-summer"))  # no scene in that season
     assert response.status_code == 200 and response.headers["x-s2seasons-source"] == "on-the-fly"
     assert (decode(response.content)[3] == 0).all()
+
+
+def test_small_scales_read_the_season_overview(client, built):
+    """At WebMercator z6 (about 1.6 km pixels here) the block is read from the season's 1.6 km overview."""
+    from rio_tiler.io import Reader
+
+    from tests.app.helpers import tile_of
+
+    response = client.get(tile_url(BUILT_LONLAT, 6, "npy", "bands=red"))
+    assert response.headers["x-s2seasons-source"] == "built" and "x-s2seasons-not-built" in response.headers
+    served = load_npy(response.content)
+    overview = next((built.data / SEASON / "overview").glob("*_red_p50_1600m_*.tif"))
+    tile = tile_of(BUILT_LONLAT, 6)
+    with Reader(str(overview)) as src:
+        expected = src.tile(tile.x, tile.y, tile.z).array
+    shown = served[1] > 0
+    assert 0 < shown.sum() < 400  # a 25 km block (its data part) in a 600 km tile
+    np.testing.assert_array_equal(served[0][shown], expected.data[0][shown])
