@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window, from_bounds
 
-from tests.app.helpers import BUILT_BLOCK, BUILT_LONLAT, SEASON, decode, tile_of
+from tests.app.helpers import BUILT_BLOCK, BUILT_LONLAT, REPO, SEASON, decode, tile_of
 
 pytestmark = pytest.mark.slow
 GDAL_HTTP = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_VSIL_CURL_CACHE_SIZE": "0", "GDAL_HTTP_MAX_RETRY": "0"}
@@ -107,3 +107,14 @@ def test_one_log_line_per_request(server):
     assert re.search(rf"GET /seasons/{SEASON}/tiles/WebMercatorQuad/1/0/9.png 404 \d+\.\dms", log)
     assert re.search(r"GET /presets 200 \d+\.\dms", log)
     assert "Traceback" not in log
+
+
+def test_readme_urls_answer(server):
+    """Every concrete example URL of app/README.md works on a live server over the test season."""
+    readme = (REPO / "app" / "README.md").read_text()
+    found = re.findall(r"http://127\.0\.0\.1:8000/[^\s`\"|]*", readme)
+    urls = sorted({u.split(",layer=")[0].rstrip(".,)") for u in found if "{" not in u})  # WMTS:...,layer=x
+    assert len(urls) >= 15
+    for url in urls:
+        response = httpx.get(url.replace("http://127.0.0.1:8000", server.base), timeout=60)
+        assert response.status_code == 200, (url, response.text[:200])
