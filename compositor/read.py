@@ -65,7 +65,7 @@ def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple
         kwargs = {"overview_level": level} if level is not None else {}
         with rasterio.open(href, **kwargs) as src, WarpedVRT(
             src, crs=dst_crs, transform=dst_transform, width=width, height=height,
-            resampling=resampling, src_nodata=0, nodata=0,
+            resampling=resampling, src_nodata=0, nodata=0, tolerance=0.01,
         ) as vrt:
             return vrt.read(1, window=window)
     except (RasterioError, OSError) as exc:
