@@ -70,7 +70,6 @@ def sample_data(
     """Generate a deterministic synthetic Earth-Search-like Sentinel-2 L2A archive for tests and demos."""
     _setup_logging(verbose)
     from compositor.catalog import parse_bbox
-    from compositor.runner import default_workers
     from compositor.synthetic import DEFAULT_BBOX_4326, generate_archive
 
     try:
@@ -78,12 +77,11 @@ def sample_data(
         with tqdm(desc="scenes", unit="scene", disable=None) as bar:
             def progress(done: int, total: int) -> None:
                 bar.total = total
-                bar.n = done
-                bar.refresh()
+                bar.update(done - bar.n)
 
             summary = generate_archive(out, seasons=tuple(season), bbox_4326=region, pixel_size_m=pixel_size,
                                        truth_resolution_m=truth_resolution, seed=seed,
-                                       workers=workers or default_workers(), progress=progress)
+                                       workers=workers, progress=progress)
     except (CompositorError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote {summary.n_items} scenes of orbits {', '.join(map(str, summary.orbits))} over tiles "
