@@ -20,6 +20,7 @@ from app.middleware import RequestLogMiddleware, SeasonResponseMiddleware
 from app.reader import SeasonReader
 from app.seasons import seasons_router
 from app.services import Services, make_services
+from app.viewer import viewer_router
 from app.wmts import WMTSExtension
 from compositor import __version__
 from compositor.settings import Settings
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(ColorMapFactory().router, tags=["Colormaps"])
     app.include_router(seasons_router())
     app.include_router(files_router())
+    app.include_router(viewer_router())
 
     @app.get("/healthz", tags=["Service"], summary="Liveness")
     def healthz() -> dict[str, object]:

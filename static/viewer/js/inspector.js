@@ -1,0 +1,171 @@
+// The pixel inspector: a click on the map shows, for the season's pixel under it, every band's
+// P25/P50/P75 and count (one point query), and a chart of one band's P50 across the built seasons
+// (one small point query per season, at most MAX_SEASONS of them, a few at a time).
+
+import { SOURCE_HEADER } from "./tiles.js";
+import { renderChart } from "./chart.js";
+import { bySeasonStart } from "./seasons.js";
+
+const L = window.L;
+const KINDS = ["p25", "p50", "p75", "count"];
+export const MAX_SEASONS = 12;
+const PARALLEL = 3;
+
+function cellText(value) {
+  return Number.isFinite(value) ? String(Math.round(value)) : "–";
+}
+
+/** The seasons of the chart: ``current`` and its neighbours in time, at most ``limit`` of them. */
+export function chartSeasons(built, current, limit = MAX_SEASONS) {
+  const names = built.map((s) => s.name);
+  if (!names.includes(current)) return names.slice(-(limit - 1));
+  const at = names.indexOf(current);
+  const start = Math.max(0, Math.min(at - Math.floor(limit / 2), names.length - limit));
+  return names.slice(start, start + limit);
+}
+
+async function inPool(items, worker, parallel) {
+  const results = new Array(items.length);
+  let next = 0;
+  async function run() {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await worker(items[i], i);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, run));
+  return results;
+}
+
+export class Inspector {
+  /**
+   * ``context()`` returns {season, seasons (built, in time order, [{name, start_date}]), chartBand, bands}.
+   * ``onChartBand(band)`` is told when the user picks another band for the chart.
+   */
+  constructor(map, api, { context, onChartBand }) {
+    this.map = map;
+    this.api = api;
+    this.context = context;
+    this.onChartBand = onChartBand;
+    this.panel = document.getElementById("inspector");
+    this.tableBody = this.panel.querySelector("#inspector-table tbody");
+    this.where = document.getElementById("inspector-where");
+    this.meta = document.getElementById("inspector-meta");
+    this.chart = document.getElementById("chart");
+    this.bandSelect = document.getElementById("chart-band");
+    this.latlng = null;
+    this.controller = null;
+    this.marker = L.circleMarker([0, 0], { radius: 7, color: "#fff", weight: 2, fillColor: "#0ea5e9",
+                                            fillOpacity: 1, interactive: false, className: "inspector-marker" });
+    for (const band of context().bands) this.bandSelect.add(new Option(band.name, band.name));
+    this.bandSelect.addEventListener("change", () => {
+      this.onChartBand(this.bandSelect.value);
+      if (this.latlng) this._loadChart(this.controller);
+    });
+    document.getElementById("inspector-close").addEventListener("click", () => this.close());
+    L.DomEvent.disableClickPropagation(this.panel);
+    L.DomEvent.disableScrollPropagation(this.panel);
+  }
+
+  isOpen() {
+    return this.latlng !== null;
+  }
+
+  open(latlng) {
+    this.latlng = L.latLng(latlng.lat, L.Util.wrapNum(latlng.lng, [-180, 180], true));
+    this.marker.setLatLng(this.latlng).addTo(this.map);
+    this.panel.hidden = false;
+    this.panel.dataset.state = "loading";
+    this.refresh();
+  }
+
+  close() {
+    this.controller?.abort();
+    this.latlng = null;
+    this.marker.remove();
+    this.panel.hidden = true;
+  }
+
+  /** Query again (the season or the chart band changed). */
+  async refresh() {
+    if (!this.latlng) return;
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    const { season, chartBand } = this.context();
+    this.bandSelect.value = chartBand;
+    const { lat, lng } = this.latlng;
+    this.where.textContent = `${lat.toFixed(5)}, ${lng.toFixed(5)}`;
+    this.meta.textContent = `${season} · querying…`;
+    this.panel.dataset.state = "loading";
+    this.current = null;
+    try {
+      const { body, headers } = await this.api.json(this.api.point(season, lng, lat), { signal: controller.signal });
+      if (controller.signal.aborted) return;
+      this.current = body;
+      this._renderTable(body);
+      const source = headers.get(SOURCE_HEADER);
+      this.meta.textContent = `${season} · ${source === "built" ? "built" : source ? `${source.replace(/-/g, " ")}` : ""}`;
+      this.panel.dataset.source = source || "";
+      this.panel.dataset.state = "ready";
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      this.tableBody.replaceChildren();
+      this.meta.textContent = `${season} · ${err.message}`;
+      this.panel.dataset.state = "error";
+      return;
+    }
+    await this._loadChart(controller);
+  }
+
+  _renderTable(body) {
+    const values = new Map(body.band_names.map((name, i) => [name, body.values[i]]));
+    const rows = this.context().bands.map(({ name, description }) => {
+      const row = document.createElement("tr");
+      const head = document.createElement("th");
+      head.scope = "row";
+      head.textContent = name;
+      head.title = description;
+      row.append(head);
+      for (const kind of KINDS) {
+        const cell = document.createElement("td");
+        const value = values.get(`${name}_${kind}`);
+        cell.textContent = cellText(value);
+        cell.dataset.band = name;
+        cell.dataset.kind = kind;
+        cell.dataset.value = value === null || value === undefined ? "" : String(value);
+        row.append(cell);
+      }
+      return row;
+    });
+    this.tableBody.replaceChildren(...rows);
+  }
+
+  async _loadChart(controller) {
+    const { season, seasons, chartBand } = this.context();
+    const names = chartSeasons(seasons, season);
+    const { lat, lng } = this.latlng;
+    this.chart.dataset.state = "loading";
+    this.chart.dataset.band = chartBand;
+    const own = this.current && this.current.values[this.current.band_names.indexOf(`${chartBand}_p50`)];
+    const values = await inPool(names, async (name) => {
+      if (name === season && this.current) return own;
+      try {
+        const query = new URLSearchParams({ bands: chartBand, statistic: "p50" });
+        const { body } = await this.api.json(this.api.point(name, lng, lat, query), { signal: controller.signal });
+        return body.values[0];
+      } catch {
+        return null;
+      }
+    }, PARALLEL);
+    if (controller.signal.aborted || this.controller !== controller) return;
+    const points = names.map((name, i) => ({ season: name, value: values[i] }));
+    if (!names.includes(season)) {
+      const order = bySeasonStart(seasons);
+      points.push({ season, value: own });
+      points.sort((a, b) => order(a.season, b.season));
+    }
+    renderChart(this.chart, points, { current: season, label: `${chartBand} P50 (DN)` });
+    this.chart.dataset.state = "ready";
+  }
+}

@@ -1,0 +1,116 @@
+// The side panel's controls: filled from the presets, bands and seasons, and reflecting the view.
+
+import { onTheFlyChoices } from "./seasons.js";
+
+export const CUSTOM = "custom";
+const STATISTIC_LABELS = { p25: "P25", p50: "P50", p75: "P75" };
+
+const byId = (id) => document.getElementById(id);
+
+function radio(name, value, parts, className) {
+  const label = document.createElement("label");
+  label.className = className;
+  const input = document.createElement("input");
+  input.type = "radio";
+  input.name = name;
+  input.value = value;
+  label.append(input, ...parts);
+  return label;
+}
+
+function span(className, text) {
+  const node = document.createElement("span");
+  node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+/** Preset cards (plus 'Custom bands'), statistic buttons and band selects. */
+export function buildControls({ presets, bands, statistics }) {
+  const presetBox = byId("presets");
+  for (const preset of presets) {
+    const card = radio("preset", preset.name, [span("preset-title", preset.title)], "preset");
+    card.title = preset.description;
+    presetBox.append(card);
+  }
+  const custom = radio("preset", CUSTOM, [span("preset-title", "Custom bands")], "preset");
+  custom.title = "Any three bands as red, green, blue.";
+  presetBox.append(custom);
+  const statisticBox = byId("statistics");
+  for (const statistic of statistics) {
+    statisticBox.append(radio("statistic", statistic, [span("", STATISTIC_LABELS[statistic] || statistic)], "segment"));
+  }
+  for (const id of ["band-r", "band-g", "band-b"]) {
+    const select = byId(id);
+    for (const band of bands) select.add(new Option(band.name, band.name));
+  }
+}
+
+function seasonOption(season) {
+  const coverage = season.built.coverage_percent;
+  const text = coverage === null || coverage === undefined ? season.name
+    : `${season.name} · ${Math.round(coverage)} % built`;
+  const option = new Option(text, season.name);
+  option.dataset.built = "1";
+  return option;
+}
+
+/** Fill a season select: the built seasons, then calendar seasons offered on the fly. */
+export function fillSeasons(select, built, selected) {
+  select.replaceChildren();
+  const builtGroup = document.createElement("optgroup");
+  builtGroup.label = "Built";
+  for (const season of built) builtGroup.append(seasonOption(season));
+  const flyGroup = document.createElement("optgroup");
+  flyGroup.label = "Not built: composited on the fly";
+  const names = new Set(built.map((s) => s.name));
+  const choices = onTheFlyChoices(built);
+  if (selected && !names.has(selected) && !choices.includes(selected)) choices.push(selected);
+  for (const name of choices) flyGroup.append(new Option(name, name));
+  if (built.length) select.append(builtGroup);
+  select.append(flyGroup);
+  if (selected) select.value = selected;
+}
+
+/** Make the controls show ``view``. */
+export function showView(view, { preset, statisticApplies }) {
+  const presetValue = view.bands ? CUSTOM : preset.name;
+  for (const input of document.querySelectorAll('input[name="preset"]')) {
+    input.checked = input.value === presetValue;
+    input.closest("label").classList.toggle("selected", input.checked);
+  }
+  byId("custom-bands").hidden = !view.bands;
+  if (view.bands) {
+    ["band-r", "band-g", "band-b"].forEach((id, i) => { byId(id).value = view.bands[i]; });
+  }
+  for (const input of document.querySelectorAll('input[name="statistic"]')) {
+    input.checked = input.value === view.statistic;
+    input.disabled = !statisticApplies;
+    input.closest("label").classList.toggle("selected", input.checked && statisticApplies);
+  }
+  byId("statistic-hint").textContent = statisticApplies
+    ? "Percentile of the cloud-free observations of each pixel."
+    : "The count layer shows how many cloud-free observations each pixel has.";
+  byId("opacity").value = String(Math.round(view.opacity * 100));
+  byId("opacity-value").textContent = `${Math.round(view.opacity * 100)} %`;
+  byId("coverage").checked = view.coverage;
+  byId("coverage-key").hidden = !view.coverage;
+  byId("basemap").checked = view.basemap;
+  byId("compare").checked = Boolean(view.compare);
+  byId("compare-season").disabled = !view.compare;
+  if (view.compare) byId("compare-season").value = view.compare;
+  if (byId("season").value !== view.season) byId("season").value = view.season;
+}
+
+/** The line under the season select: dates, what is built, from which zoom the rest is composited. */
+export function describeSeason(season, minZoom) {
+  const formatDate = (iso) => new Date(`${iso}T00:00:00Z`).toLocaleDateString("en-GB",
+    { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  if (!season) {
+    return `Not built: composited on the fly from the scenes at zoom ${minZoom} and closer (slower).`;
+  }
+  const built = season.built;
+  const coverage = built.coverage_percent === null ? "" : ` (${Math.round(built.coverage_percent)} %)`;
+  return `${formatDate(season.start_date)} – ${formatDate(season.end_date)} · ${built.blocks} block${built.blocks === 1 ? "" : "s"} built${coverage}; `
+    + `elsewhere on the fly from zoom ${minZoom}.`;
+}
