@@ -1,0 +1,284 @@
+"""The Leaflet viewer in Debian's Chromium against a live server on loopback.
+
+Every test runs on a fresh page whose requests and console are recorded: the `viewer` fixture fails
+a test when any request left 127.0.0.1 or the console logged an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.app.helpers import BUILT_LONLAT, REPO, SEASON, UNBUILT_LONLAT, decode, tile_of
+from tests.e2e.browser import CHROMIUM, SUMMER, ViewerPage
+from tests.e2e.browser import browser, viewer, viewer_archive, viewer_data, viewer_server  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+MIN_ZOOM = 9  # tests.app.helpers.app_settings: on the fly from WebMercator zoom 9
+
+
+def at(lonlat: tuple[float, float], z: int) -> str:
+    return f"z={z}&lat={lonlat[1]}&lon={lonlat[0]}"
+
+
+def test_page_loads_offline_without_console_errors(viewer: ViewerPage):
+    viewer.open()
+    page = viewer.page
+    assert page.title().startswith("s2seasons")
+    assert page.locator("#season").input_value() == SUMMER  # the latest built season by default
+    assert page.locator("#season option[data-built]").all_inner_texts() == [f"{SEASON} · 100 % built",
+                                                                           f"{SUMMER} · 100 % built"]
+    assert page.locator('input[name="preset"]:checked').get_attribute("value") == "true-colour"
+    assert page.locator("#basemap").is_checked() is False
+    assert any("/static/vendor/leaflet/leaflet.js" in url for url in viewer.requests)
+    assert any("/tiles/WebMercatorQuad/" in url for url in viewer.requests)
+    assert viewer.errors == []  # not even a busy server's 503
+
+
+# At zoom 11 (the season's finest) the tile under each point also holds some of the other block.
+@pytest.mark.parametrize(("lonlat", "sources"), [(BUILT_LONLAT, {"built", "mixed"}), (UNBUILT_LONLAT, {"mixed"})],
+                         ids=["built", "unbuilt"])
+def test_tiles_load_with_their_source(viewer: ViewerPage, lonlat, sources):
+    """No broken image; the tile under the point says where its pixels came from (X-S2Seasons-Source)."""
+    viewer.open(f"season={SEASON}&{at(lonlat, 11)}")
+    tiles = viewer.tiles()
+    assert tiles and all(t["error"] is None and t["complete"] and t["width"] == 256 for t in tiles), tiles
+    centre = tile_of(lonlat, 11)
+    middle = next(t for t in tiles if f"/11/{centre.x}/{centre.y}.png" in t["url"])
+    assert middle["source"] in sources
+    assert viewer.pixels()[f"11/{centre.x}/{centre.y}.png"]["opaque"] > 0.3 * 256 * 256
+    if lonlat == UNBUILT_LONLAT:
+        assert "on-the-fly" in {t["source"] for t in tiles}
+        log = viewer.page.evaluate("window.__statusLog")
+        assert any(int(s["onTheFly"] or 0) > 0 and "on the fly" in s["text"] for s in log), log
+    assert viewer.page.locator("#status").is_hidden()
+
+
+def test_switching_season_preset_and_statistic_changes_tiles(viewer: ViewerPage):
+    viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, 11)}")
+    page = viewer.page
+    seen_urls = [viewer.tile_urls()]
+    seen_pixels = [viewer.pixels()]
+    steps = [
+        (lambda: page.select_option("#season", SUMMER), f"/seasons/{SUMMER}/"),
+        (lambda: page.click('label.preset:has(input[value="ndvi"])'), "preset=ndvi"),
+        (lambda: page.click('label.segment:has(input[value="p75"])'), "statistic=p75"),
+        (lambda: page.click('label.preset:has(input[value="custom"])'), "bands=nir%2Cswir16%2Cred"),
+        (lambda: page.select_option("#band-r", "swir22"), "bands=swir22%2Cswir16%2Cred"),
+    ]
+    for action, expected in steps:
+        action()
+        viewer.wait_tiles()
+        urls = viewer.tile_urls()
+        assert urls and all(expected in url for url in urls), (expected, urls)
+        assert not urls & seen_urls[-1]
+        pixels = viewer.pixels()
+        changed = [key for key in pixels if key in seen_pixels[-1] and pixels[key] != seen_pixels[-1][key]]
+        assert changed, f"no tile changed its pixels after {expected}"
+        seen_urls.append(urls)
+        seen_pixels.append(pixels)
+    assert "season=2022-summer" in viewer.location() and "bands=swir22%2Cswir16%2Cred" in viewer.location()
+
+
+def test_count_preset_ignores_the_statistic_and_has_a_colour_legend(viewer: ViewerPage):
+    viewer.open(f"season={SEASON}&preset=count&statistic=p25&{at(BUILT_LONLAT, 10)}")
+    urls = viewer.tile_urls()
+    assert all("preset=count" in url and "statistic" not in url for url in urls)
+    assert viewer.page.locator('input[name="statistic"]').first.is_disabled()
+    ramp = viewer.page.locator(".legend-ramp")
+    assert ramp.get_attribute("data-colormap") == "viridis"
+    viewer.page.wait_for_function("getComputedStyle(document.querySelector('.legend-ramp')).backgroundImage"
+                                  ".includes('linear-gradient')")
+    assert viewer.page.locator(".legend-labels").inner_text().split() == ["0", "observations", "30"]
+
+
+@pytest.mark.parametrize("lonlat", [BUILT_LONLAT, UNBUILT_LONLAT], ids=["built", "unbuilt"])
+def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
+    viewer.open(f"season={SEASON}&{at(lonlat, 11)}", wait_tiles=False)
+    viewer.click_lonlat(*lonlat)
+    page = viewer.page
+    page.wait_for_function("document.getElementById('inspector').dataset.state === 'ready' && "
+                           "document.getElementById('chart').dataset.state === 'ready'", timeout=60_000)
+    point_url = next(url for url in viewer.requests if re.search(rf"/seasons/{SEASON}/point/[-\d.]+,[-\d.]+$", url))
+    expected = httpx.get(point_url, timeout=60).json()
+    shown = page.evaluate("() => [...document.querySelectorAll('#inspector-table td')]"
+                          ".map((td) => [td.dataset.band + '_' + td.dataset.kind, td.dataset.value, td.textContent])")
+    assert len(shown) == len(expected["band_names"]) == 24
+    values = dict(zip(expected["band_names"], expected["values"]))
+    for name, raw, text in shown:
+        assert float(raw) == values[name], name
+        assert text == str(round(values[name]))
+    assert sum(v for k, v in values.items() if k.endswith("_count")) > 0
+
+    lon, lat = urlsplit(point_url).path.rsplit("/", 1)[1].split(",")
+    dots = page.evaluate("() => [...document.querySelectorAll('#chart circle')]"
+                         ".map((c) => [c.dataset.season, Number(c.dataset.value)])")
+    assert [season for season, _ in dots] == [SEASON, SUMMER]
+    for season, value in dots:
+        body = httpx.get(f"{viewer.base}/seasons/{season}/point/{lon},{lat}?bands=red&statistic=p50", timeout=60).json()
+        assert value == body["values"][0]
+
+
+def test_permalink_restores_the_view(viewer: ViewerPage, browser):
+    viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, 10)}")
+    page = viewer.page
+    page.select_option("#season", SUMMER)
+    page.click('label.preset:has(input[value="colour-infrared"])')
+    page.click('label.segment:has(input[value="p25"])')
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + 500, box["y"] + 400)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 400, box["y"] + 330, steps=5)
+    page.mouse.up()
+    page.click(".leaflet-control-zoom-in")
+    page.wait_for_function("window.s2viewer.map.getZoom() === 11")
+    viewer.wait_tiles()
+    link = viewer.location()
+    query = parse_qs(urlsplit(link).query)
+    assert query["season"] == [SUMMER] and query["preset"] == ["colour-infrared"] and query["statistic"] == ["p25"]
+    assert query["z"] == ["11"]
+    view, urls = viewer.map_view(), viewer.tile_urls()
+
+    restored = ViewerPage(page.context.new_page(), viewer.base)
+    restored.page.on("request", lambda request: viewer.requests.append(request.url))
+    restored.page.on("console", lambda message: message.type == "error" and viewer.errors.append(message.text))
+    restored.page.goto(link)
+    restored.page.wait_for_function("document.body.dataset.ready === 'true'")
+    restored.wait_tiles()
+    assert restored.page.locator("#season").input_value() == SUMMER
+    assert restored.page.locator('input[name="preset"]:checked').get_attribute("value") == "colour-infrared"
+    assert restored.page.locator('input[name="statistic"]:checked').get_attribute("value") == "p25"
+    assert restored.map_view() == pytest.approx(view, abs=1e-4)
+    assert restored.tile_urls() == urls
+
+
+def test_copy_buttons_give_working_xyz_and_wmts_urls(viewer: ViewerPage):
+    viewer.open(f"season={SEASON}&preset=ndvi&statistic=p75&{at(BUILT_LONLAT, 11)}")
+    page = viewer.page
+    page.click("#copy-xyz")
+    page.wait_for_function("document.getElementById('share-hint').textContent.startsWith('Copied')")
+    xyz = page.evaluate("navigator.clipboard.readText()")
+    assert xyz == page.locator("#share-output").input_value()
+    assert xyz == (f"{viewer.base}/seasons/{SEASON}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"
+                   "?preset=ndvi&statistic=p75")
+    tile = tile_of(BUILT_LONLAT, 11)
+    response = httpx.get(xyz.format(z=11, x=tile.x, y=tile.y), timeout=60)
+    assert response.status_code == 200 and decode(response.content).shape[0] == 4
+
+    page.click("#copy-wmts")
+    page.wait_for_function("document.getElementById('share-output').dataset.kind === 'copy-wmts'")
+    wmts = page.evaluate("navigator.clipboard.readText()")
+    assert wmts == f"{viewer.base}/seasons/{SEASON}/WebMercatorQuad/WMTSCapabilities.xml?preset=ndvi&statistic=p75"
+    capabilities = httpx.get(wmts, timeout=60)
+    assert capabilities.status_code == 200 and "<ows:Identifier>custom</ows:Identifier>" in capabilities.text
+    assert "layer 'custom'" in page.locator("#share-hint").inner_text()
+
+    page.click("#copy-link")
+    page.wait_for_function("document.getElementById('share-output').dataset.kind === 'copy-link'")
+    assert page.evaluate("navigator.clipboard.readText()") == viewer.location()
+
+
+def test_compare_swipes_between_two_seasons(viewer: ViewerPage):
+    viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, 11)}")
+    page = viewer.page
+    page.check("#compare")
+    page.select_option("#compare-season", SUMMER)
+    viewer.wait_tiles("compare")
+    assert all(f"/seasons/{SUMMER}/" in url for url in viewer.tile_urls("compare"))
+    assert all(f"/seasons/{SEASON}/" in url for url in viewer.tile_urls("main"))
+    assert f"compare={SUMMER}" in viewer.location() and "split=0.500" in viewer.location()
+
+    def clip_x(pane: str) -> float:
+        clip = page.evaluate(f"window.s2viewer.map.getPane('{pane}').style.clipPath")
+        return float(re.findall(r"(-?[\d.]+)px", clip)[2 if pane == "seasonLeft" else 0])
+
+    box = page.locator("#map").bounding_box()
+    origin = page.evaluate("window.s2viewer.map.containerPointToLayerPoint([0, 0]).x")
+    assert clip_x("seasonLeft") == pytest.approx(origin + box["width"] / 2, abs=1)
+    assert clip_x("seasonRight") == pytest.approx(origin + box["width"] / 2, abs=1)
+    bar = page.locator("#swipe-bar").bounding_box()
+    page.mouse.move(bar["x"] + bar["width"] / 2, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + 200, steps=4)
+    page.mouse.up()
+    assert clip_x("seasonRight") == pytest.approx(origin + box["width"] * 0.25, abs=2)
+    assert "split=0.25" in viewer.location()
+    assert page.locator("#swipe-right").inner_text() == f"{SUMMER} ▶"
+
+    # the middle of the map shows the right season, then the left one once the bar passed it
+    middle = {"x": box["x"] + box["width"] / 2 - 20, "y": box["y"] + box["height"] / 2 + 40, "width": 40, "height": 40}
+    summer = page.screenshot(clip=middle)
+    bar = page.locator("#swipe-bar").bounding_box()
+    page.mouse.move(bar["x"] + bar["width"] / 2, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + 200, steps=4)
+    page.mouse.up()
+    assert "split=0.75" in viewer.location()
+    winter = page.screenshot(clip=middle)
+    assert summer != winter
+    page.uncheck("#compare")
+    assert page.evaluate("window.s2viewer.map.getPane('seasonRight').style.clipPath") == ""
+    assert page.locator("#swipe").is_hidden()
+
+
+def test_coverage_overlay_marks_built_on_the_fly_and_not_built(viewer: ViewerPage):
+    viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, MIN_ZOOM - 1)}")
+    page = viewer.page
+    assert page.locator(".cov-block-built").count() == 1
+    outside = page.locator("path.cov-outside")
+    assert outside.get_attribute("data-state") == "not-built"
+    assert outside.get_attribute("fill").startswith("url(#")
+    assert any(t["notBuilt"] for t in viewer.tiles())
+    banner = page.locator("#not-built-banner")
+    banner.wait_for(state="visible")
+    assert f"below zoom {MIN_ZOOM}" in banner.inner_text()
+    banner.locator("button").click()
+    page.wait_for_function(f"window.s2viewer.map.getZoom() === {MIN_ZOOM}")
+    viewer.wait_tiles()
+    assert outside.get_attribute("data-state") == "on-the-fly"
+    assert banner.is_hidden()
+    assert not any(t["notBuilt"] for t in viewer.tiles())
+    page.uncheck("#coverage")
+    assert page.locator("path.cov-outside").count() == 0 and "coverage=0" in viewer.location()
+
+
+def test_readme_screenshot(viewer_server, tmp_path):
+    """``scripts/screenshot.py`` pictures the viewer; S2SEASONS_UPDATE_SCREENSHOT=1 makes it docs/viewer.png."""
+    out = tmp_path / "viewer.png"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot.py"), "--url", viewer_server, "--out", str(out),
+                    "--season", SUMMER, "--chromium", CHROMIUM], check=True, timeout=120, cwd=REPO)
+    picture = decode(out.read_bytes())
+    assert picture.shape[1:] == (860, 1440)
+    rgb = picture[:3].reshape(3, -1).T.astype(np.uint32)
+    assert len(np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])) > 1000  # imagery, not a blank page
+    if os.environ.get("S2SEASONS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(out, REPO / "docs" / "viewer.png")
+
+
+def test_malformed_links_fall_back_to_defaults(viewer: ViewerPage):
+    viewer.open("season=../../etc&preset=nope&statistic=p99&z=abc&lat=91&opacity=7&bands=red,red", wait_tiles=False)
+    page = viewer.page
+    assert page.locator("#season").input_value() == SUMMER
+    assert page.locator('input[name="preset"]:checked').get_attribute("value") == "true-colour"
+    assert page.locator('input[name="statistic"]:checked').get_attribute("value") == "p50"
+    assert page.locator("#opacity").input_value() == "100"
+    assert not any("/seasons/" in url and "etc" in url for url in viewer.requests)
+    state = page.evaluate("""async () => {
+      const { readView, writeView } = await import('/static/viewer/js/state.js');
+      const { retryDelayMs } = await import('/static/viewer/js/tiles.js');
+      const options = { presets: ['ndvi'], bands: ['red', 'nir', 'green'] };
+      const view = readView('season=2022-summer&bands=nir,red,green&statistic=p25&z=9&lat=47.5&lon=11.25', options);
+      return { again: readView(writeView(view), options), view,
+               delays: [retryDelayMs('30', 0), retryDelayMs(null, 2), retryDelayMs('1', 5), retryDelayMs('60', 9)] };
+    }""")
+    assert state["again"] == state["view"]
+    assert state["view"]["bands"] == ["nir", "red", "green"] and state["view"]["z"] == 9
+    assert state["delays"] == [1000, 4000, 1000, 8000]
