@@ -8,6 +8,7 @@ repository root of an editable install), never relative to the working directory
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -19,6 +20,8 @@ from starlette.staticfiles import StaticFiles
 from app.presets import DEFAULT_PRESET, PRESETS
 from compositor import __version__
 from compositor.bands import BANDS, STATISTICS
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = ROOT / "templates"
@@ -43,9 +46,17 @@ def viewer_config(request: Request) -> dict[str, object]:
 
 
 def viewer_router(templates_dir: Path = TEMPLATES_DIR, static_dir: Path = STATIC_DIR) -> APIRouter:
-    """``GET /`` (the viewer page) and ``/static`` (its scripts, styles and the vendored Leaflet)."""
-    templates = Jinja2Templates(directory=str(templates_dir))
+    """``GET /`` (the viewer page) and ``/static`` (its scripts, styles and the vendored Leaflet).
+
+    Without the two folders (an install that left them out) the router is empty: the tile server
+    runs, ``/`` is a 404 and a warning says why.
+    """
     router = APIRouter(tags=["Viewer"])
+    if not (templates_dir / VIEWER_TEMPLATE).is_file() or not static_dir.is_dir():
+        logger.warning("viewer disabled: %s or %s is missing (install s2seasons from its repository with "
+                       "pip install -e .)", templates_dir / VIEWER_TEMPLATE, static_dir)
+        return router
+    templates = Jinja2Templates(directory=str(templates_dir))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def viewer(request: Request) -> HTMLResponse:
