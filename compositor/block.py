@@ -103,7 +103,7 @@ def _describe_output(job: BlockJob, band: str, kind: str) -> str:
 
 @contextlib.contextmanager
 def _block_lock(layout: SeasonLayout, block_id: str) -> Iterator[None]:
-    locks = layout.root / ".locks"
+    locks = layout.blocks_dir / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{block_id}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
