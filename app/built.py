@@ -2,17 +2,21 @@
 
 Which pixels are built is decided by geometry, not by data: the outlines of the built blocks are
 rasterized into the target grid (pixel centres), so a built pixel with no observation stays empty
-instead of being filled from the scenes. Each block file is read with rio-tiler (overviews chosen
-by GDAL for the target resolution, as a plain TiTiler tile of that COG would); at coarse
-resolutions the season's overview raster (16x the pixel size) is read instead of many blocks.
+instead of being filled from the scenes. Block files are read with rio-tiler (overviews chosen by
+GDAL for the target resolution, as a plain TiTiler tile of that COG would), several rasters of a
+block at once through a stacked VRT; at coarse resolutions the season's overview rasters (16x the
+pixel size) are read instead of many blocks.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import rasterize
@@ -20,6 +24,7 @@ from rasterio.transform import array_bounds
 from rio_tiler.io import Reader
 
 from app.registry import BuiltBlock, SeasonState
+from compositor.bands import COUNT
 from compositor.errors import SourceUnavailableError
 
 OVERVIEW_USE_RATIO = 0.75  # read the season overview when target pixels are at least this fraction of its size
@@ -47,37 +52,87 @@ def covering_blocks(state: SeasonState, crs: CRS, transform: Affine, shape: tupl
     return [state.built.blocks[i] for i in hits], labels, pixel_size_grid
 
 
-def read_file(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int], resampling: str = "nearest",
-              reproject: str = "nearest") -> np.ndarray:
-    """Band 1 of a built COG on the target grid (uint16; values outside the file are meaningless)."""
-    bounds = array_bounds(shape[0], shape[1], transform)
-    west, south, east, north = bounds
+def stack_vrt(paths: Sequence[Path], crs: str, transform: Affine, shape: tuple[int, int], nodata: int | None) -> str:
+    """A VRT (XML text) whose band i is band 1 of ``paths[i]``, all on the same grid.
+
+    One rio-tiler read of it costs one warp setup for all bands instead of one per file; GDAL uses
+    the files' overviews through the VRT's implicit overviews.
+    """
+    nodata_xml = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+    bands = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{i}">{nodata_xml}<SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{escape(str(path))}</SourceFilename><SourceBand>1</SourceBand>'
+        f"</SimpleSource></VRTRasterBand>"
+        for i, path in enumerate(paths, start=1))
+    return (f'<VRTDataset rasterXSize="{shape[1]}" rasterYSize="{shape[0]}"><SRS>{escape(_wkt(crs))}</SRS>'
+            f"<GeoTransform>{', '.join(repr(float(v)) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>")
+
+
+@functools.lru_cache(maxsize=16)
+def _wkt(crs: str) -> str:
+    return CRS.from_user_input(crs).to_wkt()
+
+
+@functools.lru_cache(maxsize=256)
+def _grid_of(path: Path, mtime_ns: int) -> tuple[str, Affine, tuple[int, int]]:
+    with rasterio.open(path) as src:
+        return src.crs.to_string(), src.transform, (src.height, src.width)
+
+
+def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[int, int], *,
+               source_grid: tuple[str, Affine, tuple[int, int]] | None = None, nodata: int | None = 0,
+               resampling: str = "nearest", reproject: str = "nearest") -> np.ndarray:
+    """Band 1 of each built COG (same grid) on the target grid: ``(len(paths), h, w)`` uint16.
+
+    Values outside the files are meaningless (callers mask with the block outlines). One file is
+    read as it is (exactly what a plain TiTiler tile of it reads); several, as one stacked VRT.
+    """
+    west, south, east, north = array_bounds(shape[0], shape[1], transform)
     try:
-        with Reader(str(path)) as src:
+        if len(paths) == 1:
+            source = str(paths[0])
+        else:
+            grid = source_grid or _grid_of(paths[0], paths[0].stat().st_mtime_ns)
+            source = stack_vrt(paths, *grid, nodata)
+        with Reader(source) as src:
             image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
                              width=shape[1], max_size=None, resampling_method=resampling,
                              reproject_method=reproject)
     except Exception as exc:  # a block file removed or replaced under us, or corrupt
-        raise SourceUnavailableError(f"cannot read built file {path.name}: {exc}") from None
-    return image.array.data[0]
+        names = ", ".join(p.name for p in paths)
+        raise SourceUnavailableError(f"cannot read built file(s) {names}: {exc}") from None
+    return image.array.data
 
 
-def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndarray, band: str, kind: str,
-               crs: CRS, transform: Affine, shape: tuple[int, int], *, pixel_size_grid: float,
-               resampling: str = "nearest", reproject: str = "nearest") -> np.ndarray:
-    """uint16 values of ``band``/``kind`` where ``labels`` > 0 (0 elsewhere)."""
-    out = np.zeros(shape, dtype=np.uint16)
+def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndarray,
+               variables: Sequence[tuple[str, str]], crs: CRS, transform: Affine, shape: tuple[int, int], *,
+               pixel_size_grid: float, resampling: str = "nearest", reproject: str = "nearest") -> dict:
+    """uint16 values of each ``(band, kind)`` where ``labels`` > 0 (0 elsewhere).
+
+    Reflectance and counts are read in separate stacks: their nodata differ (0 / none).
+    """
+    out = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
     layout = state.layout
-    overview = layout.overview_file(band, kind, state.overview_resolution_m())
-    if pixel_size_grid >= OVERVIEW_USE_RATIO * state.overview_resolution_m() and overview.is_file():
-        data = read_file(overview, crs, transform, shape, resampling, reproject)
-        inside = labels > 0
-        out[inside] = data[inside]
-        return out
-    for index, built in enumerate(blocks, start=1):
-        inside = labels == index
-        if not inside.any():
+    groups = [[v for v in variables if v[1] != COUNT], [v for v in variables if v[1] == COUNT]]
+    overview_m = state.overview_resolution_m()
+    for group in (g for g in groups if g):
+        nodata = None if group[0][1] == COUNT else 0
+        overviews = [layout.overview_file(band, kind, overview_m) for band, kind in group]
+        if pixel_size_grid >= OVERVIEW_USE_RATIO * overview_m and all(p.is_file() for p in overviews):
+            data = read_files(overviews, crs, transform, shape, nodata=nodata, resampling=resampling,
+                              reproject=reproject)
+            inside = labels > 0
+            for variable, values in zip(group, data):
+                out[variable][inside] = values[inside]
             continue
-        data = read_file(layout.block_file(built.block.id, band, kind), crs, transform, shape, resampling, reproject)
-        out[inside] = data[inside]
+        for index, built in enumerate(blocks, start=1):
+            inside = labels == index
+            if not inside.any():
+                continue
+            block = built.block
+            paths = [layout.block_file(block.id, band, kind) for band, kind in group]
+            data = read_files(paths, crs, transform, shape, source_grid=(block.crs, block.transform, block.shape),
+                              nodata=nodata, resampling=resampling, reproject=reproject)
+            for variable, values in zip(group, data):
+                out[variable][inside] = values[inside]
     return out

@@ -153,12 +153,11 @@ class SeasonReader(BaseReader):
         values: dict[Variable, np.ndarray] = {v: np.zeros(shape, dtype=np.uint16) for v in layer.variables}
         valid = {v: np.zeros(shape, dtype=bool) for v in layer.variables}
         if built.any():
-            for variable in layer.variables:
-                band, kind = variable
-                data = read_built(state, blocks, labels, band, kind, crs, transform, shape,
-                                  pixel_size_grid=pixel, resampling=resampling, reproject=reproject)
-                values[variable] = data
-                valid[variable] = built & ((data > 0) | (kind == COUNT))
+            read = read_built(state, blocks, labels, layer.variables, crs, transform, shape, pixel_size_grid=pixel,
+                              resampling=resampling, reproject=reproject)
+            for (band, kind), data in read.items():
+                values[band, kind] = data
+                valid[band, kind] = built & ((data > 0) | (kind == COUNT))
         source = SOURCE_BUILT if built.all() else None
         if source is None:
             unbuilt = ~built

@@ -265,3 +265,15 @@ def test_small_scales_read_the_season_overview(client, built):
     shown = served[1] > 0
     assert 0 < shown.sum() < 400  # a 25 km block (its data part) in a 600 km tile
     np.testing.assert_array_equal(served[0][shown], expected.data[0][shown])
+
+
+@pytest.mark.parametrize("z", [9, 13])
+def test_several_rasters_read_together_equal_one_at_a_time(client, z):
+    """Built rasters of a block are read as one stacked VRT: the same values as reading each COG alone."""
+    together = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", "bands=swir22,nir,red&statistic=p75")).content)
+    for index, band in enumerate(("swir22", "nir", "red")):
+        alone = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", f"bands={band}&statistic=p75")).content)
+        np.testing.assert_array_equal(together[index], alone[0])
+    counts = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", "expression=red_count;nir_count;red_p50")).content)
+    red_count = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", "bands=red&statistic=count")).content)[0]
+    np.testing.assert_array_equal(counts[0][counts[3] > 0], red_count[counts[3] > 0])
