@@ -21,11 +21,11 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from app.projection import ProjectedBlocks, ProjectionCache
-from compositor.block import built_manifests
+from compositor.block import read_manifest
 from compositor.build import SEASON_RECORD, season_grid
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.layout import SeasonLayout
+from compositor.layout import MANIFEST, SeasonLayout
 from compositor.seasons import Season, resolve_season
 from compositor.settings import Settings
 
@@ -96,11 +96,38 @@ class SeasonState:
         return self.grid.resolution_m * OVERVIEW_FACTOR
 
 
-def load_built_index(layout: SeasonLayout, grid: OutputGrid) -> BuiltIndex:
+class ManifestCache:
+    """Parsed block manifests by path, re-read only when the file changed (a build installs one block at
+    a time: the season is re-indexed after each, so an unchanged manifest must cost a ``stat`` only)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[Path, tuple[tuple[int, int], dict | None]] = {}
+        self._lock = threading.Lock()
+
+    def manifests(self, layout: SeasonLayout) -> list[dict]:
+        found = []
+        for path in sorted(layout.blocks_dir.glob(f"*/{MANIFEST}")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            key = (st.st_mtime_ns, st.st_ino)
+            with self._lock:
+                cached = self._parsed.get(path)
+            if cached is None or cached[0] != key:
+                cached = (key, read_manifest(path))
+                with self._lock:
+                    self._parsed[path] = cached
+            if cached[1]:
+                found.append(cached[1])
+        return found
+
+
+def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | None = None) -> BuiltIndex:
     """Built blocks from the manifests; blocks of another grid or a failed status are left out."""
     blocks = []
     record = {"crs": grid.crs, "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px}
-    for manifest in built_manifests(layout):
+    for manifest in (cache or ManifestCache()).manifests(layout):
         if manifest.get("status") not in BUILT_STATUSES or manifest.get("grid") != record:
             logger.warning("season %s: block %s ignored (status %s, grid %s)", layout.season.name,
                            manifest.get("block"), manifest.get("status"), manifest.get("grid"))
@@ -134,6 +161,7 @@ class SeasonRegistry:
         self._states: dict[str, tuple[tuple[int, ...], SeasonState]] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
+        self._manifests = ManifestCache()
         self._generation = 0
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
@@ -170,7 +198,7 @@ class SeasonRegistry:
         if grid is None:
             grid = OutputGrid(self.settings.crs, self.settings.resolution_m, self.settings.block_size_px)
         layout = SeasonLayout(self.data_dir, season, grid.crs, grid.resolution_m)
-        built = load_built_index(layout, grid) if has_record else BuiltIndex()
+        built = load_built_index(layout, grid, self._manifests) if has_record else BuiltIndex()
         self._generation += 1
         return SeasonState(season, grid, layout, built, self._generation, has_record)
 
