@@ -48,7 +48,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
-    claim_season(plan.layout, request.grid)
+    claim_season(plan.layout, request.grid, request.bbox_4326)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     summary = BuildSummary()
     todo = []
@@ -94,8 +94,9 @@ def season_grid(layout: SeasonLayout) -> OutputGrid | None:
     return OutputGrid(record["crs"], record["resolution_m"], record["block_size_px"])
 
 
-def claim_season(layout: SeasonLayout, grid: OutputGrid) -> None:
-    """Record the season's grid, or refuse a build on another grid into the same folder."""
+def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[float] | None = None) -> None:
+    """Record the season's grid and the regions asked for (``season.json``), or refuse a build on
+    another grid into the same folder. The server uses the regions for its built-coverage figures."""
     existing = season_grid(layout)
     if existing is not None and existing != grid:
         raise InvalidInputError(
@@ -103,14 +104,20 @@ def claim_season(layout: SeasonLayout, grid: OutputGrid) -> None:
             f"{existing.block_size_px} px blocks; build with the same --crs/--resolution/--block-size "
             "or into another --out folder"
         )
-    if existing is None:
-        layout.root.mkdir(parents=True, exist_ok=True)
+    path = layout.root / SEASON_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
         record = {"season": layout.season.name, "start_date": layout.season.start.isoformat(),
                   "end_date": layout.season.end.isoformat(), "crs": grid.crs,
-                  "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px}
-        tmp = layout.root / f".{SEASON_RECORD}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(tmp, layout.root / SEASON_RECORD)
+                  "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px, "bboxes_4326": []}
+    bboxes = record.setdefault("bboxes_4326", [])
+    if bbox_4326 is not None and list(bbox_4326) not in bboxes:
+        bboxes.append(list(bbox_4326))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = layout.root / f".{SEASON_RECORD}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def _season_outputs_exist(plan: BuildPlan) -> bool:

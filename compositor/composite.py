@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +38,7 @@ class CompositeOptions:
     blend_power: float = 2.0
     use_overviews: bool = False
     percentiles: tuple[float, ...] = PERCENTILES
+    read_threads: int = 4  # scene files read at once (GDAL releases the GIL); not in the fingerprint
 
     def fingerprint(self) -> dict[str, object]:
         """What changes the pixels of a build (recorded in block manifests)."""
@@ -61,36 +64,66 @@ class _Acquisition:
     source: np.ndarray  # (h, w) int8: index in `scenes` of the scene that supplies each pixel, -1 none
 
 
-def _select_sources(group: Sequence[Scene], reader: Callable[[Scene, str, Resampling], np.ndarray],
-                    valid_lookup: np.ndarray, shape: tuple[int, int], skipped: dict[str, str]) -> np.ndarray:
-    """For one acquisition, which of its scenes (MGRS tiles) supplies each valid pixel."""
-    source = np.full(shape, -1, dtype=np.int8)
-    for index, scene in enumerate(group):
-        try:
-            scl = reader(scene, "scl", Resampling.nearest)
-        except SourceUnavailableError as exc:
-            skipped[scene.id] = str(exc)
-            logger.warning("skip scene %s: %s", scene.id, exc)
-            continue
-        source[(source == -1) & valid_lookup[scl]] = index
-    return source
+Reader = Callable[[Scene, str, Resampling], np.ndarray]
 
 
-def _band_layer(acq: _Acquisition, band: str, reader: Callable[[Scene, str, Resampling], np.ndarray],
-                shape: tuple[int, int], skipped: dict[str, str]) -> np.ndarray:
-    layer = np.zeros(shape, dtype=np.uint16)
-    for index, scene in enumerate(acq.scenes):
-        chosen = acq.source == index
-        if scene.id in skipped or not chosen.any():
-            continue
+def _read_many(requests: Sequence[tuple[Scene, str, Resampling]], reader: Reader, skipped: dict[str, str],
+               pool: ThreadPoolExecutor | None) -> list[np.ndarray | None]:
+    """Read several scene assets (in parallel threads: GDAL releases the GIL); None where unreadable."""
+    def read_one(request: tuple[Scene, str, Resampling]) -> np.ndarray | str:
+        scene, key, resampling = request
         try:
-            dn = reader(scene, band, Resampling.average)
+            return reader(scene, key, resampling)
         except SourceUnavailableError as exc:
-            skipped[scene.id] = str(exc)
-            logger.warning("skip scene %s: %s", scene.id, exc)
+            return str(exc)
+
+    results = list(pool.map(read_one, requests)) if pool and len(requests) > 1 else [read_one(r) for r in requests]
+    out: list[np.ndarray | None] = []
+    for (scene, _, _), result in zip(requests, results):
+        if isinstance(result, str):
+            skipped.setdefault(scene.id, result)
+            logger.warning("skip scene %s: %s", scene.id, result)
+            out.append(None)
+        else:
+            out.append(result)
+    return out
+
+
+def _select_sources(groups: Sequence[Sequence[Scene]], reader: Reader, valid_lookup: np.ndarray,
+                    shape: tuple[int, int], skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
+    """For each acquisition, which of its scenes (MGRS tiles) supplies each pixel.
+
+    The first scene (in time and id order) with data at a pixel decides it: its value if the SCL
+    class is valid, no observation otherwise. A later scene of the acquisition is not read at
+    all when the earlier ones already have data at every pixel of the window.
+    """
+    sources = [np.full(shape, -1, dtype=np.int8) for _ in groups]
+    decided = [np.zeros(shape, dtype=bool) for _ in groups]
+    for rank in range(max((len(g) for g in groups), default=0)):
+        todo = [(i, g[rank]) for i, g in enumerate(groups) if rank < len(g) and not decided[i].all()]
+        scls = _read_many([(scene, "scl", Resampling.nearest) for _, scene in todo], reader, skipped, pool)
+        for (i, _), scl in zip(todo, scls):
+            if scl is None:
+                continue
+            new = ~decided[i] & (scl != 0)
+            sources[i][new & valid_lookup[scl]] = rank
+            decided[i] |= new
+    return sources
+
+
+def _band_layers(acquisitions: Sequence[_Acquisition], band: str, reader: Reader, shape: tuple[int, int],
+                 skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> np.ndarray:
+    """(n_acquisitions, h, w) uint16 reflectance DN of ``band``, offset removed, 0 where not valid."""
+    layers = np.zeros((len(acquisitions), *shape), dtype=np.uint16)
+    todo = [(i, rank, scene) for i, acq in enumerate(acquisitions) for rank, scene in enumerate(acq.scenes)
+            if scene.id not in skipped and (acq.source == rank).any()]
+    values = _read_many([(scene, band, Resampling.average) for _, _, scene in todo], reader, skipped, pool)
+    for (i, rank, scene), dn in zip(todo, values):
+        if dn is None:
             continue
-        layer[chosen] = apply_mask(dn, chosen, scene.offset_dn)[chosen]
-    return layer
+        chosen = acquisitions[i].source == rank
+        layers[i][chosen] = apply_mask(dn, chosen, scene.offset_dn)[chosen]
+    return layers
 
 
 def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
@@ -103,12 +136,17 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
     def reader(scene: Scene, key: str, resampling: Resampling) -> np.ndarray:
         return read_warped(scene.hrefs[key], crs, transform, shape, resampling, use_overviews=options.use_overviews)
 
+    with ThreadPoolExecutor(options.read_threads) if options.read_threads > 1 else nullcontext() as pool:
+        return _composite(scenes, bands, crs, transform, shape, options, reader, pool)
+
+
+def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine, shape: tuple[int, int],
+               options: CompositeOptions, reader: Reader, pool: ThreadPoolExecutor | None) -> Composite:
     skipped: dict[str, str] = {}
     lookup = valid_scl_lookup(options.invalid_classes)
-    acquisitions = [
-        _Acquisition(group[0].relative_orbit, list(group), _select_sources(group, reader, lookup, shape, skipped))
-        for group in deduplicate_acquisitions(scenes)
-    ]
+    groups = deduplicate_acquisitions(scenes)
+    sources = _select_sources(groups, reader, lookup, shape, skipped, pool)
+    acquisitions = [_Acquisition(g[0].relative_orbit, list(g), src) for g, src in zip(groups, sources)]
     acquisitions = [a for a in acquisitions if (a.source >= 0).any()]
     k = len(options.percentiles)
     stats: dict[str, np.ndarray] = {}
@@ -123,7 +161,7 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
             stats[band] = np.full((k, *shape), np.nan, dtype=np.float32)
             counts[band] = np.zeros(shape, dtype=np.uint16)
             continue
-        layers = np.stack([_band_layer(a, band, reader, shape, skipped) for a in acquisitions])
+        layers = _band_layers(acquisitions, band, reader, shape, skipped, pool)
         if not options.blend or len(orbits) == 1:
             stats[band], counts[band] = percentiles_and_count(layers, options.percentiles)
             continue

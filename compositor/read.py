@@ -38,8 +38,8 @@ def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: 
     if not factors:
         return None
     # Target pixel size expressed in source units, from the size of one target pixel's diagonal.
-    x0, y0 = dst_transform * (0, 0)
-    x1, y1 = dst_transform * (1, 1)
+    x0, y0 = dst_transform.c, dst_transform.f
+    x1, y1 = dst_transform.c + dst_transform.a + dst_transform.b, dst_transform.f + dst_transform.d + dst_transform.e
     xs, ys = rasterio.warp.transform(dst_crs, src.crs, [x0, x1], [y0, y1])
     target = math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / math.sqrt(2)
     level = None
@@ -60,13 +60,20 @@ def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple
     """
     height, width = dst_shape
     try:
-        with rasterio.open(href) as probe:
-            level = _pick_overview(probe, dst_crs, dst_transform) if use_overviews else None
-        kwargs = {"overview_level": level} if level is not None else {}
-        with rasterio.open(href, **kwargs) as src, WarpedVRT(
-            src, crs=dst_crs, transform=dst_transform, width=width, height=height,
-            resampling=resampling, src_nodata=0, nodata=0, tolerance=0.01,
-        ) as vrt:
-            return vrt.read(1, window=window)
+        with rasterio.open(href) as src:
+            level = _pick_overview(src, dst_crs, dst_transform) if use_overviews else None
+            if level is None:  # full resolution: warp from the dataset already open
+                return _warp(src, dst_crs, dst_transform, width, height, resampling, window)
+        with rasterio.open(href, overview_level=level) as src:
+            return _warp(src, dst_crs, dst_transform, width, height, resampling, window)
     except (RasterioError, OSError) as exc:
         raise SourceUnavailableError(f"cannot read {href}: {exc}") from None
+
+
+def _warp(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine, width: int, height: int,
+          resampling: Resampling, window: Window | None) -> np.ndarray:
+    # A 0.01 px transformer tolerance (GDAL's default is 0.125) keeps nearest-neighbour picks of
+    # SCL independent of the window, so blocks of any size and tiles agree on every pixel.
+    with WarpedVRT(src, crs=dst_crs, transform=dst_transform, width=width, height=height, resampling=resampling,
+                   src_nodata=0, nodata=0, tolerance=0.01) as vrt:
+        return vrt.read(1, window=window)
