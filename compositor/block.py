@@ -94,7 +94,7 @@ def _tags(job: BlockJob, band: str, kind: str) -> dict[str, str]:
     }
 
 
-def _describe_output(job: BlockJob, band: str, kind: str) -> str:
+def _describe_output(band: str, kind: str) -> str:
     name = BANDS_BY_NAME[band].description
     if kind == COUNT:
         return f"{name}: number of valid (cloud-free) observations"
@@ -131,7 +131,7 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
                 dtype, nodata = ("uint16", None) if kind == COUNT else ("uint16", 0)
                 writer = open_strip_writer(tmp / f"{band}_{kind}.strips.tif", block.crs, block.transform,
                                            block.shape, dtype, nodata)
-                describe(writer, _describe_output(job, band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
+                describe(writer, _describe_output(band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
                          _tags(job, band, kind))
                 writers[band, kind] = writer
         for row_off, rows in _strips(block.size_px, job.strip_rows):
