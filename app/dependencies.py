@@ -10,6 +10,7 @@ none: data formats (tif, npy) carry the values themselves.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,7 @@ from titiler.core.dependencies import DefaultDependency, ImageRenderingParams
 
 from app.layers import Layer, all_variables_layer, make_layer
 from app.presets import default_rescale, resolve_preset
-from app.reader import SeasonSource
+from app.reader import DEFAULT_MAX_SIZE, SeasonSource
 from app.services import Services
 from compositor.errors import InvalidInputError
 
@@ -112,6 +113,107 @@ class PartParams(DefaultDependency):
     max_size: Annotated[int | None, Field(gt=0, le=MAX_IMAGE_PX, description="Longest side of the output (px).")] = None
     height: Annotated[int | None, Field(gt=0, le=MAX_IMAGE_PX, description="Output height (px).")] = None
     width: Annotated[int | None, Field(gt=0, le=MAX_IMAGE_PX, description="Output width (px).")] = None
+
+
+MAX_HISTOGRAM_BINS = 1024
+MAX_PERCENTILES = 32
+MAX_CATEGORIES = 256
+MAX_ZOOM = 30
+MAX_COVERAGE_PX = 2**27  # pixels of the finer raster a feature's coverage is computed on (1 byte each)
+
+
+@dataclass
+class StatisticsParams(DefaultDependency):
+    """TiTiler's statistics options, bounded: percentiles within 0..100, a few of them, a few categories."""
+
+    categorical: Annotated[bool | None, Query(description="Statistics of a categorical dataset (counts of "
+                                                          "values). Default false.")] = None
+    categories: Annotated[list[float] | None, Query(alias="c", max_length=MAX_CATEGORIES,
+                                                    description="Values to count (categorical).")] = None
+    percentiles: Annotated[list[Annotated[int, Field(ge=0, le=100)]] | None,
+                           Query(alias="p", max_length=MAX_PERCENTILES,
+                                 description="Percentiles to report, 0..100 (default 2 and 98).")] = None
+
+    def __post_init__(self) -> None:
+        if not self.percentiles:
+            self.percentiles = [2, 98]
+
+
+@dataclass
+class HistogramParams(DefaultDependency):
+    """TiTiler's histogram options, bounded: at most `MAX_HISTOGRAM_BINS` bins, increasing edges, a finite range."""
+
+    bins: Annotated[str | None, Query(alias="histogram_bins", pattern=r"^\d{1,12}(,\d{1,12})*$", max_length=8192,
+                                      description=f"Number of equal-width bins (1..{MAX_HISTOGRAM_BINS}, default 10) "
+                                                  "or increasing bin edges (comma-separated).")] = None
+    range: Annotated[str | None, Query(alias="histogram_range", max_length=64,
+                                       description="min,max of the bins (default: the data's).")] = None
+
+    def __post_init__(self) -> None:
+        self.bins = parse_histogram_bins(self.bins)
+        self.range = parse_histogram_range(self.range) if self.range else None
+
+
+def parse_histogram_bins(text: str | None) -> int | list[float]:
+    if not text:
+        return 10
+    values = [int(v) for v in text.split(",")]
+    if len(values) == 1:
+        if not 1 <= values[0] <= MAX_HISTOGRAM_BINS:
+            raise InvalidInputError(f"histogram_bins {values[0]}: use 1..{MAX_HISTOGRAM_BINS} bins")
+        return values[0]
+    if len(values) > MAX_HISTOGRAM_BINS + 1:
+        raise InvalidInputError(f"histogram_bins: at most {MAX_HISTOGRAM_BINS + 1} bin edges")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise InvalidInputError("histogram_bins: bin edges must increase, e.g. 0,100,200,300")
+    return [float(v) for v in values]
+
+
+def parse_histogram_range(text: str) -> list[float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"histogram_range {text!r}: give min,max, e.g. 0,3000") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise InvalidInputError(f"histogram_range {text!r}: give finite min,max with min <= max")
+    return [low, high]
+
+
+def check_request_limits(request: Request) -> None:
+    """Limits that span parameters of several TiTiler dependencies (router-level dependency, no parameters).
+
+    ``minzoom`` and ``maxzoom`` (tileset, TileJSON, WMTS) are zoom levels a tile matrix set can have.
+    A feature's coverage is rasterized ``cover_scale`` times finer than the output on each side:
+    bound that raster (``cover_scale``² x output pixels) before anything is read.
+    """
+    query = request.query_params
+    for key in ("minzoom", "maxzoom"):
+        value = query.get(key)
+        if value is not None and value.lstrip("-").isdigit() and not 0 <= int(value) <= MAX_ZOOM:
+            raise InvalidInputError(f"{key} {value}: zoom levels are 0..{MAX_ZOOM}")
+    cover = query.get("cover_scale")
+    if cover is None or not cover.isdigit():
+        return  # absent, or invalid: the route's own validation answers
+    sizes = [int(query[k]) for k in ("max_size", "width", "height") if query.get(k, "").isdigit()]
+    side = max(sizes or [DEFAULT_MAX_SIZE])
+    if side * side * int(cover) ** 2 > MAX_COVERAGE_PX:
+        most = max(1, int(math.sqrt(MAX_COVERAGE_PX) // side))
+        raise InvalidInputError(f"cover_scale {cover} with an output of up to {side} px per side: use a cover_scale "
+                                f"of at most {most}, or a smaller max_size/width/height")
+
+
+def check_legend_size(request: Request) -> None:
+    """``width`` and ``height`` of a colormap legend image (TiTiler's ``/colorMaps/{id}``): 1..`MAX_IMAGE_PX`."""
+    for key in ("width", "height"):
+        value = request.query_params.get(key)
+        if value is None:
+            continue
+        try:
+            size = int(value)
+        except ValueError:
+            continue  # not an integer: the route's own validation answers 422
+        if not 1 <= size <= MAX_IMAGE_PX:
+            raise InvalidInputError(f"{key} {size}: a legend image is 1..{MAX_IMAGE_PX} px")
 
 
 def _is_picture(request: Request) -> bool:

@@ -12,6 +12,7 @@ import math
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from morecantile.errors import InvalidZoomError
 from rasterio.errors import RasterioError
 from rio_tiler.errors import (
     InvalidBufferSize,
@@ -68,9 +69,10 @@ STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
     (InvalidBufferSize, status.HTTP_400_BAD_REQUEST),
     (InvalidColorFormat, status.HTTP_400_BAD_REQUEST),
     (InvalidFormat, status.HTTP_400_BAD_REQUEST),
+    (InvalidZoomError, status.HTTP_400_BAD_REQUEST),  # minzoom/maxzoom a tile matrix set cannot have
 )
 CLIENT_SAFE = (InvalidInputError, TileOutsideBounds, PointOutsideBounds, InvalidExpression, InvalidBufferSize,
-               InvalidColorFormat, InvalidFormat, NoObservationsError)
+               InvalidColorFormat, InvalidFormat, InvalidZoomError, NoObservationsError)
 CATALOG_RETRY_AFTER_S = 30
 
 
@@ -126,5 +128,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     """Register the mapping on ``app``; anything unmapped becomes a logged 500 without details."""
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(RequestValidationError, _handle_validation)
-    for cls in (CompositorError, RioTilerError, RasterioError, Exception):
+    for cls in (CompositorError, RioTilerError, RasterioError, InvalidZoomError, Exception):
         app.add_exception_handler(cls, _handle)

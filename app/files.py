@@ -43,10 +43,6 @@ def season_file(state: SeasonState, relative: str) -> Path:
 def files_router() -> APIRouter:
     router = APIRouter(tags=["Files"])
 
-    @router.api_route("/seasons/{season}/files/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse,
-                      responses={200: {"content": {"image/tiff": {}, "application/xml": {}}},
-                                 206: {"description": "Partial content (Range requests)."}},
-                      summary="A built COG, VRT or STAC file of a season (Range requests supported)")
     def season_file_route(
         request: Request,
         season: SeasonPath,
@@ -59,4 +55,13 @@ def files_router() -> APIRouter:
         return FileResponse(target, media_type=MEDIA_TYPES.get(target.suffix, "application/octet-stream"),
                             headers={"Cache-Control": "public, max-age=60"})
 
+    # GET and HEAD as two operations: one route with both methods gives both the same operation id.
+    for method, operation_id, summary in (
+        ("GET", "getSeasonFile", "A built COG, VRT or STAC file of a season (Range requests supported)"),
+        ("HEAD", "headSeasonFile", "Size and type of a built file of a season"),
+    ):
+        router.add_api_route("/seasons/{season}/files/{path:path}", season_file_route, methods=[method],
+                             operation_id=operation_id, summary=summary, response_class=FileResponse,
+                             responses={200: {"content": {"image/tiff": {}, "application/xml": {}}},
+                                        206: {"description": "Partial content (Range requests)."}})
     return router

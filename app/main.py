@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from titiler.core.factory import ColorMapFactory, TilerFactory, TMSFactory
 
@@ -48,6 +48,8 @@ def season_factory() -> TilerFactory:
         tile_dependency=deps.TileParams,
         img_preview_dependency=deps.PreviewParams,
         img_part_dependency=deps.PartParams,
+        stats_dependency=deps.StatisticsParams,
+        histogram_dependency=deps.HistogramParams,
         process_dependency=deps.no_post_process,
         colormap_dependency=deps.colormap_params,
         render_dependency=deps.render_params,
@@ -82,9 +84,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.settings = settings
 
     tiler = season_factory()
-    app.include_router(tiler.router, prefix="/seasons/{season}", tags=["Season tiles"])
+    app.include_router(tiler.router, prefix="/seasons/{season}", tags=["Season tiles"],
+                       dependencies=[Depends(deps.check_request_limits)])
     app.include_router(TMSFactory().router, tags=["Tiling schemes"])
-    app.include_router(ColorMapFactory().router, tags=["Colormaps"])
+    app.include_router(ColorMapFactory().router, tags=["Colormaps"], dependencies=[Depends(deps.check_legend_size)])
     app.include_router(seasons_router())
     app.include_router(files_router())
     app.include_router(viewer_router())

@@ -82,6 +82,27 @@ CASES = [
     (f"{B}/preview.png?max_size=0", 422, "greater than 0"),
     (f"{B}/preview/5000x5000.png", 422, "less than or equal to 2048"),
     (f"{B}/statistics?bands=red,green", 400, "1 or 3"),
+    # statistics: bounded work (a histogram of 10 million bins took 16 s and 3 GB)
+    (f"{B}/statistics?histogram_bins=10000000", 400, "use 1..1024 bins"),
+    (f"{B}/statistics?histogram_bins=0", 400, "use 1..1024 bins"),
+    (f"{B}/statistics?histogram_bins=5,3,9", 400, "must increase"),
+    (f"{B}/statistics?histogram_bins=" + ",".join(map(str, range(1100))), 400, "at most 1025 bin edges"),
+    (f"{B}/statistics?histogram_bins=-3", 422, "pattern"),
+    (f"{B}/statistics?histogram_range=5,1", 400, "min <= max"),
+    (f"{B}/statistics?histogram_range=1.0e999,2.0e999", 400, "finite"),
+    (f"{B}/statistics?p=1000", 422, "less than or equal to 100"),
+    (f"{B}/statistics?p=-1", 422, "greater than or equal to 0"),
+    (f"{B}/statistics?" + "&".join(["p=5"] * 40), 422, "at most 32"),
+    (f"{B}/statistics?" + "&".join(f"c={i}" for i in range(300)), 422, "at most 256"),
+    (f"{B}/statistics?histogram_bins=12&histogram_range=0,3000&p=0&p=100", 200, ""),
+    # tile matrix sets: zoom limits a TMS cannot have
+    (f"{B}/tiles/GNOSISGlobalGrid?maxzoom=30", 400, "TileMatrix not found"),
+    (f"{B}/tiles/WorldCRS84Quad?maxzoom=1165511354", 400, "zoom levels are 0..30"),
+    (f"{B}/WebMercatorQuad/tilejson.json?minzoom=-3", 400, "zoom levels are 0..30"),
+    # legends: bounded images
+    ("/colorMaps/viridis?format=png&width=100000&height=100000", 400, "1..2048 px"),
+    ("/colorMaps/viridis?format=png&width=-180", 400, "1..2048 px"),
+    ("/colorMaps/viridis?format=png&width=20&height=256", 200, ""),
     # files: only a season's own outputs
     (f"{B}/files/season.json", 404, "no file"),
     (f"{B}/files/blocks/c172_r107/manifest.json", 404, "no file"),
@@ -89,6 +110,13 @@ CASES = [
     (f"{B}/files/blocks/..%2F..%2Fseason.json", 404, "no file"),
     (f"{B}/files/.hidden.tif", 404, "no file"),
     (f"{B}/files//etc/passwd", 404, "no file"),
+    (f"{B}/files/%252e%252e/%252e%252e/etc/passwd", 404, "no file"),
+    (f"{B}/files/..%5c..%5c..%5cetc%5cpasswd", 404, "no file"),
+    (f"{B}/files/blocks/c172_r107/%2E%2E/%2E%2E/%2E%2E/%2E%2E/etc/hostname.tif", 404, "no file"),
+    (f"{B}/files/x.tif%00.json", 404, "no file"),
+    (f"{B}/files/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E/etc/passwd", 404, "no file"),
+    (f"{B}/files/catalog/../../../../../../etc/passwd.json", 404, ""),  # the client drops the dot segments
+    ("/seasons/..%2F..%2F..%2Fetc/files/passwd.tif", 404, ""),
     ("/seasons/2021-summer/files/x.tif", 404, "no file"),
     (f"{B}/queue?x=1", 200, ""),
 ]
@@ -120,3 +148,21 @@ BODIES = [
 def test_bad_feature_bodies(client, body, status):
     response = client.post(f"{B}/feature.png", json=body)
     assert response.status_code == status, response.text[:300]
+
+
+SMALL = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+    [[11.35, 47.89], [11.37, 47.89], [11.37, 47.91], [11.35, 47.91], [11.35, 47.89]]]}}
+
+
+@pytest.mark.parametrize(("query", "status", "message"), [
+    ("cover_scale=1000", 400, "cover_scale of at most 11"),  # a 1024000 px square raster before
+    ("cover_scale=10&width=2048&height=2048", 400, "cover_scale of at most 5"),
+    ("cover_scale=5&max_size=2048", 200, ""),
+    ("cover_scale=10", 200, ""),
+])
+def test_feature_statistics_coverage_is_bounded(client, query, status, message):
+    """The coverage of a feature is rasterized cover_scale times finer than the output on each side."""
+    response = client.post(f"{B}/statistics?{query}", json=SMALL)
+    assert response.status_code == status, response.text[:300]
+    if message:
+        assert message in response.json()["detail"]
