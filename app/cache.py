@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from cachetools import LRUCache, TTLCache
 
 from compositor.catalog import BBox, Scene
+from compositor.errors import CatalogUnavailableError
 
 V = TypeVar("V")
 SEARCH_CELL_DEG = 1.0  # catalog searches are made and cached per 1-degree cell
@@ -78,12 +79,21 @@ def search_cell(bbox_4326: BBox) -> BBox:
 
 
 class SceneCache:
-    """Catalog searches by season and 1-degree cell, kept ``ttl_s`` seconds; one search per key at a time."""
+    """Catalog searches by season and 1-degree cell, kept ``ttl_s`` seconds; one search per key at a time.
 
-    def __init__(self, search: Callable[[str, BBox], list[Scene]], ttl_s: float, maxsize: int = 1024) -> None:
+    A search that failed because the catalog could not be reached (`CatalogUnavailableError`: down,
+    slow past its timeout) is remembered ``failure_ttl_s`` seconds: meanwhile the same search fails
+    at once with the same error, instead of tying up an on-the-fly worker per request.
+    """
+
+    def __init__(self, search: Callable[[str, BBox], list[Scene]], ttl_s: float, maxsize: int = 1024,
+                 failure_ttl_s: float = 0.0) -> None:
         self._search = search
         self._cache: SeasonCache[tuple[Scene, ...]] = SeasonCache(TTLCache(maxsize=maxsize, ttl=max(ttl_s, 1e-3)))
+        self._failures: SeasonCache[CatalogUnavailableError] = SeasonCache(
+            TTLCache(maxsize=maxsize, ttl=max(failure_ttl_s, 1e-3)))
         self._enabled = ttl_s > 0
+        self._remember_failures = failure_ttl_s > 0
         self._locks: dict[Hashable, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -94,17 +104,30 @@ class SceneCache:
         hit = self._cache.get(key) if self._enabled else None
         if hit is not None:
             return hit
+        self._raise_recent_failure(key)
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             hit = self._cache.get(key) if self._enabled else None
             if hit is None:
-                hit = tuple(self._search(season, cell))
+                self._raise_recent_failure(key)
+                try:
+                    hit = tuple(self._search(season, cell))
+                except CatalogUnavailableError as exc:
+                    if self._remember_failures:
+                        self._failures.put(key, exc)
+                    raise
                 if self._enabled:
                     self._cache.put(key, hit)
         return hit
 
+    def _raise_recent_failure(self, key: tuple) -> None:
+        failure = self._failures.get(key) if self._remember_failures else None
+        if failure is not None:
+            raise CatalogUnavailableError(str(failure))
+
     def invalidate(self, season: str) -> int:
+        self._failures.invalidate(season)
         return self._cache.invalidate(season)
 
     def __len__(self) -> int:

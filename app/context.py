@@ -2,14 +2,27 @@
 
 The tile middleware opens a `RequestRecord` for each request; the season reader (running in a
 worker thread, which inherits the context) writes into it; the middleware turns it into response
-headers (``X-S2Seasons-Source``) and decides whether the response may be cached.
+headers (``X-S2Seasons-Source``, ``X-S2Seasons-Skipped-Scenes``), decides whether the response
+may be cached, and sets ``disconnected`` when the client goes away, so that on-the-fly waits
+(`wait_result`) give up their place at once. The request id (``X-Request-ID``) is a context
+variable of its own, set for every request (logs carry it).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from app.errors import ClientDisconnectedError, ScenesUnavailableError
+from compositor.composite import Composite
+
+T = TypeVar("T")
+DISCONNECT_POLL_S = 0.2
 
 SOURCE_BUILT = "built"
 SOURCE_ONTHEFLY = "on-the-fly"
@@ -25,6 +38,8 @@ class RequestRecord:
     sources: set[str] = field(default_factory=set)
     not_built: str | None = None  # why part of the answer was left empty, if it was
     cacheable: bool = True
+    skipped_scenes: int = 0  # source scenes that could not be read (on the fly)
+    disconnected: threading.Event = field(default_factory=threading.Event)
 
     def add_source(self, source: str) -> None:
         self.sources.add(source)
@@ -41,6 +56,7 @@ class RequestRecord:
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("s2seasons_request", default=None)
+request_id: ContextVar[str | None] = ContextVar("s2seasons_request_id", default=None)
 
 
 def open_record() -> RequestRecord:
@@ -52,3 +68,32 @@ def open_record() -> RequestRecord:
 def current_record() -> RequestRecord:
     """The record of the running request, or a detached one (a reader used outside a request)."""
     return _current.get() or RequestRecord()
+
+
+def wait_result(future: Future[T], deadline: float) -> T:
+    """``future``'s result, waiting until ``deadline`` (monotonic) at most (`TimeoutError` after).
+
+    Gives up early with `ClientDisconnectedError` when the running request's client went away, so
+    that a cancelled request (a map panned on) frees its place among the waiters at once.
+    """
+    disconnected = current_record().disconnected
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return future.result(timeout=max(0.0, min(remaining, DISCONNECT_POLL_S)))
+        except FutureTimeout:
+            if remaining <= DISCONNECT_POLL_S:
+                raise
+            if disconnected.is_set():
+                raise ClientDisconnectedError("the client closed the connection") from None
+
+
+def note_skipped_scenes(result: Composite) -> None:
+    """An on-the-fly composite left out scenes it could not read: say how many (and never cache the answer);
+    when nothing at all could be used, `ScenesUnavailableError` (503, retry later) instead of an empty answer."""
+    record = current_record()
+    record.cacheable = False
+    record.skipped_scenes += len(result.skipped)
+    if not result.n_acquisitions:
+        raise ScenesUnavailableError(f"none of the scenes could be read ({len(result.skipped)} skipped): "
+                                     + "; ".join(list(result.skipped.values())[:3]))

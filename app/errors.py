@@ -53,9 +53,22 @@ class NotFoundError(InvalidInputError):
     """A tile, file or resource the client named does not exist (z/x/y outside the matrix...)."""
 
 
+class ScenesUnavailableError(SourceUnavailableError):
+    """On the fly, no scene of the area could be read (missing, truncated, corrupt, unreachable): retry later."""
+
+
+class ClientDisconnectedError(CompositorError):
+    """The client closed the connection while its request waited (nobody reads the answer)."""
+
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's code for a request the client gave up on: shows in the request log
+
+
 # Most specific first: the first class an exception is an instance of decides.
 STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
     (ServerBusyError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (ClientDisconnectedError, CLIENT_CLOSED_REQUEST),
+    (ScenesUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SeasonNotFoundError, status.HTTP_404_NOT_FOUND),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (InvalidInputError, status.HTTP_400_BAD_REQUEST),
@@ -72,8 +85,9 @@ STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
     (InvalidZoomError, status.HTTP_400_BAD_REQUEST),  # minzoom/maxzoom a tile matrix set cannot have
 )
 CLIENT_SAFE = (InvalidInputError, TileOutsideBounds, PointOutsideBounds, InvalidExpression, InvalidBufferSize,
-               InvalidColorFormat, InvalidFormat, InvalidZoomError, NoObservationsError)
+               InvalidColorFormat, InvalidFormat, InvalidZoomError, NoObservationsError, ClientDisconnectedError)
 CATALOG_RETRY_AFTER_S = 30
+SCENES_RETRY_AFTER_S = 30
 
 
 def status_for(exc: Exception) -> int:
@@ -90,6 +104,8 @@ def _public_message(exc: Exception, code: int) -> str:
         return "the scene catalog cannot be reached now; try again later"
     if isinstance(exc, CatalogError):
         return "the scene catalog returned something that is not a usable STAC item"
+    if isinstance(exc, ScenesUnavailableError):
+        return "none of the source scenes of this area could be read now; try again later"
     if isinstance(exc, SourceUnavailableError):
         return "a source scene could not be read; try again later"
     return "internal error; it has been logged"
@@ -102,7 +118,11 @@ def error_response(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     elif isinstance(exc, CatalogUnavailableError):
         headers["Retry-After"] = str(CATALOG_RETRY_AFTER_S)
-    if code >= 500 and not isinstance(exc, ServerBusyError):
+    elif isinstance(exc, ScenesUnavailableError):
+        headers["Retry-After"] = str(SCENES_RETRY_AFTER_S)
+    if isinstance(exc, (CatalogUnavailableError, ScenesUnavailableError)):
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)  # upstream trouble: no traceback
+    elif code >= 500 and not isinstance(exc, ServerBusyError):
         logger.error("%s %s failed with %d", request.method, request.url.path, code, exc_info=exc)
     return JSONResponse({"detail": _public_message(exc, code)}, status_code=code, headers=headers)
 

@@ -16,6 +16,7 @@ from titiler.core.factory import ColorMapFactory, TilerFactory, TMSFactory
 from app import dependencies as deps
 from app.errors import add_exception_handlers
 from app.files import files_router
+from app.logs import configure_logging
 from app.middleware import RequestLogMiddleware, SeasonResponseMiddleware
 from app.reader import SeasonReader
 from app.seasons import seasons_router
@@ -26,16 +27,6 @@ from compositor import __version__
 from compositor.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def configure_request_log() -> None:
-    """Make the one-line-per-request log visible when nothing else configured logging (``s2seasons serve``)."""
-    requests = logging.getLogger("app.requests")
-    requests.setLevel(logging.INFO)
-    if not requests.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        requests.addHandler(handler)
 
 
 def season_factory() -> TilerFactory:
@@ -66,7 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """
     settings = settings or Settings()
     services = services or make_services(settings)
-    configure_request_log()
+    configure_logging(settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -99,6 +90,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     add_exception_handlers(app)
     app.add_middleware(SeasonResponseMiddleware, services=services)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
-                       expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built", "Content-Range"])
+                       expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built",
+                                       "X-S2Seasons-Skipped-Scenes", "X-Request-ID", "Retry-After", "Content-Range"])
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -1,9 +1,13 @@
-"""ASGI middlewares: one log line per request, and the season responses' headers and tile cache.
+"""ASGI middlewares: request ids and one log line per request, and the season responses' headers and tile cache.
 
-`SeasonResponseMiddleware` opens the request record the reader writes into, then:
+`RequestLogMiddleware` sets ``X-Request-ID`` and logs the request. `SeasonResponseMiddleware` opens
+the request record the reader writes into, then:
 
 * adds ``X-S2Seasons-Source`` (built, on-the-fly, mixed, not-built) and, when part of the area was
   left empty, ``X-S2Seasons-Not-Built`` with the reason, to every season response that read data;
+  ``X-S2Seasons-Skipped-Scenes`` counts the source scenes an on-the-fly answer had to leave out;
+* listens, while a GET runs, for the client going away (``record.disconnected``), so that a
+  cancelled on-the-fly request gives up its place in the waiting room at once;
 * for tiles (``/seasons/{season}/tiles/{tms}/{z}/{x}/{y}...``): serves them from the LRU of
   rendered tiles, stores new ones (the key is the full path and query, so every format, preset and
   parameter is its own entry), sets ``ETag`` and ``Cache-Control`` and answers ``If-None-Match``
@@ -12,10 +16,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,7 +30,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.cache import CachedTile, SeasonCache
-from app.context import SOURCE_BUILT, open_record
+from app.context import SOURCE_BUILT, RequestRecord, open_record, request_id
 from app.services import Services
 
 logger = logging.getLogger("app.requests")
@@ -32,14 +39,40 @@ TILE_PATH = re.compile(r"^/seasons/(?P<season>[^/]+)/tiles/[^/]+/\d+/\d+/\d+(?:\
 SEASON_PATH = re.compile(r"^/seasons/(?P<season>[^/]+)/")
 SOURCE_HEADER = "X-S2Seasons-Source"
 NOT_BUILT_HEADER = "X-S2Seasons-Not-Built"
+SKIPPED_HEADER = "X-S2Seasons-Skipped-Scenes"
 CACHE_HEADER = "X-S2Seasons-Cache"
 MAX_AGE_BUILT_S = 3600
 MAX_AGE_OTHER_S = 60  # on-the-fly and not-built tiles change when the area gets built
 
 
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_LOGGED_TARGET = 2000
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_of(headers: Headers) -> str:
+    """The client's ``X-Request-ID`` when it is a sane token (128 characters of [A-Za-z0-9._:-]), else a new one."""
+    given = headers.get(REQUEST_ID_HEADER)
+    if given and _VALID_REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _shorten(text: str, limit: int = MAX_LOGGED_TARGET) -> str:
+    """``text`` cut at ``limit`` characters (a 50 kB query makes a 50 kB log line otherwise)."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
 @dataclass
 class RequestLogMiddleware:
-    """``METHOD path?query status milliseconds`` at INFO on logger ``app.requests``, one line per request."""
+    """The request id and the request log: one line per request at INFO on logger ``app.requests``.
+
+    ``X-Request-ID`` is taken from the request (when sane) or made, set on every answer and kept in a
+    context variable for the other log lines of the request. The path is logged as it came (still
+    percent-encoded: a decoded ``%0A`` cannot forge a log line), cut at 2000 characters. The line reads
+    ``METHOD path?query status milliseconds source=... cache=... skipped=... id=...``; its fields are
+    also record attributes (``method``, ``path``, ``status``, ``ms``, ``source``...) for JSON logs.
+    """
 
     app: ASGIApp
     logger: logging.Logger = field(default_factory=lambda: logger)
@@ -49,21 +82,87 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        rid = request_id_of(Headers(scope=scope))
+        token = request_id.set(rid)
         status = 500
+        response_headers: dict[str, str] = {}
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = rid
+                response_headers.update((k.lower(), v) for k, v in headers.items()
+                                        if k.lower() in (SOURCE_HEADER.lower(), CACHE_HEADER.lower(),
+                                                         SKIPPED_HEADER.lower()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            ms = round((time.perf_counter() - started) * 1000, 1)
             query = scope.get("query_string", b"").decode("latin-1")
-            target = scope["path"] + (f"?{query}" if query else "")
-            self.logger.info("%s %s %d %.1fms", scope["method"], target, status,
-                             (time.perf_counter() - started) * 1000)
+            path = (scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")).decode("latin-1")
+            target = _shorten(path + (f"?{query}" if query else ""))
+            source = response_headers.get(SOURCE_HEADER.lower())
+            cache = response_headers.get(CACHE_HEADER.lower())
+            skipped = response_headers.get(SKIPPED_HEADER.lower())
+            notes = "".join(f" {k}={v}" for k, v in (("source", source), ("cache", cache), ("skipped", skipped))
+                            if v)
+            client = scope.get("client")
+            self.logger.info("%s %s %d %.1fms%s id=%s", scope["method"], target, status, ms, notes, rid,
+                             extra={"request_id": rid, "method": scope["method"], "path": _shorten(path),
+                                    "query": _shorten(query) or None, "status": status, "ms": ms, "source": source,
+                                    "cache": cache, "skipped_scenes": int(skipped) if skipped else None,
+                                    "client": client[0] if client else None})
+            request_id.reset(token)
+
+
+@contextlib.asynccontextmanager
+async def watch_disconnect(receive: Receive, record: RequestRecord):
+    """A ``receive`` for the app of a request without a body, while a task listens for the client leaving
+    and then sets ``record.disconnected`` (on-the-fly waits give up their place; `app.context.wait_result`)."""
+    first = await receive()
+    if first["type"] != "http.request" or first.get("more_body", False):
+        if first["type"] == "http.disconnect":
+            record.disconnected.set()
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return first
+
+        yield replay
+        return
+    gone = asyncio.Event()
+
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        record.disconnected.set()
+        gone.set()
+
+    listener = asyncio.create_task(listen())
+    delivered = False
+
+    async def app_receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return first
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    try:
+        yield app_receive
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
 
 def _cache_key(scope: Scope, season: str) -> tuple:
@@ -121,6 +220,8 @@ class SeasonResponseMiddleware:
                     headers[SOURCE_HEADER] = record.source
                 if record.not_built:
                     headers[NOT_BUILT_HEADER] = record.not_built
+                if record.skipped_scenes:
+                    headers[SKIPPED_HEADER] = str(record.skipped_scenes)
                 if not tile or message["status"] != 200:
                     await send(message)
                 return
@@ -132,7 +233,11 @@ class SeasonResponseMiddleware:
                 await self._finish_tile(start, b"".join(chunks), key if record.cacheable else None, record.source,
                                         request_headers, scope, send)
 
-        await self.app(scope, receive, capture)
+        if scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, capture)
+            return
+        async with watch_disconnect(receive, record) as app_receive:
+            await self.app(scope, app_receive, capture)
 
     def _season_name(self, name: str) -> str | None:
         try:

@@ -34,6 +34,7 @@ from rasterio.transform import array_bounds
 from shapely.geometry import box
 
 from app.cache import SceneCache, SeasonCache
+from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import project_bounds
 from compositor.catalog import BBox, Scene
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 CompositeFn = Callable[..., Composite]
 WAITERS_PER_WORKER = 4
 JOBS_PER_WORKER = 8
+QUEUE_FULL_RETRY_AFTER_S = 2  # a place frees when a composite ends or a waiting client leaves: soon
 MIN_STRIP_ROWS = 128  # below this, the per-read setup of a second strip costs more than it saves
 
 
@@ -114,7 +116,7 @@ class OnTheFly:
             if job is None and (self._n_waiting >= self.max_waiters or len(self._inflight) >= self.max_jobs):
                 raise ServerBusyError(
                     f"{len(self._inflight)} on-the-fly composites are running or queued: retry in a moment, "
-                    "or view the built areas meanwhile", self.retry_after_s)
+                    "or view the built areas meanwhile", QUEUE_FULL_RETRY_AFTER_S)
             if job is None:
                 job = _Job(key, season, crs_text, transform, tuple(shape), tuple(bands), use_overviews)
                 job.plan = self._pool.submit(self._plan, job)
@@ -122,7 +124,7 @@ class OnTheFly:
             self._waiters[key] = self._waiters.get(key, 0) + 1
             self._n_waiting += 1
         try:
-            return job.result.result(timeout=max(0.0, deadline - time.monotonic()))
+            return wait_result(job.result, deadline)  # gives up early when the client goes away
         except FutureTimeout:
             raise ServerBusyError(
                 f"the on-the-fly composite took longer than the budget of {self.settings.onthefly_budget_s:g} s; "

@@ -36,6 +36,7 @@ from app.context import (
     SOURCE_NOT_BUILT,
     SOURCE_ONTHEFLY,
     current_record,
+    note_skipped_scenes,
 )
 from app.errors import NotFoundError
 from app.projection import project_bounds
@@ -185,7 +186,7 @@ class SeasonReader(BaseReader):
                                                   coarse_shape, layer.bands, deadline=deadline,
                                                   use_overviews=use_overviews)
         if result.skipped:
-            current_record().cacheable = False
+            note_skipped_scenes(result)
         for variable in layer.variables:
             band, kind = variable
             if kind == COUNT:

@@ -59,7 +59,8 @@ def make_services(settings: Settings, *, search: SearchFn | None = None, composi
     """Everything `create_app` wires; ``search`` and ``composite`` can be replaced (tests, benchmarks), and
     ``kept_composites`` (on-the-fly composites kept for retries and other renderings) set to 0."""
     registry = SeasonRegistry(settings)
-    scenes = SceneCache(search or catalog_search(settings), settings.catalog_cache_ttl_s)
+    scenes = SceneCache(search or catalog_search(settings), settings.catalog_cache_ttl_s,
+                        failure_ttl_s=settings.catalog_failure_ttl_s)
     services = Services(settings, registry, tile_cache(settings.tile_cache_size), scenes,
                         OnTheFly(settings, scenes, composite, kept_composites), BuildQueue())
     registry.add_listener(services.invalidate)

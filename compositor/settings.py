@@ -6,6 +6,7 @@ Nothing here is read at import time: call ``Settings()`` at start-up and pass th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
     onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
     onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
     queue_unbuilt: bool = Field(False, description="Queue the blocks of on-the-fly tiles for building.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Server logs: 'text' lines or 'json' lines (one object per line, with the request id).")
+    catalog_failure_ttl_s: float = Field(
+        30.0, ge=0, description="After a catalog search failed, on-the-fly requests of that area answer 503 at "
+                                "once for this long before the catalog is asked again (s); 0 asks every time.")
+    readyz_timeout_s: float = Field(2.0, gt=0, description="Timeout of /readyz's request to the STAC API (s).")
+    readyz_cache_s: float = Field(5.0, ge=0, description="How long /readyz keeps the result of its checks (s).")
 
     @field_validator("block_size_px")
     @classmethod
