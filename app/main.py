@@ -16,6 +16,7 @@ from titiler.core.factory import ColorMapFactory, TilerFactory, TMSFactory
 from app import dependencies as deps
 from app.errors import add_exception_handlers
 from app.files import files_router
+from app.health import health_router
 from app.logs import configure_logging
 from app.middleware import RequestLogMiddleware, SeasonResponseMiddleware
 from app.reader import SeasonReader
@@ -82,10 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(seasons_router())
     app.include_router(files_router())
     app.include_router(viewer_router())
-
-    @app.get("/healthz", tags=["Service"], summary="Liveness")
-    def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__}
+    app.include_router(health_router(settings))
 
     add_exception_handlers(app)
     app.add_middleware(SeasonResponseMiddleware, services=services)

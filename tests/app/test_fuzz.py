@@ -41,7 +41,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _SCHEMA_APP, config=CON
 # or with a small valid GeoJSON body: the fuzzer then also exercises built and on-the-fly reads.
 KNOWN_SEASONS = (SEASON, SEASON, "2022-summer", "2021-autumn")
 PLACES = [{"lon": lon, "lat": lat} for lon, lat in (BUILT_LONLAT, UNBUILT_LONLAT)]
-PLACES += [{"z": z, "x": t.x, "y": t.y} for z in (10, 12, 14) for t in (tile_of(BUILT_LONLAT, z), tile_of(UNBUILT_LONLAT, z))]
+PLACES += [{"z": z, "x": t.x, "y": t.y}
+           for z in (10, 12, 14) for t in (tile_of(BUILT_LONLAT, z), tile_of(UNBUILT_LONLAT, z))]
 PLACES += [{"minx": lon - d, "miny": lat - d, "maxx": lon + d, "maxy": lat + d}
            for lon, lat in (BUILT_LONLAT, UNBUILT_LONLAT) for d in (0.01, 0.05)]
 PLACES += [{"minx": -180, "miny": -85, "maxx": 180, "maxy": 85}]
