@@ -36,14 +36,16 @@ from pathlib import Path
 import httpx
 import psutil
 
+from compositor.demo import DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BIN = Path(sys.executable).parent
 BUSY = "busy (503 Retry-After)"
 BUILT_KINDS = ("built tile", "point (built)")
-DEMO_BUILT_BBOX = "11.0,47.6,11.9,48.2"  # inside compositor.demo.DEMO_BUILD_BBOX_4326
-DEMO_UNBUILT_BBOX = "12.0,47.6,12.9,48.2"  # the demo's unbuilt east
-DEMO_ENV = {"S2SEASONS_RESOLUTION_M": "100", "S2SEASONS_BLOCK_SIZE_PX": "256"}
+DEMO_BUILT_BBOX = ",".join(map(str, DEMO_BUILD_BBOX_4326))
+DEMO_UNBUILT_BBOX = ",".join(map(str, (DEMO_BUILD_BBOX_4326[2] + 0.1, *DEMO_BBOX_4326[1:])))  # the unbuilt east
+DEMO_ENV = {"S2SEASONS_RESOLUTION_M": str(DEMO_RESOLUTION_M), "S2SEASONS_BLOCK_SIZE_PX": str(DEMO_BLOCK_PX)}
 
 
 @dataclass
@@ -215,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="s2seasons-load-") as tmp:
         prefix = args.csv or Path(tmp) / "locust"
         log = Path(tmp) / "server.log"
+        load_before = os.getloadavg()[0]
         with serve(data, catalog, server_env, log) as (base, process):
             with RssSampler(process) as rss:
                 run_locust(base, args.users, args.spawn_rate, args.duration, prefix, load_env)
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = rss.result()
     command = "PYTHONPATH=. python -m benchmarks.load.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"{args.users} users (spawn {args.spawn_rate:g}/s) for {args.duration} s against s2seasons serve, "
-          f"{psutil.cpu_count()} cores\n")
+          f"{psutil.cpu_count()} cores, load average {load_before:.2f} before (other work on the machine)\n")
     print(table(kinds))
     print(f"\nserver RSS: {memory.start_mb:.0f} MB at start, {memory.peak_mb:.0f} MB peak, {memory.end_mb:.0f} MB "
           f"at the end; {server_5xx} answers of status 500\n\n{command}")
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "command": command, "users": args.users, "spawn_rate": args.spawn_rate, "duration_s": args.duration,
-            "cores": psutil.cpu_count(), "kinds": {name: asdict(k) for name, k in kinds.items()},
+            "cores": psutil.cpu_count(), "load_average_before": round(load_before, 2), "kinds": {name: asdict(k) for name, k in kinds.items()},
             "rss_mb": asdict(memory), "server_500": server_5xx,
         }, indent=2))
     built_errors = sum(kinds[name].errors for name in BUILT_KINDS if name in kinds)
