@@ -188,12 +188,26 @@ def serve(
     if catalog is not None:
         os.environ["S2SEASONS_CATALOG"] = catalog
     try:
-        _settings()
+        settings = _settings()
     except Exception as exc:  # invalid environment: say which setting
         raise _fail(exc) from None
     typer.echo(f"s2seasons viewer on http://{host}:{port}/")
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, log_config=_uvicorn_log_config(settings.log_format))
+
+
+def _uvicorn_log_config(log_format: str) -> dict:
+    """uvicorn's own log lines (errors, exceptions) as JSON objects too with ``log_format=json``; else its default."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    if log_format != "json":
+        return LOGGING_CONFIG
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "app.logs.JsonFormatter"}},  # by name: the library never imports app
+            "handlers": {"json": handler},
+            "loggers": {name: {"handlers": ["json"], "level": "WARNING", "propagate": False}
+                        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}}
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -144,8 +145,14 @@ def test_live_server_json_logs_and_a_dead_catalog(built, tmp_path):
         assert httpx.get(f"{base}/healthz").status_code == 200
         ready = httpx.get(f"{base}/readyz", timeout=30)
         assert ready.status_code == 503 and ready.json()["checks"]["catalog"] != "ok"
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:  # uvicorn's own warning, in JSON too
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            sock.recv(1024)
         time.sleep(0.3)
-    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    lines = [line for line in log.read_text().splitlines() if line and not line.startswith("s2seasons viewer on")]
+    entries = [json.loads(line) for line in lines]  # every log line is a JSON object
+    assert any(e["logger"].startswith("uvicorn") and e["level"] == "WARNING" for e in entries)
     requests = [e for e in entries if e["logger"] == "app.requests"]
     assert {e["path"] for e in requests} >= {"/healthz", "/readyz", tile_url(BUILT_LONLAT, 13)}
     assert all({"time", "level", "request_id", "method", "path", "status", "ms"} <= e.keys() for e in requests)
