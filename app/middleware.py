@@ -43,8 +43,6 @@ SKIPPED_HEADER = "X-S2Seasons-Skipped-Scenes"
 CACHE_HEADER = "X-S2Seasons-Cache"
 MAX_AGE_BUILT_S = 3600
 MAX_AGE_OTHER_S = 60  # on-the-fly and not-built tiles change when the area gets built
-
-
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_LOGGED_TARGET = 2000
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -141,10 +139,11 @@ async def watch_disconnect(receive: Receive, record: RequestRecord):
     gone = asyncio.Event()
 
     async def listen() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        record.disconnected.set()
-        gone.set()
+        with contextlib.suppress(Exception):  # a server whose receive fails after the body: no news then
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            record.disconnected.set()
+            gone.set()
 
     listener = asyncio.create_task(listen())
     delivered = False
