@@ -119,6 +119,8 @@ MAX_HISTOGRAM_BINS = 1024
 MAX_PERCENTILES = 32
 MAX_CATEGORIES = 256
 MAX_ZOOM = 30
+MAX_FEATURES = 100
+MAX_BODY_BYTES = 1 << 20  # GeoJSON of posted features
 MAX_COVERAGE_PX = 2**27  # pixels of the finer raster a feature's coverage is computed on (1 byte each)
 
 
@@ -179,13 +181,17 @@ def parse_histogram_range(text: str) -> list[float]:
     return [low, high]
 
 
-def check_request_limits(request: Request) -> None:
+async def check_request_limits(request: Request) -> None:
     """Limits that span parameters of several TiTiler dependencies (router-level dependency, no parameters).
 
-    ``minzoom`` and ``maxzoom`` (tileset, TileJSON, WMTS) are zoom levels a tile matrix set can have.
+    ``minzoom`` and ``maxzoom`` (tileset, TileJSON, WMTS) are zoom levels a tile matrix set can have; a
+    posted FeatureCollection has at most `MAX_FEATURES` features (each is a read; the body itself is at
+    most `MAX_BODY_BYTES`, the app's limit).
     A feature's coverage is rasterized ``cover_scale`` times finer than the output on each side:
     bound that raster (``cover_scale``² x output pixels) before anything is read.
     """
+    if request.method == "POST":
+        await _check_feature_count(request)
     query = request.query_params
     for key in ("minzoom", "maxzoom"):
         value = query.get(key)
@@ -200,6 +206,16 @@ def check_request_limits(request: Request) -> None:
         most = max(1, int(math.sqrt(MAX_COVERAGE_PX) // side))
         raise InvalidInputError(f"cover_scale {cover} with an output of up to {side} px per side: use a cover_scale "
                                 f"of at most {most}, or a smaller max_size/width/height")
+
+
+async def _check_feature_count(request: Request) -> None:
+    try:
+        document = json.loads(await request.body())
+    except ValueError:
+        return  # the route's own validation answers 422
+    features = document.get("features") if isinstance(document, dict) else None
+    if isinstance(features, list) and len(features) > MAX_FEATURES:
+        raise InvalidInputError(f"{len(features)} features: send at most {MAX_FEATURES} per request")
 
 
 def check_legend_size(request: Request) -> None:

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     "COGs, anything else composited on the fly from the source scenes.",
         version=__version__,
         lifespan=lifespan,
+        max_body_size=deps.MAX_BODY_BYTES,
     )
     app.state.services = services
     app.state.settings = settings

@@ -154,6 +154,17 @@ SMALL = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "c
     [[11.35, 47.89], [11.37, 47.89], [11.37, 47.91], [11.35, 47.91], [11.35, 47.89]]]}}
 
 
+def test_posted_features_are_bounded(client):
+    """At most 100 features in a FeatureCollection (each is a read), and 1 MiB of body."""
+    many = {"type": "FeatureCollection", "features": [SMALL] * 101}
+    response = client.post(f"{B}/statistics", json=many)
+    assert response.status_code == 400 and "at most 100" in response.json()["detail"]
+    assert client.post(f"{B}/statistics", json={"type": "FeatureCollection", "features": [SMALL] * 3}).status_code == 200
+    huge = b'{"type": "Feature", "properties": {"x": "' + b"a" * (2 << 20) + b'"}}'
+    response = client.post(f"{B}/feature.png", content=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.text
+
+
 @pytest.mark.parametrize(("query", "status", "message"), [
     ("cover_scale=1000", 400, "cover_scale of at most 11"),  # a 1024000 px square raster before
     ("cover_scale=10&width=2048&height=2048", 400, "cover_scale of at most 5"),
