@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "command": command, "users": args.users, "spawn_rate": args.spawn_rate, "duration_s": args.duration,
-            "cores": psutil.cpu_count(), "load_average_before": round(load_before, 2), "kinds": {name: asdict(k) for name, k in kinds.items()},
+            "cores": psutil.cpu_count(), "load_average_before": round(load_before, 2),
+            "kinds": {name: asdict(k) for name, k in kinds.items()},
             "rss_mb": asdict(memory), "server_500": server_5xx,
         }, indent=2))
     built_errors = sum(kinds[name].errors for name in BUILT_KINDS if name in kinds)

@@ -34,7 +34,7 @@ RAW_TARGETS = [
     f"{F}//etc/passwd",
     f"{F}/x.tif%00.json",
     f"{F}/..;/..;/etc/passwd",
-    f"/seasons/..%2f..%2f..%2fetc/files/passwd.tif",
+    "/seasons/..%2f..%2f..%2fetc/files/passwd.tif",
     f"/seasons/%2e%2e/files/{SEASON}/season.json",
     "/seasons/../../../etc/passwd",
     "/../../../../etc/passwd",
