@@ -23,19 +23,17 @@ import csv
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
+from app.serving import ServerStartError, serve_process
 from compositor.demo import DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M
 
 HERE = Path(__file__).resolve().parent
@@ -66,40 +64,14 @@ class MemoryResult:
     every_5s_mb: list[float]  # the samples, one per 5 s
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(data: Path, catalog: str, env: dict[str, str], log: Path) -> Iterator[tuple[str, psutil.Process]]:
     """``s2seasons serve`` on a free loopback port; yields its URL and process, stops it after."""
-    port = free_port()
-    command = [str(BIN / "s2seasons"), "serve", "--data", str(data), "--catalog", catalog,
-               "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server did not answer /healthz within 60 s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with serve_process([str(BIN / "s2seasons")], data, catalog, log, env=env, stop_timeout_s=15) as (base, server):
+            yield base, psutil.Process(server.pid)
+    except ServerStartError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class RssSampler:

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import socket
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import morecantile
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+
+from app.serving import free_port as free_port  # the tests' free ports too
+from app.serving import serve_process
 
 REPO = Path(__file__).resolve().parents[2]
 SEASON = "2022-winter"
@@ -66,42 +64,14 @@ def build_block(data: Path, catalog: Path, block_id: str, bands: str | None = No
     assert not summary.failed, summary.describe()
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def live_server(data: Path, catalog: Path, log_path: Path, **env: str) -> Iterator[str]:
     """``s2seasons serve`` in a child process on a free loopback port; yields its base URL, stops it after."""
-    port = free_port()
-    environ = {**os.environ, "S2SEASONS_CRS": GRID["crs"], "S2SEASONS_RESOLUTION_M": str(GRID["resolution_m"]),
+    environ = {"S2SEASONS_CRS": GRID["crs"], "S2SEASONS_RESOLUTION_M": str(GRID["resolution_m"]),
                "S2SEASONS_BLOCK_SIZE_PX": str(GRID["block_size_px"]), **env}
-    command = [sys.executable, "-c", "from compositor.cli import run; run()", "serve", "--data", str(data),
-               "--catalog", str(catalog), "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not answer /healthz within 60 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    cli = [sys.executable, "-c", "from compositor.cli import run; run()"]
+    with serve_process(cli, data, catalog, log_path, env=environ, cwd=REPO) as (base, _):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def tile_of(lonlat: tuple[float, float], z: int, tms_id: str = "WebMercatorQuad") -> morecantile.Tile:
