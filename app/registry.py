@@ -21,7 +21,6 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from app.projection import ProjectedBlocks, ProjectionCache
-from compositor.block import read_manifest
 from compositor.build import SEASON_RECORD, season_grid
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
@@ -115,7 +114,7 @@ class ManifestCache:
             with self._lock:
                 cached = self._parsed.get(path)
             if cached is None or cached[0] != key:
-                cached = (key, read_manifest(path))
+                cached = (key, layout.store.read_json(path))
                 with self._lock:
                     self._parsed[path] = cached
             if cached[1]:

@@ -1,22 +1,19 @@
 """One block job: composite a block of one season, write its COGs, then its manifest, atomically.
 
 A block is built when ``blocks/<id>/manifest.json`` exists. Everything of a block is written into
-a private temporary folder first; the manifest is written last, then the folder is renamed into
-place under a lock. Killing a build at any moment leaves either the previous complete block or
-the new complete block, never a mix, and two builders of the same block never both install it.
+a private local folder first, the manifest last; the store then installs it under the block's lock
+(`compositor.storage`: a rename in a folder, uploads with the manifest last in an object store).
+Killing a build at any moment leaves either the previous complete block or the new complete block,
+never a mix, and two builders of the same block never both install it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +58,9 @@ class BlockResult:
     reason: str = ""
 
 
-def read_manifest(path: Path) -> dict | None:
-    """The manifest at ``path``, or None when absent or unreadable (the block is then not built)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:
+    """The block's manifest, or None when absent or unreadable (the block is then not built)."""
+    return layout.store.read_json(layout.manifest_path(block_id))
 
 
 def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
@@ -99,18 +93,6 @@ def _describe_output(band: str, kind: str) -> str:
     if kind == COUNT:
         return f"{name}: number of valid (cloud-free) observations"
     return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
-
-
-@contextlib.contextmanager
-def _block_lock(layout: SeasonLayout, block_id: str) -> Iterator[None]:
-    locks = layout.blocks_dir / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{block_id}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
@@ -172,57 +154,30 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
     os.replace(tmp, folder / MANIFEST)
 
 
-def _install(job: BlockJob, tmp: Path) -> bool:
-    """Move a complete temporary block into place; False when an equal block was installed meanwhile."""
-    final = job.layout.block_dir(job.block.id)
-    with _block_lock(job.layout, job.block.id):
-        if is_up_to_date(read_manifest(final / MANIFEST), job):
-            return False
-        if final.exists():
-            old = final.with_name(f".{job.block.id}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    return True
-
-
 def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
     """Build one block unless an up-to-date one exists; never leaves a partial block in place."""
     started = time.perf_counter()
-    block_id = job.block.id
-    if not force and is_up_to_date(read_manifest(job.layout.manifest_path(block_id)), job):
+    block_id, store = job.block.id, job.layout.store
+    if not force and is_up_to_date(read_manifest(job.layout, block_id), job):
         return BlockResult(block_id, "skipped", len(job.scenes), reason="already built with the same scenes")
-    job.layout.blocks_dir.mkdir(parents=True, exist_ok=True)
-    tmp = job.layout.blocks_dir / f".{block_id}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
+    with store.scratch(job.layout.blocks_dir, block_id) as tmp:
         skipped, n_acq = _composite_into(job, tmp)
         status = "built" if n_acq else "empty"
         _write_manifest(job, tmp, status, skipped, n_acq)
-        if not _install(job, tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        # Under the block's lock: a builder that finished the same block meanwhile wins.
+        final = job.layout.block_dir(block_id)
+        if not store.install_block(tmp, final, lambda current: not is_up_to_date(current, job)):
             return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped)
 
 
 def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> int:
     """Remove temporary folders left by killed builds; returns how many were removed."""
-    removed = 0
-    now = time.time()
-    for path in list(layout.blocks_dir.glob(".*.tmp-*")) + list(layout.blocks_dir.glob(".*.old-*")):
-        if path.is_dir() and now - path.stat().st_mtime >= older_than_s:
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-    return removed
+    return layout.store.clean_stale(layout.blocks_dir, older_than_s)
 
 
 def built_manifests(layout: SeasonLayout) -> list[dict]:
     """Manifests of the season's built (or empty) blocks, by block id."""
-    manifests = [read_manifest(p) for p in sorted(layout.blocks_dir.glob(f"*/{MANIFEST}"))]
+    store = layout.store
+    manifests = [store.read_json(p) for p in store.manifests(layout.blocks_dir)]
     return [m for m in manifests if m]
-

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import rasterio
 from tqdm import tqdm
 
 from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date, read_manifest
@@ -18,6 +18,7 @@ from compositor.plan import BuildPlan, make_request, plan_build
 from compositor.runner import BuildSummary, run_local
 from compositor.seasons import resolve_season
 from compositor.settings import Settings
+from compositor.storage import output_location
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,13 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
+    plan.layout.store.check()
     claim_season(plan.layout, request.grid, request.bbox_4326)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     summary = BuildSummary()
     todo = []
     for job in plan.jobs:
-        manifest = read_manifest(plan.layout.manifest_path(job.block.id))
+        manifest = read_manifest(plan.layout, job.block.id)
         retry = retry_failed and bool(manifest and manifest.get("failed_scenes"))
         if not force and not retry and is_up_to_date(manifest, job):
             summary.results.append(BlockResult(job.block.id, "skipped", len(job.scenes), reason="up to date"))
@@ -87,9 +89,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
 
 def season_grid(layout: SeasonLayout) -> OutputGrid | None:
     """The grid a season folder was built on (from ``season.json``), or None if never built."""
-    try:
-        record = json.loads((layout.root / SEASON_RECORD).read_text())
-    except (OSError, ValueError):
+    record = layout.store.read_json(layout.root / SEASON_RECORD)
+    if record is None:
         return None
     return OutputGrid(record["crs"], record["resolution_m"], record["block_size_px"])
 
@@ -104,43 +105,40 @@ def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[flo
             f"{existing.block_size_px} px blocks; build with the same --crs/--resolution/--block-size "
             "or into another --out folder"
         )
-    path = layout.root / SEASON_RECORD
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    record = layout.store.read_json(layout.root / SEASON_RECORD)
+    if record is None:
         record = {"season": layout.season.name, "start_date": layout.season.start.isoformat(),
                   "end_date": layout.season.end.isoformat(), "crs": grid.crs,
                   "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px, "bboxes_4326": []}
     bboxes = record.setdefault("bboxes_4326", [])
     if bbox_4326 is not None and list(bbox_4326) not in bboxes:
         bboxes.append(list(bbox_4326))
-    layout.root.mkdir(parents=True, exist_ok=True)
-    tmp = layout.root / f".{SEASON_RECORD}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    layout.store.write_text(layout.root / SEASON_RECORD, json.dumps(record, indent=1, sort_keys=True))
 
 
 def _season_outputs_exist(plan: BuildPlan) -> bool:
-    return all(plan.layout.vrt_file(b, "p50").exists() for b in plan.request.bands)
+    return all(plan.layout.store.is_file(plan.layout.vrt_file(b, "p50")) for b in plan.request.bands)
 
 
 def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
     """Season VRTs, the overview raster and the STAC catalog over every built block."""
     from compositor.mosaic import update_season_outputs
 
-    update_season_outputs(layout, plan.request.grid)
+    with rasterio.Env(**layout.store.gdal_options()):
+        update_season_outputs(layout, plan.request.grid)
 
 
-def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | None = None,
+def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | str | None = None,
                   bands: str | Sequence[str] | None = None) -> list[Path]:
     """The byte-scaled export of a built season (see `compositor.mosaic.export_byte`)."""
     from compositor.bands import resolve_bands
     from compositor.mosaic import export_byte
 
     resolved = resolve_season(season, settings.seasons)
-    root = Path(data_dir or settings.data_dir)
+    root = output_location(data_dir or settings.data_dir)
     grid = season_grid(SeasonLayout(root, resolved, settings.crs, settings.resolution_m))
     if grid is None:
         raise BuildError(f"season {resolved.name} has no built block under {root}: run s2seasons build first")
     layout = SeasonLayout(root, resolved, grid.crs, grid.resolution_m)
-    return export_byte(layout, grid, out, resolve_bands(bands))
+    with rasterio.Env(**layout.store.gdal_options()):
+        return export_byte(layout, grid, out, resolve_bands(bands))

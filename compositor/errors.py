@@ -48,3 +48,7 @@ class NoObservationsError(CompositorError):
 
 class BuildError(CompositorError):
     """A build could not be planned or run."""
+
+
+class StorageError(CompositorError):
+    """The output location (a folder or an object store) could not be read or written."""

@@ -8,20 +8,24 @@ range, area, projection, version), for example::
     DATA/2019-summer/s2l2a_red_p50_30m_20190625..20190912_epsg3035.vrt
     DATA/2019-summer/overview/s2l2a_red_p50_480m_20190625..20190912_epsg3035.tif
     DATA/2019-summer/catalog/catalog.json                       # static STAC of the outputs
+
+``DATA`` is a folder or an object store (``s3://bucket/prefix``); paths are the ones GDAL opens,
+``/vsis3/bucket/prefix/2019-summer/...`` for the latter, and `SeasonLayout.store` reads and writes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from pyproj import CRS
 
 from compositor.bands import COUNT, STATISTICS
 from compositor.seasons import Season
+from compositor.storage import MANIFEST, OutputStore, open_store
 
 OUTPUT_KINDS: tuple[str, ...] = (*STATISTICS, COUNT)
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "OUTPUT_KINDS", "SeasonLayout"]
 
 
 def _epsg_label(crs: str) -> str:
@@ -35,33 +39,37 @@ def _resolution_label(resolution_m: float) -> str:
 
 @dataclass(frozen=True)
 class SeasonLayout:
-    """Paths of one season's outputs under ``data_dir``."""
+    """Paths of one season's outputs under ``data_dir`` (a folder, or an ``s3://`` URL)."""
 
-    data_dir: Path
+    data_dir: Path | str
     season: Season
     crs: str
     resolution_m: float
 
     @property
-    def root(self) -> Path:
-        return self.data_dir / self.season.name
+    def store(self) -> OutputStore:
+        return open_store(self.data_dir)
 
     @property
-    def blocks_dir(self) -> Path:
+    def root(self) -> PurePath:
+        return self.store.path(self.season.name)
+
+    @property
+    def blocks_dir(self) -> PurePath:
         return self.root / "blocks"
 
     @property
-    def overview_dir(self) -> Path:
+    def overview_dir(self) -> PurePath:
         return self.root / "overview"
 
     @property
-    def catalog_dir(self) -> Path:
+    def catalog_dir(self) -> PurePath:
         return self.root / "catalog"
 
-    def block_dir(self, block_id: str) -> Path:
+    def block_dir(self, block_id: str) -> PurePath:
         return self.blocks_dir / block_id
 
-    def manifest_path(self, block_id: str) -> Path:
+    def manifest_path(self, block_id: str) -> PurePath:
         return self.block_dir(block_id) / MANIFEST
 
     def stem(self, band: str, kind: str, resolution_m: float | None = None) -> str:
@@ -70,11 +78,11 @@ class SeasonLayout:
         dates = f"{self.season.start:%Y%m%d}..{self.season.end:%Y%m%d}"
         return f"s2l2a_{band}_{kind}_{res}_{dates}_{_epsg_label(self.crs)}"
 
-    def block_file(self, block_id: str, band: str, kind: str) -> Path:
+    def block_file(self, block_id: str, band: str, kind: str) -> PurePath:
         return self.block_dir(block_id) / f"{self.stem(band, kind)}.tif"
 
-    def vrt_file(self, band: str, kind: str) -> Path:
+    def vrt_file(self, band: str, kind: str) -> PurePath:
         return self.root / f"{self.stem(band, kind)}.vrt"
 
-    def overview_file(self, band: str, kind: str, resolution_m: float) -> Path:
+    def overview_file(self, band: str, kind: str, resolution_m: float) -> PurePath:
         return self.overview_dir / f"{self.stem(band, kind, resolution_m)}.tif"

@@ -1,9 +1,10 @@
 """Season-level outputs over the built blocks: VRT mosaics, a low-resolution overview, a STAC catalog.
 
 Everything here only reads blocks through their manifests (`built_manifests`), so a block that a
-build is still writing is invisible until its manifest exists. Every file is written under a
-temporary name in its final folder and moved into place with ``os.replace``: a reader (GDAL,
-TiTiler, a STAC client) sees the previous complete file or the new complete file, never a part.
+build is still writing is invisible until its manifest exists. Every file is written locally and
+put in place in one step by the season's store (a rename in a folder, one PUT in an object store):
+a reader (GDAL, TiTiler, a STAC client) sees the previous complete file or the new one, never a part.
+Block rasters are read by GDAL through the paths of the layout (``/vsis3/...`` for an object store).
 
 Per band and kind (p25, p50, p75, count) a season has::
 
@@ -22,11 +23,11 @@ import datetime as dt
 import logging
 import os
 import shutil
-import uuid
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pystac
@@ -45,6 +46,7 @@ from compositor.cog import REFLECTANCE_SCALE, describe, internal_tile_px, open_s
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
+from compositor.storage import OutputStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class BuiltBlock:
     bands: tuple[str, ...]
     n_scenes: int
     n_acquisitions: int
+    files: frozenset[str] = frozenset()  # names of the block's files that exist
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,9 @@ class BandSpec:
 class SeasonOutputs:
     """Paths written by `update_season_outputs`."""
 
-    vrts: tuple[Path, ...]
-    overviews: tuple[Path, ...]
-    catalog: Path
+    vrts: tuple[PurePath, ...]
+    overviews: tuple[PurePath, ...]
+    catalog: PurePath
 
 
 # --- reading the built blocks -------------------------------------------------------------------
@@ -155,8 +158,13 @@ def _grid_matches(record: dict | None, grid: OutputGrid) -> bool:
 def list_built_blocks(layout: SeasonLayout, grid: OutputGrid) -> list[BuiltBlock]:
     """Blocks with a manifest on this grid, north-west first; other grids are skipped with a warning."""
     check_layout_grid(layout, grid)
+    manifests = built_manifests(layout)
+    present: dict[str, set[str]] = {}
+    if manifests:  # one listing instead of a look-up per file (a request each in an object store)
+        for path in layout.store.list_files(layout.blocks_dir):
+            present.setdefault(path.parent.name, set()).add(path.name)
     blocks = []
-    for manifest in built_manifests(layout):
+    for manifest in manifests:
         block_id = manifest.get("block", "?")
         if manifest.get("status") not in BUILT_STATUSES:
             logger.warning("skip block %s: status %r", block_id, manifest.get("status"))
@@ -170,7 +178,8 @@ def list_built_blocks(layout: SeasonLayout, grid: OutputGrid) -> list[BuiltBlock
             logger.warning("skip block %r: malformed block id in its manifest", block_id)
             continue
         blocks.append(BuiltBlock(block, manifest["status"], tuple(manifest.get("bands", ())),
-                                 len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0))))
+                                 len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0)),
+                                 frozenset(present.get(block.id, ()))))
     return sorted(blocks, key=lambda b: (-b.block.row, b.block.col))
 
 
@@ -196,14 +205,15 @@ def mosaic_extent(blocks: Sequence[BuiltBlock]) -> MosaicExtent:
     return MosaicExtent(min(cols), max(cols), min(rows), max(rows), first.size_px, first.resolution_m)
 
 
-def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str, kind: str) -> list[tuple[Block, Path]]:
+def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
+                  kind: str) -> list[tuple[Block, PurePath]]:
     """Existing block files of one band and kind; a file its manifest promises but lacks is warned."""
     sources = []
     for built in blocks:
         if band not in built.bands:
             continue
         path = layout.block_file(built.block.id, band, kind)
-        if path.is_file():
+        if path.name in built.files:
             sources.append((built.block, path))
         else:
             logger.warning("block %s: %s is missing; left out of the season outputs", built.block.id, path.name)
@@ -255,35 +265,23 @@ def overview_resampling(kind: str) -> Resampling:
 # --- atomic writes ------------------------------------------------------------------------------
 
 
-def _temporary_sibling(path: Path, label: str = "tmp") -> Path:
-    return path.with_name(f".{path.stem}.{label}-{uuid.uuid4().hex[:12]}{path.suffix}")
+def write_cog_atomically(path: PurePath, crs: str, transform: Affine, shape: tuple[int, int], spec: BandSpec,
+                         fill: Callable[[rasterio.io.DatasetWriter], None], resampling: Resampling,
+                         store: OutputStore | None = None) -> PurePath:
+    """A single-band COG filled by ``fill(writer)`` on a tiled GeoTIFF, then translated and put in place.
 
-
-def replace_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a hidden sibling of ``path``, then move it onto ``path`` in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_cog_atomically(path: Path, crs: str, transform: Affine, shape: tuple[int, int], spec: BandSpec,
-                         fill: Callable[[rasterio.io.DatasetWriter], None], resampling: Resampling) -> Path:
-    """A single-band COG filled by ``fill(writer)`` on a tiled GeoTIFF, then translated and moved into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strips = _temporary_sibling(path, "strips")
+    ``store`` is where ``path`` lives (default: a local folder)."""
+    store = store or open_store(path.parent)
     dtype = "uint8" if spec.gdal_type == "Byte" else spec.gdal_type.lower()
-    try:
-        with open_strip_writer(strips, crs, transform, shape, dtype, spec.nodata) as writer:
-            describe(writer, spec.description, spec.scale, spec.tags)
-            fill(writer)
-        replace_atomically(path, lambda tmp: translate_to_cog(strips, tmp, resampling=resampling.name.upper()))
-    finally:
-        strips.unlink(missing_ok=True)
+    with store.writing(path) as tmp:
+        strips = tmp.with_name(f"{tmp.stem}.strips{tmp.suffix}")
+        try:
+            with open_strip_writer(strips, crs, transform, shape, dtype, spec.nodata) as writer:
+                describe(writer, spec.description, spec.scale, spec.tags)
+                fill(writer)
+            translate_to_cog(strips, tmp, resampling=resampling.name.upper())
+        finally:
+            strips.unlink(missing_ok=True)
     return path
 
 
@@ -337,18 +335,19 @@ def vrt_xml(extent: MosaicExtent, crs: str, spec: BandSpec, sources: Sequence[tu
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_vrt(path: Path, extent: MosaicExtent, crs: str, spec: BandSpec, sources: Sequence[tuple[Block, Path]],
-              overview: Path | None = None) -> Path:
-    """Write a VRT atomically; source and overview paths are stored relative to the VRT's folder."""
+def write_vrt(path: PurePath, extent: MosaicExtent, crs: str, spec: BandSpec,
+              sources: Sequence[tuple[Block, PurePath]], overview: PurePath | None = None,
+              store: OutputStore | None = None) -> PurePath:
+    """Write a VRT atomically; source and overview paths are stored relative to the VRT's folder, so
+    the VRT works wherever the folder is (moved, served over HTTP, in an object store)."""
     hrefs = [(block, os.path.relpath(p, path.parent)) for block, p in sources]
     text = vrt_xml(extent, crs, spec, hrefs, os.path.relpath(overview, path.parent) if overview else None)
-    return replace_atomically(path, lambda tmp: tmp.write_text(text))
+    (store or open_store(path.parent)).write_text(path, text)
+    return path
 
 
-def _overview_fits(path: Path, extent: MosaicExtent, factor: int) -> bool:
+def _overview_fits(path: PurePath, extent: MosaicExtent, factor: int) -> bool:
     """Whether the overview raster covers exactly ``extent`` at ``factor`` times its pixel size."""
-    if not path.is_file():
-        return False
     try:
         with rasterio.open(path) as src:
             same_size = (src.width, src.height) == (extent.width // factor, extent.height // factor)
@@ -385,7 +384,7 @@ def write_season_vrts(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[st
                                overview_factor)
                 overview = None
             written.append(write_vrt(layout.vrt_file(band, kind), extent, grid.crs, season_spec(layout, band, kind),
-                                     sources, overview))
+                                     sources, overview, layout.store))
     logger.info("season %s: %d VRTs over %d blocks", layout.season.name, len(written), len(blocks))
     return written
 
@@ -401,7 +400,7 @@ def check_overview_factor(grid: OutputGrid, factor: int) -> None:
         )
 
 
-def _fill_overview(sources: Sequence[tuple[Block, Path]], extent: MosaicExtent, factor: int,
+def _fill_overview(sources: Sequence[tuple[Block, PurePath]], extent: MosaicExtent, factor: int,
                    resampling: Resampling) -> Callable[[rasterio.io.DatasetWriter], None]:
     def fill(writer: rasterio.io.DatasetWriter) -> None:
         size = extent.block_size_px // factor
@@ -448,7 +447,8 @@ def write_season_overview(layout: SeasonLayout, grid: OutputGrid, bands: Sequenc
             resampling = overview_resampling(kind)
             path = layout.overview_file(band, kind, resolution_m)
             written.append(write_cog_atomically(path, grid.crs, transform, shape, spec,
-                                                _fill_overview(sources, extent, factor, resampling), resampling))
+                                                _fill_overview(sources, extent, factor, resampling), resampling,
+                                                layout.store))
     logger.info("season %s: %d overview rasters at %g m", layout.season.name, len(written), resolution_m)
     return written
 
@@ -526,18 +526,22 @@ def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock, bands
 def _season_assets(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[str],
                    factor: int) -> dict[str, pystac.Asset]:
     """Collection assets: the season VRTs and overview rasters that exist."""
+    store = layout.store
+    existing = {p.name for p in store.list_files(layout.overview_dir)}
+    existing |= {layout.vrt_file(b, k).name for b in bands for k in OUTPUT_KINDS
+                 if store.is_file(layout.vrt_file(b, k))}
     assets = {}
     for band in bands:
         for kind in OUTPUT_KINDS:
             spec = season_spec(layout, band, kind)
             vrt = layout.vrt_file(band, kind)
-            if vrt.is_file():
+            if vrt.name in existing:
                 assets[f"{band}_{kind}_mosaic"] = pystac.Asset(
                     str(vrt), title=f"GDAL VRT mosaic of all blocks. {spec.description}", media_type=VRT_MEDIA_TYPE,
                     roles=["data"], extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m)]},
                 )
             overview = layout.overview_file(band, kind, grid.resolution_m * factor)
-            if overview.is_file():
+            if overview.name in existing:
                 assets[f"{band}_{kind}_overview"] = pystac.Asset(
                     str(overview), title=f"Overview at 1/{factor}. {spec.description}",
                     media_type=pystac.MediaType.COG, roles=["overview"],
@@ -591,21 +595,22 @@ def _season_collection(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[s
     return collection
 
 
-def _install_tree(tmp: Path, final: Path) -> None:
-    """Move the files of ``tmp`` into ``final`` one by one (items, then collections, then the root)."""
+def _install_tree(tmp: Path, final: PurePath, store: OutputStore) -> None:
+    """Put the files of ``tmp`` in ``final`` one by one (items, then collections, then the root),
+    then remove the JSON files of ``final`` that the new tree no longer has."""
     order = {"catalog.json": 2, "collection.json": 1}
     files = sorted((p for p in tmp.rglob("*") if p.is_file()), key=lambda p: (order.get(p.name, 0), str(p)))
     for path in files:
-        target = final / path.relative_to(tmp)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-    new = {final / p.relative_to(tmp) for p in files}
-    for old in sorted(final.rglob("*.json"), reverse=True):
-        if old not in new:
-            old.unlink()
-    for folder in sorted((p for p in final.rglob("*") if p.is_dir()), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
+        with store.writing(final / path.relative_to(tmp).as_posix()) as target:
+            shutil.copyfile(path, target)
+    new = {final / p.relative_to(tmp).as_posix() for p in files}
+    for old in sorted(store.list_files(final), reverse=True):
+        if old.suffix == ".json" and old not in new:
+            store.delete(old)
+    if store.is_local:
+        for folder in sorted((p for p in Path(final).rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def write_output_catalog(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[str] | None = None, *,
@@ -634,10 +639,10 @@ def write_output_catalog(layout: SeasonLayout, grid: OutputGrid, bands: Sequence
     catalog.add_child(collection)
     catalog.normalize_hrefs(str(layout.catalog_dir))
     catalog.make_all_asset_hrefs_relative()
-    tmp = layout.root / f".{layout.catalog_dir.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp = Path(tempfile.mkdtemp(prefix="s2seasons-catalog-"))
     try:
         catalog.save(pystac.CatalogType.SELF_CONTAINED, dest_href=str(tmp))
-        _install_tree(tmp, layout.catalog_dir)
+        _install_tree(tmp, layout.catalog_dir, layout.store)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("season %s: STAC catalog with %d items", layout.season.name, len(items))
@@ -677,7 +682,7 @@ def byte_path(folder: Path, stem: str, suffix: str) -> Path:
     return folder / f"{stem}_byte{suffix}"
 
 
-def _fill_byte(source: Path, kind: str) -> Callable[[rasterio.io.DatasetWriter], None]:
+def _fill_byte(source: PurePath, kind: str) -> Callable[[rasterio.io.DatasetWriter], None]:
     def fill(writer: rasterio.io.DatasetWriter) -> None:
         with rasterio.open(source) as src:
             data = src.read(1)
@@ -687,7 +692,7 @@ def _fill_byte(source: Path, kind: str) -> Callable[[rasterio.io.DatasetWriter],
 
 
 def _byte_jobs(layout: SeasonLayout, blocks: Sequence[BuiltBlock], bands: Sequence[str]) -> Iterator[
-        tuple[str, str, list[tuple[Block, Path]]]]:
+        tuple[str, str, list[tuple[Block, PurePath]]]]:
     for band in bands:
         for kind in OUTPUT_KINDS:
             sources = block_sources(layout, blocks, band, kind)

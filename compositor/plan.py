@@ -21,6 +21,7 @@ from compositor.grid import OutputGrid
 from compositor.layout import SeasonLayout
 from compositor.seasons import Season, resolve_season
 from compositor.settings import Settings
+from compositor.storage import output_location
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class BuildRequest:
     bbox_4326: BBox
     bands: tuple[str, ...]
     grid: OutputGrid
-    data_dir: Path
+    data_dir: Path | str  # a folder, or an object store URL (s3://bucket/prefix)
     catalog: str
     options: CompositeOptions
 
@@ -49,7 +50,7 @@ class BuildPlan:
 
 
 def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *, bands: Sequence[str] | str | None = None,
-                 catalog: str | None = None, data_dir: Path | None = None, resolution_m: float | None = None,
+                 catalog: str | None = None, data_dir: Path | str | None = None, resolution_m: float | None = None,
                  crs: str | None = None, block_size_px: int | None = None, blend: bool = True) -> BuildRequest:
     """Check every user input and combine it with the settings; raises `InvalidInputError` subclasses."""
     resolved = resolve_season(season, settings.seasons)
@@ -57,7 +58,7 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
     options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend, blend_power=settings.blend_power)
-    return BuildRequest(resolved, bbox, resolve_bands(bands), grid, Path(data_dir or settings.data_dir),
+    return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         str(catalog or settings.catalog), options)
 
 

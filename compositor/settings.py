@@ -23,7 +23,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="S2SEASONS_", env_nested_delimiter="__", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Folder of built seasons (COGs, VRTs, manifests).")
+    data_dir: Path | str = Field(
+        Path("data"), description="Where built seasons are (COGs, VRTs, manifests): a folder, or s3://BUCKET/PREFIX.")
     catalog: str = Field(EARTH_SEARCH_URL, description="STAC API URL, or a local ItemCollection file or folder.")
     collection: str = Field("sentinel-2-l2a", description="STAC collection searched on a STAC API.")
     max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip scenes cloudier than this (percent).")
@@ -52,6 +53,14 @@ class Settings(BaseSettings):
                                 "once for this long before the catalog is asked again (s); 0 asks every time.")
     readyz_timeout_s: float = Field(2.0, gt=0, description="Timeout of /readyz's request to the STAC API (s).")
     readyz_cache_s: float = Field(5.0, ge=0, description="How long /readyz keeps the result of its checks (s).")
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _folder_or_url(cls, value: object) -> object:
+        """A folder stays a Path; an object store URL (s3://...) stays a string."""
+        if isinstance(value, str) and "://" not in value:
+            return Path(value)
+        return value
 
     @field_validator("block_size_px")
     @classmethod

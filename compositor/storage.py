@@ -1,0 +1,481 @@
+"""Where a build's outputs live: a folder (local or shared by every worker), or an object store.
+
+``open_store(location)`` takes what the user gave as ``--out`` (or ``S2SEASONS_DATA_DIR``): a folder
+path, or an object store URL ``s3://bucket/prefix`` (AWS S3 or any S3-compatible server: MinIO,
+Ceph, a cloud's S3 endpoint). Every output is addressed by the path GDAL opens it with, so the same
+`SeasonLayout` names work for both: a local path, or ``/vsis3/bucket/prefix/...``. Only the writes,
+listings and small reads (manifests, ``season.json``) go through the store; rasters are read by GDAL.
+
+Both stores keep the promise the build relies on: a block is visible (its ``manifest.json``
+exists) only when all its files are complete, and two builders of one block never mix their files.
+
+- A folder: files are written under hidden temporary names and renamed into place; a block is
+  installed by renaming its complete temporary folder under an ``fcntl`` lock.
+- An object store: every object PUT is atomic (a reader sees the old or the new object). A block
+  is installed under a lock object created with a conditional PUT (``If-None-Match: *``, the
+  S3 way to create only if absent): the old manifest is deleted first (the block is then
+  invisible), its files are uploaded, and the new manifest last. A lock left by a builder that
+  died is taken over after `LOCK_STALE_S`.
+
+Credentials and endpoint come from the standard AWS environment variables (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``; ``AWS_ENDPOINT_URL`` for a
+non-AWS server), read by obstore for writes and translated into GDAL's options for reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePath, PurePosixPath
+from urllib.parse import urlsplit
+
+from compositor.errors import InvalidInputError, StorageError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+LOCKS = ".locks"
+LOCK_WAIT_S = 900.0  # how long a builder waits for another one installing the same block
+LOCK_STALE_S = 600.0  # a lock object older than this was left by a builder that died
+UPLOAD_THREADS = 8
+OBJECT_STORE_SCHEMES = ("s3",)
+
+Accept = Callable[[dict | None], bool]
+
+
+class OutputStore(ABC):
+    """The outputs of every season under one location; paths are the ones GDAL opens."""
+
+    location: str
+    base: PurePath
+
+    def path(self, *parts: str) -> PurePath:
+        return self.base.joinpath(*parts)
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    @abstractmethod
+    def read_bytes(self, path: PurePath) -> bytes | None:
+        """The content of ``path``, or None when it does not exist."""
+
+    def read_json(self, path: PurePath) -> dict | None:
+        """The JSON object at ``path``, or None when absent or unreadable."""
+        try:
+            data = self.read_bytes(path)
+            value = json.loads(data) if data is not None else None
+        except (OSError, ValueError, StorageError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    @abstractmethod
+    def is_file(self, path: PurePath) -> bool: ...
+
+    @abstractmethod
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        """Every file below ``folder`` (recursively), hidden names and temporaries left out, sorted."""
+
+    def manifests(self, blocks_dir: PurePath) -> list[PurePath]:
+        """The ``<blocks_dir>/<block id>/manifest.json`` paths (temporary folders left out)."""
+        found = []
+        for path in self.list_files(blocks_dir):
+            parts = path.relative_to(blocks_dir).parts
+            if len(parts) == 2 and parts[1] == MANIFEST:
+                found.append(path)
+        return found
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def writing(self, path: PurePath) -> Iterator[Path]:
+        """A local file to write ``path``'s new content into; put in place in one step on success."""
+
+    def write_text(self, path: PurePath, text: str) -> None:
+        with self.writing(path) as tmp:
+            tmp.write_text(text)
+
+    @abstractmethod
+    def delete(self, path: PurePath) -> None:
+        """Remove the file at ``path`` (nothing when it is absent)."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def scratch(self, blocks_dir: PurePath, block_id: str) -> Iterator[Path]:
+        """A private local folder to build one block in; removed afterwards."""
+
+    @abstractmethod
+    def install_block(self, tmp: Path, final: PurePath, accept: Accept) -> bool:
+        """Put the complete block in ``tmp`` (manifest included) in place at ``final``.
+
+        Under the block's lock, ``accept(current manifest or None)`` decides: False keeps what is
+        there (returns False). Readers never see a block whose manifest lists files not yet there.
+        """
+
+    def clean_stale(self, blocks_dir: PurePath, older_than_s: float) -> int:
+        """Remove temporaries that killed builds left behind; how many were removed."""
+        return 0
+
+    def check(self) -> None:
+        """Raise `StorageError` (saying what to change) when the location cannot be written."""
+
+    def gdal_options(self) -> dict[str, str]:
+        """GDAL configuration to read this store's paths (nothing for a folder)."""
+        return {}
+
+    def __str__(self) -> str:
+        return self.location
+
+
+class FolderStore(OutputStore):
+    """A folder on a local or shared POSIX file system (NFS, a mounted volume)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.base = Path(folder)
+        self.location = str(self.base)
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def read_bytes(self, path: PurePath) -> bytes | None:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def is_file(self, path: PurePath) -> bool:
+        return Path(path).is_file()
+
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        root = Path(folder)
+        found: list[PurePath] = []
+        for parent, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [Path(parent, f) for f in files if not f.startswith(".")]
+        return sorted(found)
+
+    def manifests(self, blocks_dir: PurePath) -> list[PurePath]:
+        # One directory read per block instead of a walk through every block's files.
+        return sorted(p for p in Path(blocks_dir).glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
+
+    @contextlib.contextmanager
+    def writing(self, path: PurePath) -> Iterator[Path]:
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:12]}{final.suffix}")
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete(self, path: PurePath) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def scratch(self, blocks_dir: PurePath, block_id: str) -> Iterator[Path]:
+        # In the blocks folder itself, so that installing is one rename on the same file system.
+        blocks = Path(blocks_dir)
+        blocks.mkdir(parents=True, exist_ok=True)
+        tmp = blocks / f".{block_id}.tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _lock(self, blocks_dir: Path, block_id: str) -> Iterator[None]:
+        locks = blocks_dir / LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{block_id}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def install_block(self, tmp: Path, final: PurePath, accept: Accept) -> bool:
+        final = Path(final)
+        with self._lock(final.parent, final.name):
+            if not accept(self.read_json(final / MANIFEST)):
+                return False
+            if final.exists():
+                old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, final)
+        return True
+
+    def clean_stale(self, blocks_dir: PurePath, older_than_s: float) -> int:
+        removed = 0
+        now = time.time()
+        blocks = Path(blocks_dir)
+        for path in list(blocks.glob(".*.tmp-*")) + list(blocks.glob(".*.old-*")):
+            if path.is_dir() and now - path.stat().st_mtime >= older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def check(self) -> None:
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the output folder {self.base} ({exc.strerror}): "
+                               "choose a writable --out folder") from None
+        if not os.access(self.base, os.W_OK):
+            raise StorageError(f"the output folder {self.base} is not writable: choose another --out folder")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _endpoint_url() -> str | None:
+    """The S3 endpoint from the environment (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, or GDAL's
+    ``AWS_S3_ENDPOINT`` + ``AWS_HTTPS``), or None for AWS itself."""
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if url:
+        return url.rstrip("/")
+    host = os.environ.get("AWS_S3_ENDPOINT")
+    if host:
+        scheme = "http" if os.environ.get("AWS_HTTPS", "YES").upper() in ("NO", "FALSE", "OFF", "0") else "https"
+        return host.rstrip("/") if "://" in host else f"{scheme}://{host.rstrip('/')}"
+    return None
+
+
+class S3Store(OutputStore):
+    """An S3 bucket and prefix (``s3://bucket/prefix``), written with obstore, read by GDAL's /vsis3/."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        bucket, prefix = parts.netloc, parts.path.strip("/")
+        if not bucket:
+            raise InvalidInputError(f"object store URL {url!r} names no bucket: use s3://BUCKET/PREFIX")
+        self.location = f"s3://{bucket}/{prefix}".rstrip("/")
+        self.bucket, self.prefix = bucket, prefix
+        self.base = PurePosixPath("/vsis3", bucket, *([prefix] if prefix else []))
+        self.endpoint = _endpoint_url()
+
+    @functools.cached_property
+    def _store(self):  # created on first use, in the process that uses it (workers included)
+        from obstore.store import S3Store as ObjectStore
+
+        config: dict[str, object] = {}
+        client: dict[str, object] = {"connect_timeout": dt.timedelta(seconds=10), "timeout": dt.timedelta(seconds=120)}
+        if self.endpoint:
+            config["endpoint"] = self.endpoint
+            client["allow_http"] = self.endpoint.startswith("http://")
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+            config["region"] = "us-east-1"
+        retry = {"max_retries": 4, "retry_timeout": dt.timedelta(seconds=60),
+                 "backoff": {"init_backoff": dt.timedelta(seconds=0.2), "max_backoff": dt.timedelta(seconds=8),
+                             "base": 2.0}}
+        return ObjectStore(self.bucket, prefix=self.prefix or None, config=config, client_options=client,
+                           retry_config=retry)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_store", None)  # rebuilt from the worker's own environment
+        return state
+
+    def _key(self, path: PurePath) -> str:
+        try:
+            return PurePosixPath(path).relative_to(self.base).as_posix()
+        except ValueError:
+            raise StorageError(f"{path} is not inside {self.location}") from None
+
+    def _error(self, action: str, path: PurePath | str, exc: BaseException) -> StorageError:
+        hint = ("check the bucket name, AWS_ENDPOINT_URL and the credentials (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY)")
+        return StorageError(f"cannot {action} {path} in {self.location}: {_first_line(exc)}; {hint}")
+
+    def read_bytes(self, path: PurePath) -> bytes | None:
+        import obstore
+
+        try:
+            return bytes(obstore.get(self._store, self._key(path)).bytes())
+        except FileNotFoundError:
+            return None
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("read", path, exc) from None
+
+    def is_file(self, path: PurePath) -> bool:
+        import obstore
+
+        try:
+            obstore.head(self._store, self._key(path))
+            return True
+        except FileNotFoundError:
+            return False
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("look up", path, exc) from None
+
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        import obstore
+
+        prefix = self._key(folder)
+        found: list[PurePath] = []
+        try:
+            for batch in obstore.list(self._store, prefix or None):
+                for meta in batch:
+                    relative = PurePosixPath(meta["path"]).relative_to(prefix) if prefix else meta["path"]
+                    relative = PurePosixPath(relative)
+                    if not any(part.startswith(".") for part in relative.parts):
+                        found.append(self.base / meta["path"])
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("list", folder, exc) from None
+        return sorted(found)
+
+    def _put(self, local: Path, path: PurePath) -> None:
+        import obstore
+
+        try:
+            with open(local, "rb") as handle:
+                obstore.put(self._store, self._key(path), handle)
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("write", path, exc) from None
+
+    @contextlib.contextmanager
+    def writing(self, path: PurePath) -> Iterator[Path]:
+        folder = tempfile.mkdtemp(prefix="s2seasons-put-")
+        tmp = Path(folder) / PurePosixPath(path).name
+        try:
+            yield tmp
+            self._put(tmp, path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def delete(self, path: PurePath) -> None:
+        import obstore
+
+        try:
+            obstore.delete(self._store, self._key(path))
+        except FileNotFoundError:
+            pass
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("delete", path, exc) from None
+
+    @contextlib.contextmanager
+    def scratch(self, blocks_dir: PurePath, block_id: str) -> Iterator[Path]:
+        tmp = Path(tempfile.mkdtemp(prefix=f"s2seasons-{block_id}-"))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def lock(self, path: PurePath, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """Hold the lock object at ``path``: created only if absent, deleted when done."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError
+
+        key = self._key(path)
+        token = f"{uuid.uuid4().hex} {os.uname().nodename} {os.getpid()}".encode()
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                obstore.put(self._store, key, token, mode="create")
+                break
+            except AlreadyExistsError:
+                pass
+            except obstore.exceptions.BaseError as exc:
+                raise self._error("lock", path, exc) from None
+            try:
+                held = obstore.head(self._store, key)
+            except FileNotFoundError:
+                continue  # released meanwhile
+            age = (dt.datetime.now(dt.UTC) - held["last_modified"]).total_seconds()
+            if age > LOCK_STALE_S:
+                logger.warning("%s: lock left %.0f s ago by a builder that is gone; taking it over", key, age)
+                self.delete(path)
+                continue
+            if time.monotonic() > deadline:
+                raise StorageError(f"{path} has been locked by another builder for {age:.0f} s: if no build "
+                                   "is running, delete that object and build again")
+            time.sleep(0.2 + random.random() * 0.3)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError, obstore.exceptions.BaseError):
+                if bytes(obstore.get(self._store, key).bytes()) == token:
+                    obstore.delete(self._store, key)
+
+    def install_block(self, tmp: Path, final: PurePath, accept: Accept) -> bool:
+        final = PurePosixPath(final)
+        with self.lock(final.parent / LOCKS / f"{final.name}.lock"):
+            current = self.read_json(final / MANIFEST)
+            if not accept(current):
+                return False
+            if current is not None:
+                self.delete(final / MANIFEST)  # the block is invisible until its new manifest is there
+            files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
+            with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+                list(pool.map(lambda p: self._put(p, final / p.name), files))
+            self._put(tmp / MANIFEST, final / MANIFEST)
+            for name in set((current or {}).get("files", [])) - {p.name for p in files}:
+                self.delete(final / name)
+        return True
+
+    def check(self) -> None:
+        import obstore
+
+        try:
+            obstore.list_with_delimiter(self._store, None)
+        except obstore.exceptions.BaseError as exc:
+            endpoint = self.endpoint or "AWS"
+            raise StorageError(f"cannot list {self.location} at {endpoint}: {_first_line(exc)}; check that the "
+                               "bucket exists, AWS_ENDPOINT_URL (for a non-AWS server) and the credentials "
+                               "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
+
+    def gdal_options(self) -> dict[str, str]:
+        options = {"AWS_NO_SIGN_REQUEST": "NO"}  # scene reads may set YES; our outputs are private
+        if self.endpoint:
+            endpoint = urlsplit(self.endpoint)
+            options.update(AWS_S3_ENDPOINT=endpoint.netloc, AWS_HTTPS="YES" if endpoint.scheme == "https" else "NO",
+                           AWS_VIRTUAL_HOSTING="FALSE")
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+            options["AWS_REGION"] = "us-east-1"
+        return options
+
+
+def is_object_store(location: str | os.PathLike) -> bool:
+    return isinstance(location, str) and urlsplit(location).scheme in OBJECT_STORE_SCHEMES
+
+
+@functools.lru_cache(maxsize=32)
+def _open(location: str, endpoint: str | None) -> OutputStore:
+    scheme = urlsplit(location).scheme
+    if scheme == "s3":
+        return S3Store(location)
+    if "://" in location:
+        raise InvalidInputError(f"output location {location!r}: use a folder path or s3://BUCKET/PREFIX")
+    return FolderStore(location)
+
+
+def output_location(location: str | os.PathLike) -> Path | str:
+    """What the user gave as the output location, checked: a Path for a folder, the URL otherwise."""
+    store = open_store(location)
+    return Path(store.base) if store.is_local else store.location
+
+
+def open_store(location: str | os.PathLike | OutputStore) -> OutputStore:
+    """The store for a folder path or an ``s3://bucket/prefix`` URL."""
+    if isinstance(location, OutputStore):
+        return location
+    return _open(os.fspath(location), _endpoint_url())
