@@ -25,7 +25,7 @@ cli = typer.Typer(
 SeasonOpt = Annotated[str, typer.Option("--season", "-s", help="Season: YEAR-winter|spring|summer|autumn (GLAD ARD calendar, e.g. 2019-summer) or a custom season from S2SEASONS_CUSTOM_SEASONS.")]
 BBoxOpt = Annotated[str, typer.Option("--bbox", "-b", help="Region as west,south,east,north in degrees (EPSG:4326), e.g. 11.0,47.6,12.9,48.2.")]
 CatalogOpt = Annotated[Optional[str], typer.Option("--catalog", "-c", help="STAC API URL (default Earth Search v1) or a local STAC ItemCollection file or folder. (env S2SEASONS_CATALOG)")]
-DataOpt = Annotated[Optional[Path], typer.Option("--out", "--data", "-o", help="Folder of built seasons. (env S2SEASONS_DATA_DIR, default ./data)")]
+DataOpt = Annotated[Optional[str], typer.Option("--out", "--data", "-o", help="Where built seasons are written: a folder (local, or shared by every Dask worker) or an object store URL s3://BUCKET/PREFIX (credentials and endpoint from the AWS_* environment, AWS_ENDPOINT_URL for MinIO and other S3-compatible servers). (env S2SEASONS_DATA_DIR, default ./data)")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (INFO) instead of warnings only.")]
 
 
@@ -151,7 +151,7 @@ def build(
 def export(
     season: SeasonOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported files.")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of built seasons. (env S2SEASONS_DATA_DIR)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Where the season was built: a folder or s3://BUCKET/PREFIX. (env S2SEASONS_DATA_DIR)")] = None,
     byte: Annotated[bool, typer.Option("--byte", help="Write the byte-scaled variant of the original product (reflectance*250, nodata 255).")] = False,
     bands: Annotated[Optional[str], typer.Option("--bands", help="Comma-separated bands (default: all built).")] = None,
     verbose: VerboseOpt = False,
