@@ -10,9 +10,10 @@ pixel size) are read instead of many blocks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -74,7 +75,8 @@ def _wkt(crs: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _grid_of(path: Path, mtime_ns: int) -> tuple[str, Affine, tuple[int, int]]:
+def _grid_of(path: PurePath, version: int) -> tuple[str, Affine, tuple[int, int]]:
+    """The grid of the raster at ``path`` (``version``: the season's generation, new when files change)."""
     with rasterio.open(path) as src:
         return src.crs.to_string(), src.transform, (src.height, src.width)
 
@@ -92,7 +94,7 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
         if len(paths) == 1:
             source = str(paths[0])
         else:
-            grid = source_grid or _grid_of(paths[0], paths[0].stat().st_mtime_ns)
+            grid = source_grid or _grid_of.__wrapped__(paths[0], 0)
             source = stack_vrt(paths, *grid, nodata)
         with Reader(source) as src:
             image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
@@ -115,24 +117,27 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
     layout = state.layout
     groups = [[v for v in variables if v[1] != COUNT], [v for v in variables if v[1] == COUNT]]
     overview_m = state.overview_resolution_m()
-    for group in (g for g in groups if g):
-        nodata = None if group[0][1] == COUNT else 0
-        overviews = [layout.overview_file(band, kind, overview_m) for band, kind in group]
-        if pixel_size_grid >= OVERVIEW_USE_RATIO * overview_m and all(p.is_file() for p in overviews):
-            data = read_files(overviews, crs, transform, shape, nodata=nodata, resampling=resampling,
-                              reproject=reproject)
-            inside = labels > 0
-            for variable, values in zip(group, data):
-                out[variable][inside] = values[inside]
-            continue
-        for index, built in enumerate(blocks, start=1):
-            inside = labels == index
-            if not inside.any():
+    options = layout.store.gdal_options()  # an object store's endpoint and credentials for /vsis3/
+    with rasterio.Env(**options) if options else contextlib.nullcontext():
+        for group in (g for g in groups if g):
+            nodata = None if group[0][1] == COUNT else 0
+            overviews = [layout.overview_file(band, kind, overview_m) for band, kind in group]
+            if pixel_size_grid >= OVERVIEW_USE_RATIO * overview_m and all(f"overview/{p.name}" in state.files
+                                                                          for p in overviews):
+                data = read_files(overviews, crs, transform, shape, source_grid=_grid_of(overviews[0], state.generation),
+                                  nodata=nodata, resampling=resampling, reproject=reproject)
+                inside = labels > 0
+                for variable, values in zip(group, data):
+                    out[variable][inside] = values[inside]
                 continue
-            block = built.block
-            paths = [layout.block_file(block.id, band, kind) for band, kind in group]
-            data = read_files(paths, crs, transform, shape, source_grid=(block.crs, block.transform, block.shape),
-                              nodata=nodata, resampling=resampling, reproject=reproject)
-            for variable, values in zip(group, data):
-                out[variable][inside] = values[inside]
+            for index, built in enumerate(blocks, start=1):
+                inside = labels == index
+                if not inside.any():
+                    continue
+                block = built.block
+                paths = [layout.block_file(block.id, band, kind) for band, kind in group]
+                data = read_files(paths, crs, transform, shape, source_grid=(block.crs, block.transform, block.shape),
+                                  nodata=nodata, resampling=resampling, reproject=reproject)
+                for variable, values in zip(group, data):
+                    out[variable][inside] = values[inside]
     return out

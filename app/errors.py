@@ -36,6 +36,7 @@ from compositor.errors import (
     NoObservationsError,
     SeasonNotFoundError,
     SourceUnavailableError,
+    StorageError,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
     (CatalogUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (CatalogError, status.HTTP_502_BAD_GATEWAY),
     (SourceUnavailableError, status.HTTP_502_BAD_GATEWAY),
+    (StorageError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (TileOutsideBounds, status.HTTP_404_NOT_FOUND),
     (PointOutsideBounds, status.HTTP_404_NOT_FOUND),
     (InvalidExpression, status.HTTP_400_BAD_REQUEST),
@@ -108,6 +110,8 @@ def _public_message(exc: Exception, code: int) -> str:
         return "none of the source scenes of this area could be read now; try again later"
     if isinstance(exc, SourceUnavailableError):
         return "a source scene could not be read; try again later"
+    if isinstance(exc, StorageError):
+        return "the store of the built seasons cannot be reached now; try again later"
     return "internal error; it has been logged"
 
 
@@ -118,9 +122,9 @@ def error_response(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     elif isinstance(exc, CatalogUnavailableError):
         headers["Retry-After"] = str(CATALOG_RETRY_AFTER_S)
-    elif isinstance(exc, ScenesUnavailableError):
+    elif isinstance(exc, (ScenesUnavailableError, StorageError)):
         headers["Retry-After"] = str(SCENES_RETRY_AFTER_S)
-    if isinstance(exc, (CatalogUnavailableError, ScenesUnavailableError)):
+    if isinstance(exc, (CatalogUnavailableError, ScenesUnavailableError, StorageError)):
         logger.warning("%s %s: %s", request.method, request.url.path, exc)  # upstream trouble: no traceback
     elif code >= 500 and not isinstance(exc, ServerBusyError):
         logger.error("%s %s failed with %d", request.method, request.url.path, code, exc_info=exc)

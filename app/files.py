@@ -4,18 +4,22 @@ URLs mirror the season folder, so the relative paths inside a season VRT resolve
 this route: ``/seasons/{season}/files/<path in DATA/<season>/>``. Only the season's own outputs are
 served (COGs and VRTs at the top, in ``blocks/<id>/`` and ``overview/``, the STAC catalog's JSON),
 matched by pattern before any file system access; hidden and temporary files never are.
+
+Seasons in an object store are not streamed through the server: a request is answered with a
+redirect (307) to a presigned URL of the object, valid for `SIGNED_URL_S`, which GDAL, QGIS and
+browsers follow (byte ranges included); relative paths in a VRT still resolve against this route.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from starlette.requests import Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from app.dependencies import SeasonPath, services_of
 from app.errors import NotFoundError
@@ -29,14 +33,24 @@ MEDIA_TYPES = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized
                ".json": "application/json"}
 
 
-def season_file(state: SeasonState, relative: str) -> Path:
+SIGNED_URL_S = 3600.0
+
+
+def season_file(state: SeasonState, relative: str) -> PurePath:
     """The file of a built season at ``relative``; `NotFoundError` for anything else."""
+    missing = f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links"
     if not state.has_record or not _ALLOWED.match(relative) or ".." in relative.split("/"):
-        raise NotFoundError(f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links")
-    root = state.layout.root.resolve()
+        raise NotFoundError(missing)
+    store = state.layout.store
+    if not store.is_local:  # object keys are plain names: no link or traversal to resolve
+        path = state.layout.root / relative
+        if not store.is_file(path):
+            raise NotFoundError(missing)
+        return path
+    root = Path(state.layout.root).resolve()
     path = (root / relative).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        raise NotFoundError(f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links")
+        raise NotFoundError(missing)
     return path
 
 
@@ -49,9 +63,13 @@ def files_router() -> APIRouter:
         path: Annotated[str, PathParam(description="Path inside the season folder, e.g. blocks/c8_r107/....tif",
                                        max_length=400)],
         services=Depends(services_of),
-    ) -> FileResponse:
+    ) -> Response:
         state = services.registry.get(season)
         target = season_file(state, path)
+        store = state.layout.store
+        if not store.is_local:
+            return RedirectResponse(store.signed_url(target, SIGNED_URL_S), status_code=307,
+                                    headers={"Cache-Control": f"private, max-age={int(SIGNED_URL_S) // 2}"})
         return FileResponse(target, media_type=MEDIA_TYPES.get(target.suffix, "application/octet-stream"),
                             headers={"Cache-Control": "public, max-age=60"})
 
@@ -63,5 +81,7 @@ def files_router() -> APIRouter:
         router.add_api_route("/seasons/{season}/files/{path:path}", season_file_route, methods=[method],
                              operation_id=operation_id, summary=summary, response_class=FileResponse,
                              responses={200: {"content": {"image/tiff": {}, "application/xml": {}}},
-                                        206: {"description": "Partial content (Range requests)."}})
+                                        206: {"description": "Partial content (Range requests)."},
+                                        307: {"description": "Redirect to a presigned URL of the file, for "
+                                                             "seasons served from an object store."}})
     return router

@@ -25,7 +25,9 @@ from starlette.responses import JSONResponse
 
 from compositor import __version__
 from compositor.catalog import is_remote
+from compositor.errors import CompositorError
 from compositor.settings import Settings
+from compositor.storage import is_object_store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,16 @@ OK = "ok"
 MAX_LANDING_BYTES = 1 << 20
 
 
-def check_data_dir(path: Path) -> str:
-    """``ok``, or why the data folder cannot be read."""
+def check_data_dir(path: Path | str) -> str:
+    """``ok``, or why the data folder (or object store) cannot be read."""
+    if is_object_store(path):
+        try:
+            open_store(path).check()
+        except CompositorError as exc:
+            logger.warning("readiness: %s", exc)
+            return "the object store (S2SEASONS_DATA_DIR) cannot be listed: check its endpoint and credentials"
+        return OK
+    path = Path(path)
     try:
         if not path.is_dir():
             logger.warning("readiness: data folder %s does not exist or is not a folder", path)
@@ -77,7 +87,7 @@ class Readiness:
         with self._lock:  # concurrent probes wait for one run of the checks
             if time.monotonic() - self._checked_at >= self.settings.readyz_cache_s or not self._result:
                 self._result = {
-                    "data_dir": check_data_dir(Path(self.settings.data_dir)),
+                    "data_dir": check_data_dir(self.settings.data_dir),
                     "catalog": check_catalog(self.settings.catalog, self.settings.readyz_timeout_s),
                 }
                 self._checked_at = time.monotonic()

@@ -1,21 +1,24 @@
 """The seasons the server knows: built ones (folders with ``season.json``) and any calendar season.
 
 A `SeasonState` is an immutable snapshot of one season: its grid, its layout and an index of its
-built blocks. The registry notices a build by the modification times of the season folder, its
-``blocks/`` and ``overview/`` folders (a block appears by a rename into ``blocks/``; season files
-are replaced by renames), takes a new snapshot and tells its listeners (the caches) that the
-season changed. The check is a few ``stat`` calls per request.
+built blocks. The registry notices a build by the store's change signature (`OutputStore
+.change_signature`), takes a new snapshot and tells its listeners (the caches) that the season
+changed. In a folder that is the modification times of the season folder, its ``blocks/`` and
+``overview/`` folders (a few ``stat`` calls per request; a block appears by a rename into
+``blocks/``). In an object store it is the ETags of the season's own files, listed at most every
+``store_refresh_s``: new blocks show when their build rewrites the season files at its end.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import PurePath
 
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
@@ -24,13 +27,15 @@ from app.projection import ProjectedBlocks, ProjectionCache
 from compositor.build import SEASON_RECORD, season_grid
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.layout import MANIFEST, SeasonLayout
+from compositor.layout import SeasonLayout
 from compositor.seasons import Season, resolve_season
 from compositor.settings import Settings
+from compositor.storage import open_store, output_location
 
 logger = logging.getLogger(__name__)
 
 BUILT_STATUSES = ("built", "empty")
+MANIFEST_READERS = 16  # parallel manifest reads from an object store
 OVERVIEW_FACTOR = 16  # compositor.mosaic.DEFAULT_OVERVIEW_FACTOR: season overview at 16x the pixel size
 
 
@@ -86,6 +91,7 @@ class SeasonState:
     built: BuiltIndex
     generation: int
     has_record: bool  # season.json exists: the season was (at least partly) built
+    files: frozenset[str] = frozenset()  # season files at the snapshot: "<name>.vrt", "overview/<name>.tif"
 
     @property
     def name(self) -> str:
@@ -100,26 +106,20 @@ class ManifestCache:
     a time: the season is re-indexed after each, so an unchanged manifest must cost a ``stat`` only)."""
 
     def __init__(self) -> None:
-        self._parsed: dict[Path, tuple[tuple[int, int], dict | None]] = {}
+        self._parsed: dict[PurePath, tuple[str, dict | None]] = {}
         self._lock = threading.Lock()
 
     def manifests(self, layout: SeasonLayout) -> list[dict]:
-        found = []
-        for path in sorted(layout.blocks_dir.glob(f"*/{MANIFEST}")):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            key = (st.st_mtime_ns, st.st_ino)
-            with self._lock:
-                cached = self._parsed.get(path)
-            if cached is None or cached[0] != key:
-                cached = (key, layout.store.read_json(path))
-                with self._lock:
-                    self._parsed[path] = cached
-            if cached[1]:
-                found.append(cached[1])
-        return found
+        store = layout.store
+        versions = sorted(store.manifest_versions(layout.blocks_dir).items())
+        with self._lock:
+            stale = [(path, key) for path, key in versions if self._parsed.get(path, ("",))[0] != key]
+        # An object store answers each read in a round trip: read the changed manifests side by side.
+        with ThreadPoolExecutor(1 if store.is_local else MANIFEST_READERS) as pool:
+            parsed = list(pool.map(lambda item: (item[0], (item[1], store.read_json(item[0]))), stale))
+        with self._lock:
+            self._parsed.update(parsed)
+            return [entry[1] for path, _ in versions if (entry := self._parsed.get(path)) and entry[1]]
 
 
 def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | None = None) -> BuiltIndex:
@@ -139,16 +139,30 @@ def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCach
     return BuiltIndex.from_blocks(blocks)
 
 
-def _signature(layout: SeasonLayout) -> tuple[int, ...]:
-    """What changes when a block or a season file is installed: folder mtimes (ns) and inodes."""
-    values: list[int] = []
-    for folder in (layout.root, layout.blocks_dir, layout.overview_dir):
-        try:
-            st = os.stat(folder)
-            values += [st.st_mtime_ns, st.st_ino]
-        except OSError:
-            values += [0, 0]
-    return tuple(values)
+def season_files(layout: SeasonLayout) -> list[str]:
+    """The season's own files (VRTs, season.json) and overview rasters, relative to the season folder."""
+    store = layout.store
+    return [p.relative_to(layout.root).as_posix()
+            for folder in (layout.root, layout.overview_dir) for p in store.folder_files(folder)]
+
+
+class _Signatures:
+    """Change signatures of season folders; those of an object store are listed at most every ``refresh_s``."""
+
+    def __init__(self, refresh_s: float) -> None:
+        self.refresh_s = refresh_s
+        self._remote: dict[PurePath, tuple[float, tuple]] = {}
+
+    def __call__(self, layout: SeasonLayout) -> tuple:
+        store = layout.store
+        if store.is_local:
+            return store.change_signature(layout.root)
+        now = time.monotonic()
+        cached = self._remote.get(layout.root)
+        if cached is None or now - cached[0] >= self.refresh_s:
+            cached = (now, store.change_signature(layout.root))
+            self._remote[layout.root] = cached
+        return cached[1]
 
 
 class SeasonRegistry:
@@ -156,7 +170,9 @@ class SeasonRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.data_dir = Path(settings.data_dir)
+        self.data_dir = output_location(settings.data_dir)
+        self.store = open_store(self.data_dir)
+        self._signature = _Signatures(settings.store_refresh_s)
         self._states: dict[str, tuple[tuple[int, ...], SeasonState]] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
@@ -175,7 +191,7 @@ class SeasonRegistry:
         """The current state of season ``name``; a new snapshot when its folders changed."""
         season = self.resolve(name)
         probe = SeasonLayout(self.data_dir, season, self.settings.crs, self.settings.resolution_m)
-        signature = _signature(probe)
+        signature = self._signature(probe)
         cached = self._states.get(season.name)
         if cached and cached[0] == signature:
             return cached[1]
@@ -198,19 +214,16 @@ class SeasonRegistry:
             grid = OutputGrid(self.settings.crs, self.settings.resolution_m, self.settings.block_size_px)
         layout = SeasonLayout(self.data_dir, season, grid.crs, grid.resolution_m)
         built = load_built_index(layout, grid, self._manifests) if has_record else BuiltIndex()
+        files = frozenset(season_files(layout)) if has_record else frozenset()
         self._generation += 1
-        return SeasonState(season, grid, layout, built, self._generation, has_record)
+        return SeasonState(season, grid, layout, built, self._generation, has_record, files)
 
     def built_season_names(self) -> list[str]:
         """Seasons with a ``season.json`` under the data folder, by start date."""
         names = []
-        try:
-            folders = sorted(p for p in self.data_dir.iterdir() if (p / SEASON_RECORD).is_file())
-        except OSError:
-            return []
-        for folder in folders:
+        for folder in self.store.season_names():
             try:
-                names.append(self.resolve(folder.name))
+                names.append(self.resolve(folder))
             except InvalidInputError:
-                logger.warning("folder %s has a season.json but is not a known season name", folder)
+                logger.warning("folder %s has a %s but is not a known season name", folder, SEASON_RECORD)
         return [s.name for s in sorted(names)]

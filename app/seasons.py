@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +16,7 @@ from app.queue import block_bbox_4326
 from app.registry import SeasonState
 from app.services import Services
 from compositor.bands import BAND_NAMES
+from compositor.build import SEASON_RECORD
 from compositor.layout import OUTPUT_KINDS
 
 MAP_TMS = ("WebMercatorQuad", "EuropeanETRS89_LAEAQuad")
@@ -35,7 +35,7 @@ def _coverage_percent(state: SeasonState) -> float | None:
     built_ids = {b.block.id for b in state.built.blocks}
     requested: set[str] = set()
     try:
-        record = json.loads((state.layout.root / "season.json").read_text())
+        record = state.layout.store.read_json(state.layout.root / SEASON_RECORD) or {}
         for bbox in record.get("bboxes_4326", []) or ([record["bbox_4326"]] if "bbox_4326" in record else []):
             requested |= {b.id for b in state.grid.blocks_for_bbox(tuple(bbox))}
     except (OSError, ValueError, KeyError, TypeError):
@@ -66,15 +66,13 @@ def season_links(base: str, state: SeasonState) -> dict[str, Any]:
     if state.has_record:
         layout = state.layout
         files = f"{root}/files"
-        links["vrt"] = {f"{b}_{k}": f"{files}/{layout.vrt_file(b, k).name}" for b in BAND_NAMES for k in OUTPUT_KINDS
-                        if layout.vrt_file(b, k).is_file()}
-        links["overview"] = {
-            f"{b}_{k}": f"{files}/overview/{layout.overview_file(b, k, state.overview_resolution_m()).name}"
-            for b in BAND_NAMES for k in OUTPUT_KINDS
-            if layout.overview_file(b, k, state.overview_resolution_m()).is_file()
-        }
+        vrts = {f"{b}_{k}": layout.vrt_file(b, k).name for b in BAND_NAMES for k in OUTPUT_KINDS}
+        links["vrt"] = {key: f"{files}/{name}" for key, name in vrts.items() if name in state.files}
+        overviews = {f"{b}_{k}": f"overview/{layout.overview_file(b, k, state.overview_resolution_m()).name}"
+                     for b in BAND_NAMES for k in OUTPUT_KINDS}
+        links["overview"] = {key: f"{files}/{name}" for key, name in overviews.items() if name in state.files}
         links["cog_template"] = f"{files}/blocks/{{block}}/{layout.stem('{band}', '{statistic}')}.tif"
-        if (layout.catalog_dir / "catalog.json").is_file():
+        if layout.store.is_file(layout.catalog_dir / "catalog.json"):
             links["stac"] = f"{files}/catalog/catalog.json"
     return links
 

@@ -18,7 +18,7 @@ from compositor.plan import BuildPlan, make_request, plan_build
 from compositor.runner import BuildSummary, run_local
 from compositor.seasons import resolve_season
 from compositor.settings import Settings
-from compositor.storage import output_location
+from compositor.storage import open_store, output_location
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,12 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     bbox_4326 = parse_bbox(bbox) if isinstance(bbox, str) else tuple(bbox)
     request = make_request(settings, season, bbox_4326, bands=bands, catalog=catalog, data_dir=data_dir,
                            resolution_m=resolution_m, crs=crs, block_size_px=block_size_px, blend=blend)
+    store = open_store(request.data_dir)
+    store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
     plan = plan_build(request, settings)
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
-    plan.layout.store.check()
     claim_season(plan.layout, request.grid, request.bbox_4326)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     summary = BuildSummary()

@@ -172,7 +172,7 @@ def export(
 
 @cli.command()
 def serve(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of built seasons. (env S2SEASONS_DATA_DIR)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Where the built seasons are: a folder, or s3://BUCKET/PREFIX (AWS_* environment for credentials and endpoint; new blocks show when their build ends, checked every S2SEASONS_STORE_REFRESH_S). (env S2SEASONS_DATA_DIR)")] = None,
     catalog: CatalogOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
@@ -189,6 +189,9 @@ def serve(
         os.environ["S2SEASONS_CATALOG"] = catalog
     try:
         settings = _settings()
+        from compositor.storage import output_location
+
+        output_location(settings.data_dir)  # a folder or s3://BUCKET/PREFIX, nothing else
     except Exception as exc:  # invalid environment: say which setting
         raise _fail(exc) from None
     typer.echo(f"s2seasons viewer on http://{host}:{port}/")

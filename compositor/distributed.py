@@ -1,9 +1,11 @@
 """Running block jobs on a Dask cluster: the same `run_job` as local processes, on remote workers.
 
-Workers read the scenes themselves and write into the data folder, which every worker and the
-client must see at the same path (a shared file system). A block is installed atomically by the
-worker that built it (`compositor.block`), so a worker killed mid-block loses only that block's
-temporary folder: the scheduler hands the task to another worker, which builds it again.
+Workers read the scenes themselves and write into the output location: a folder every worker and
+the client see at the same path (a shared file system), or an object store (``s3://``), which each
+worker opens with its own AWS environment (the job carries the URL, never credentials). A block is
+installed atomically by the worker that built it (`compositor.block`, `compositor.storage`), so a
+worker killed mid-block loses only that block's local temporary folder: the scheduler hands the
+task to another worker, which builds it again.
 """
 
 from __future__ import annotations

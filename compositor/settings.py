@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         30.0, ge=0, description="After a catalog search failed, on-the-fly requests of that area answer 503 at "
                                 "once for this long before the catalog is asked again (s); 0 asks every time.")
     readyz_timeout_s: float = Field(2.0, gt=0, description="Timeout of /readyz's request to the STAC API (s).")
+    store_refresh_s: float = Field(
+        30.0, ge=0, description="Serving from an object store (s3://): how often the server lists a season to "
+                                "notice a finished build (s); 0 lists on every request.")
     readyz_cache_s: float = Field(5.0, ge=0, description="How long /readyz keeps the result of its checks (s).")
 
     @field_validator("data_dir", mode="before")

@@ -131,6 +131,24 @@ class OutputStore(ABC):
     def check(self) -> None:
         """Raise `StorageError` (saying what to change) when the location cannot be written."""
 
+    @abstractmethod
+    def folder_files(self, folder: PurePath) -> list[PurePath]:
+        """The files directly in ``folder`` (not below), hidden names left out, sorted."""
+
+    @abstractmethod
+    def manifest_versions(self, blocks_dir: PurePath) -> dict[PurePath, str]:
+        """The block manifests under ``blocks_dir`` with a tag that changes whenever one is replaced."""
+
+    @abstractmethod
+    def change_signature(self, season_root: PurePath) -> tuple:
+        """A value that changes when a build installs a block or rewrites the season's files. A folder
+        notices every block at once (folder times); an object store, when a build rewrites the season
+        files at its end (the ETags of the season folder's own files)."""
+
+    @abstractmethod
+    def season_names(self) -> list[str]:
+        """Names of the top-level folders that hold a ``season.json`` (built seasons)."""
+
     def gdal_options(self) -> dict[str, str]:
         """GDAL configuration to read this store's paths (nothing for a folder)."""
         return {}
@@ -231,6 +249,39 @@ class FolderStore(OutputStore):
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed
+
+    def folder_files(self, folder: PurePath) -> list[PurePath]:
+        try:
+            return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError:
+            return []
+
+    def manifest_versions(self, blocks_dir: PurePath) -> dict[PurePath, str]:
+        versions: dict[PurePath, str] = {}
+        for path in self.manifests(blocks_dir):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # replaced or removed meanwhile
+            versions[path] = f"{st.st_mtime_ns}-{st.st_ino}"
+        return versions
+
+    def change_signature(self, season_root: PurePath) -> tuple:
+        # A block appears by a rename into blocks/; season files are replaced by renames: folder times.
+        values: list[int] = []
+        for folder in (season_root, season_root / "blocks", season_root / "overview"):
+            try:
+                st = os.stat(folder)
+                values += [st.st_mtime_ns, st.st_ino]
+            except OSError:
+                values += [0, 0]
+        return tuple(values)
+
+    def season_names(self) -> list[str]:
+        try:
+            return sorted(p.name for p in Path(self.base).iterdir() if (p / "season.json").is_file())
+        except OSError:
+            return []
 
     def check(self) -> None:
         try:
@@ -424,13 +475,67 @@ class S3Store(OutputStore):
                 return False
             if current is not None:
                 self.delete(final / MANIFEST)  # the block is invisible until its new manifest is there
-            files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
+            files = sorted(p for p in tmp.iterdir()
+                           if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
             with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
                 list(pool.map(lambda p: self._put(p, final / p.name), files))
             self._put(tmp / MANIFEST, final / MANIFEST)
             for name in set((current or {}).get("files", [])) - {p.name for p in files}:
                 self.delete(final / name)
         return True
+
+    def folder_files(self, folder: PurePath) -> list[PurePath]:
+        import obstore
+
+        try:
+            listing = obstore.list_with_delimiter(self._store, self._key(folder) or None)
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("list", folder, exc) from None
+        return sorted(self.base / m["path"] for m in listing["objects"]
+                      if not PurePosixPath(m["path"]).name.startswith("."))
+
+    def manifest_versions(self, blocks_dir: PurePath) -> dict[PurePath, str]:
+        import obstore
+
+        prefix = self._key(blocks_dir)
+        versions: dict[PurePath, str] = {}
+        try:
+            for batch in obstore.list(self._store, prefix):
+                for meta in batch:
+                    parts = PurePosixPath(meta["path"]).relative_to(prefix).parts
+                    if len(parts) == 2 and parts[1] == MANIFEST and not parts[0].startswith("."):
+                        versions[self.base / meta["path"]] = str(meta["e_tag"] or meta["last_modified"])
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("list", blocks_dir, exc) from None
+        return versions
+
+    def change_signature(self, season_root: PurePath) -> tuple:
+        import obstore
+
+        try:
+            listing = obstore.list_with_delimiter(self._store, self._key(season_root))
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("list", season_root, exc) from None
+        return tuple(sorted((m["path"], str(m["e_tag"] or m["last_modified"])) for m in listing["objects"]))
+
+    def season_names(self) -> list[str]:
+        import obstore
+
+        try:
+            listing = obstore.list_with_delimiter(self._store, None)
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("list", self.base, exc) from None
+        names = [PurePosixPath(p).name for p in listing["common_prefixes"]]
+        return sorted(n for n in names if not n.startswith(".") and self.is_file(self.path(n, "season.json")))
+
+    def signed_url(self, path: PurePath, expires_s: float = 3600.0) -> str:
+        """A presigned GET URL of ``path`` (byte ranges work on it), for clients without credentials."""
+        import obstore
+
+        try:
+            return obstore.sign(self._store, "GET", self._key(path), dt.timedelta(seconds=expires_s))
+        except obstore.exceptions.BaseError as exc:
+            raise self._error("sign a URL of", path, exc) from None
 
     def check(self) -> None:
         import obstore
@@ -444,7 +549,8 @@ class S3Store(OutputStore):
                                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
 
     def gdal_options(self) -> dict[str, str]:
-        options = {"AWS_NO_SIGN_REQUEST": "NO"}  # scene reads may set YES; our outputs are private
+        options = {"AWS_NO_SIGN_REQUEST": "NO",  # scene reads may set YES; our outputs are private
+                   "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no listing of a block's prefix per open
         if self.endpoint:
             endpoint = urlsplit(self.endpoint)
             options.update(AWS_S3_ENDPOINT=endpoint.netloc, AWS_HTTPS="YES" if endpoint.scheme == "https" else "NO",
