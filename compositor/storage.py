@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 LOCKS = ".locks"
 LOCK_WAIT_S = 900.0  # how long a builder waits for another one installing the same block
-LOCK_STALE_S = 600.0  # a lock object older than this was left by a builder that died
+LOCK_STALE_S = 300.0  # a lock object older than this was left by a builder that died (installs take seconds)
 UPLOAD_THREADS = 8
 OBJECT_STORE_SCHEMES = ("s3",)
 
