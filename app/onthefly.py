@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +71,19 @@ def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[S
     return touching[:limit]
 
 
+def lower_thread_priority(steps: int) -> None:
+    """Lower the calling thread's CPU priority by ``steps`` nice levels (Linux: nice is per thread, and
+    threads it starts inherit it). Built tiles, served by the other threads, then get the cores first
+    when on-the-fly compositing saturates them. Elsewhere, or when refused, nothing changes."""
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:  # relative to the main thread's (pid's) nice: a thread started by a niced thread starts niced
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + steps)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+    except OSError as exc:  # pragma: no cover - a sandbox without setpriority
+        logger.warning("on-the-fly threads keep the server's CPU priority: %s", exc)
+
+
 class OnTheFly:
     """The bounded pool, the in-flight table and the cache of on-the-fly composites."""
 
@@ -78,7 +93,8 @@ class OnTheFly:
         self.scenes = scenes
         self._composite = composite
         workers = settings.onthefly_workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2seasons-onthefly")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2seasons-onthefly",
+                                        initializer=lower_thread_priority, initargs=(settings.onthefly_nice,))
         self.max_waiters = WAITERS_PER_WORKER * workers
         self.max_jobs = JOBS_PER_WORKER * workers
         self._lock = threading.Lock()

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     onthefly_max_scenes: int = Field(40, ge=1, description="Most scenes read for one on-the-fly tile (least cloudy).")
     onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
     onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
+    onthefly_nice: int = Field(
+        10, ge=0, le=19, description="How much lower the CPU priority of on-the-fly threads (and the read threads "
+                                     "they start) is than the server's (Linux nice steps); 0 keeps it equal.")
     queue_unbuilt: bool = Field(False, description="Queue the blocks of on-the-fly tiles for building.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Server logs: 'text' lines or 'json' lines (one object per line, with the request id).")

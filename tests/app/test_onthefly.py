@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -202,6 +204,31 @@ def test_on_the_fly_work_never_starves_built_tiles(archive, built, tmp_path):
         assert len(recorder.calls) <= 4
         busy = next(r for r in responses if r.status_code == 503)
         assert "retry" in busy.json()["detail"] and "retry-after" in busy.headers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_on_the_fly_threads_run_at_a_lower_cpu_priority(archive, tmp_path):
+    """Compositing runs ``onthefly_nice`` steps nicer than the server, and so do the read threads it starts;
+    the threads that serve built tiles keep the server's priority."""
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: list[tuple[int, int]] = []
+
+    class NiceRecorder(Recorder):
+        def __call__(self, *args):
+            with ThreadPoolExecutor(1) as pool:  # as composite_window's read threads are started
+                child = pool.submit(nice).result()
+            seen.append((nice(), child))
+            return super().__call__(*args)
+
+    base = nice()
+    settings = app_settings(tmp_path, archive.catalog, onthefly_nice=5)
+    with TestClient(create_app(settings, make_services(settings, composite=NiceRecorder()))) as client:
+        assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
+    expected = min(19, base + 5)
+    assert seen and all(values == (expected, expected) for values in seen), seen
+    assert nice() == base
 
 
 def test_strips_change_nothing(archive):
