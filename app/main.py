@@ -18,7 +18,7 @@ from app.errors import add_exception_handlers
 from app.files import files_router
 from app.health import health_router
 from app.logs import configure_logging
-from app.middleware import RequestLogMiddleware, SeasonResponseMiddleware
+from app.middleware import BodyLimitMiddleware, RequestLogMiddleware, SeasonResponseMiddleware
 from app.reader import SeasonReader
 from app.seasons import seasons_router
 from app.services import Services, make_services
@@ -28,6 +28,11 @@ from compositor import __version__
 from compositor.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# The 413 of a body over deps.MAX_BODY_BYTES (posted GeoJSON): what to change, like every other error.
+BODY_TOO_LARGE = (f"request body larger than {deps.MAX_BODY_BYTES / (1 << 20):g} MiB ({deps.MAX_BODY_BYTES} bytes): "
+                  f"send fewer features (at most {deps.MAX_FEATURES} per FeatureCollection), simpler geometries "
+                  "or fewer properties")
 
 
 def season_factory() -> TilerFactory:
@@ -71,7 +76,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     "COGs, anything else composited on the fly from the source scenes.",
         version=__version__,
         lifespan=lifespan,
-        max_body_size=deps.MAX_BODY_BYTES,
     )
     app.state.services = services
     app.state.settings = settings
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     add_exception_handlers(app)
     app.add_middleware(SeasonResponseMiddleware, services=services)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=deps.MAX_BODY_BYTES, detail=BODY_TOO_LARGE)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
                        expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built",
                                        "X-S2Seasons-Skipped-Scenes", "X-Request-ID", "Retry-After", "Content-Range"])

@@ -1,6 +1,7 @@
 """ASGI middlewares: request ids and one log line per request, and the season responses' headers and tile cache.
 
-`RequestLogMiddleware` sets ``X-Request-ID`` and logs the request. `SeasonResponseMiddleware` opens
+`RequestLogMiddleware` sets ``X-Request-ID`` and logs the request. `BodyLimitMiddleware` bounds request
+bodies: a 413 with a JSON ``{"detail": ...}`` like every other error. `SeasonResponseMiddleware` opens
 the request record the reader writes into, then:
 
 * adds ``X-S2Seasons-Source`` (built, on-the-fly, mixed, not-built) and, when part of the area was
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.cache import CachedTile, SeasonCache
@@ -115,6 +118,67 @@ class RequestLogMiddleware:
                                     "cache": cache, "skipped_scenes": int(skipped) if skipped else None,
                                     "client": client[0] if client else None})
             request_id.reset(token)
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body that streamed past `BodyLimitMiddleware`'s limit: a 413 the app's handler of
+    `HTTPException` answers as JSON (`app.errors`), or the middleware itself when it gets there first."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)
+
+
+@dataclass
+class BodyLimitMiddleware:
+    """Request bodies of at most ``max_bytes``; a larger one is a 413 ``{"detail": detail}`` (application/json).
+
+    A ``Content-Length`` over the limit is answered at once, before the app runs or a byte of the body is
+    read. A body without one (chunked) is counted as the app reads it: the read that goes over raises
+    `BodyTooLargeError` instead of handing over the bytes. (Starlette's own limit, FastAPI's
+    ``max_body_size``, answers a plain-text 413 past the app's middlewares and exception handlers.)
+    """
+
+    app: ASGIApp
+    max_bytes: int
+    detail: str
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            if received > self.max_bytes:
+                raise BodyTooLargeError(self.detail)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.detail)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLargeError:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"detail": self.detail}, status_code=413)(scope, receive, send)
 
 
 @contextlib.asynccontextmanager

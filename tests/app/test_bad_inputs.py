@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.app.helpers import BUILT_LONLAT, SEASON, tile_url
@@ -155,15 +157,42 @@ SMALL = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "c
 
 
 def test_posted_features_are_bounded(client):
-    """At most 100 features in a FeatureCollection (each is a read), and 1 MiB of body."""
+    """At most 100 features in a FeatureCollection (each is a read); 1 MiB of body is the next test."""
     many = {"type": "FeatureCollection", "features": [SMALL] * 101}
     response = client.post(f"{B}/statistics", json=many)
     assert response.status_code == 400 and "at most 100" in response.json()["detail"]
     few = {"type": "FeatureCollection", "features": [SMALL] * 3}
     assert client.post(f"{B}/statistics", json=few).status_code == 200
-    huge = b'{"type": "Feature", "properties": {"x": "' + b"a" * (2 << 20) + b'"}}'
-    response = client.post(f"{B}/feature.png", content=huge, headers={"Content-Type": "application/json"})
-    assert response.status_code == 413 and response.text
+
+
+HUGE = b'{"type": "Feature", "properties": {"x": "' + b"a" * (2 << 20) + b'"}}'  # 2 MiB
+BODY_TOO_LARGE = ("request body larger than 1 MiB (1048576 bytes): send fewer features (at most 100 per "
+                  "FeatureCollection), simpler geometries or fewer properties")
+
+
+def in_pieces(body: bytes, size: int = 65536):
+    """``body`` as an iterator: httpx sends it chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("path", [f"{B}/feature.png", f"{B}/statistics"])
+def test_too_large_body_is_a_json_413(client, path, framing):
+    """Over 1 MiB of body, told by its Content-Length up front or counted while it streams: a JSON 413 that
+    says what to change, with the request id like every other answer."""
+    content = HUGE if framing == "content-length" else in_pieces(HUGE)
+    response = client.post(path, content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": BODY_TOO_LARGE}
+    assert response.headers["x-request-id"]
+
+
+def test_chunked_body_under_the_limit_is_served(client):
+    few = json.dumps({"type": "FeatureCollection", "features": [SMALL] * 3}).encode()
+    response = client.post(f"{B}/statistics", content=in_pieces(few, 100), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
 
 
 @pytest.mark.parametrize(("query", "status", "message"), [

@@ -3,6 +3,7 @@ in a season folder. Every one is a 4xx and no byte of a file outside the season'
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -70,6 +71,48 @@ def test_oversize_request_lines_and_headers_are_refused_or_harmless(server):
     assert status == 200
     status, body = raw_get(server.base, "/healthz", "X-Big: " + "y" * 100_000 + "\r\n")
     assert status in (200, 400, 431)
+    assert raw_get(server.base, "/healthz")[0] == 200  # and the server is still there
+
+
+def raw_exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the one answer to ``request`` (bytes as is), read up to its Content-Length:
+    the connection stays open (keep-alive, or the server waits for the rest of a body), so reading until it
+    closes would hang."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536) or pytest.fail(f"connection closed before the headers: {data[:200]!r}")
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        while len(body) < int(headers["content-length"]):
+            body += sock.recv(65536) or pytest.fail(f"connection closed in the body: {body[:200]!r}")
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
+BODY_LIMIT = 1 << 20
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_too_large_body_is_a_json_413(server, framing):
+    """Over 1 MiB of posted body on the real HTTP server: a JSON 413 with a detail, whether the Content-Length
+    says so up front (answered before the body is sent) or the chunks add up to it while they stream."""
+    head = f"POST /seasons/{SEASON}/feature.png HTTP/1.1\r\nHost: {server.base.removeprefix('http://')}\r\n" \
+           "Content-Type: application/json\r\n"
+    if framing == "content-length":
+        request = f"{head}Content-Length: {2 * BODY_LIMIT}\r\n\r\n".encode() + b'{"type": "Feature"'
+    else:
+        piece = b"a" * 65536
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(BODY_LIMIT // len(piece) + 1))
+        request = f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + chunks + b"0\r\n\r\n"
+    status, headers, body = raw_exchange(server.base, request)
+    assert status == 413, (status, body[:200])
+    assert headers["content-type"] == "application/json"
+    detail = json.loads(body)["detail"]
+    assert "1 MiB (1048576 bytes)" in detail and "at most 100 per FeatureCollection" in detail
+    assert headers.get("x-request-id")
     assert raw_get(server.base, "/healthz")[0] == 200  # and the server is still there
 
 
