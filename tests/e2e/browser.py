@@ -65,7 +65,8 @@ PIXELS_JS = """(role) => {
 }"""
 IDLE_JS = """(role) => {
   const layer = window.s2viewer.layers[role];
-  if (!layer || layer.pending() > 0 || !layer._map) return false;
+  // not during a zoom animation either: its zoomend (which restyles the coverage overlay) comes after
+  if (!layer || layer.pending() > 0 || !layer._map || layer._map._animatingZoom) return false;
   const imgs = [...layer.getContainer().querySelectorAll('img[data-url]')]
     .filter((img) => Number(img.dataset.z) === layer._tileZoom);
   return imgs.length > 0 && imgs.every((img) => img.dataset.error || (img.complete && img.naturalWidth > 0));

@@ -23,6 +23,7 @@ from tests.e2e.browser import browser, viewer, viewer_archive, viewer_data, view
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 MIN_ZOOM = 9  # tests.app.helpers.app_settings: on the fly from WebMercator zoom 9
+UNBUILT = "2022-spring"  # never built: composited on the fly (the archive has no scenes of it: empty tiles)
 
 
 def at(lonlat: tuple[float, float], z: int) -> str:
@@ -227,6 +228,90 @@ def test_compare_swipes_between_two_seasons(viewer: ViewerPage):
     page.uncheck("#compare")
     assert page.evaluate("window.s2viewer.map.getPane('seasonRight').style.clipPath") == ""
     assert page.locator("#swipe").is_hidden()
+
+
+PANE_STATE_JS = """(pane) => {
+  const root = window.s2viewer.map.getPane(pane);
+  const outside = root.querySelector('path.cov-outside');
+  return {clip: root.style.clipPath, outside: outside && outside.dataset.state,
+          built: root.querySelectorAll('path.cov-block-built').length};
+}"""
+
+
+@pytest.mark.parametrize(("left", "right"), [(SEASON, UNBUILT), (UNBUILT, SUMMER)],
+                         ids=["built-left", "built-right"])
+def test_compare_shows_each_seasons_coverage_on_its_side(viewer: ViewerPage, left, right):
+    """Left of the swipe bar the left season's coverage, right of it the right season's, each clipped like
+    its tiles; the notes under the seasons' names say how each is served at this zoom."""
+    viewer.open(f"season={left}&{at(BUILT_LONLAT, MIN_ZOOM)}")
+    page = viewer.page
+    page.check("#compare")
+    page.select_option("#compare-season", right)
+    viewer.wait_tiles("compare")
+    left_pane, right_pane = page.evaluate(PANE_STATE_JS, "coverage"), page.evaluate(PANE_STATE_JS, "coverageRight")
+    season_clips = [page.evaluate(f"window.s2viewer.map.getPane('{pane}').style.clipPath")
+                    for pane in ("seasonLeft", "seasonRight")]
+    assert all(season_clips) and left_pane["clip"] == season_clips[0] and right_pane["clip"] == season_clips[1]
+    assert page.evaluate("window.s2viewer.map.getPane('pendingRight').style.clipPath") == season_clips[1]
+    built, unbuilt = (left_pane, right_pane) if left == SEASON else (right_pane, left_pane)
+    assert built["built"] == 1 and unbuilt["built"] == 0
+    assert built["outside"] == unbuilt["outside"] == "on-the-fly"  # the unbuilt season: everywhere
+    notes = {side: page.locator(f"#swipe-{side}-note") for side in ("left", "right")}
+    built_note, unbuilt_note = (notes["left"], notes["right"]) if left == SEASON else (notes["right"], notes["left"])
+    assert built_note.get_attribute("data-state") == "built" and "built 100 %" in built_note.inner_text()
+    assert unbuilt_note.get_attribute("data-state") == "on-the-fly"
+    assert "composited on the fly" in unbuilt_note.inner_text()
+
+    page.click(".leaflet-control-zoom-out")
+    side = "coverage" if left == UNBUILT else "coverageRight"
+    page.wait_for_function(f"({PANE_STATE_JS})('{side}').outside === 'not-built'")
+    assert unbuilt_note.get_attribute("data-state") == "not-built"
+    assert unbuilt_note.inner_text().strip() == "not built at this zoom"
+    assert "elsewhere not built at this zoom" in built_note.inner_text()
+
+    page.uncheck("#compare")  # one season again: its overlay over the whole map, the right one gone
+    assert page.evaluate(PANE_STATE_JS, "coverage")["clip"] == ""
+    assert page.locator(".leaflet-coverageRight-pane path").count() == 0
+    assert page.locator("path.cov-outside").count() == 1
+
+
+def test_compare_loading_indicator_waits_for_the_right_season(viewer: ViewerPage):
+    """With the right season's tiles held back, the indicator stays on and says the right side is being
+    composited on the fly (pulsing squares right of the bar) until those tiles arrived."""
+    page = viewer.page
+    held, released = [], []
+
+    def hold(route):
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(rf"/seasons/{UNBUILT}/tiles/"), hold)
+    viewer.open(f"season={SEASON}&compare={UNBUILT}&{at(BUILT_LONLAT, MIN_ZOOM)}", wait_tiles=False)
+    viewer.wait_tiles("main")
+    page.wait_for_timeout(300)
+    assert held
+    status = page.locator("#status")
+    assert status.is_visible()
+    assert int(status.get_attribute("data-pending-right")) == len(held)
+    assert status.get_attribute("data-pending-left") == "0"
+    assert int(status.get_attribute("data-on-the-fly")) == len(held)
+    assert f"on the fly… · right side ({UNBUILT})" in status.inner_text()
+    assert page.locator(".leaflet-pendingRight-pane path.cov-pending").count() == len(held)
+    assert page.locator(".leaflet-pending-pane path.cov-pending").count() == 0
+
+    released.append(True)
+    for route in held:
+        route.continue_()
+    viewer.wait_tiles("compare")
+    status.wait_for(state="hidden")
+    assert page.locator(".leaflet-pendingRight-pane path.cov-pending").count() == 0
+    log = page.evaluate("window.__statusLog")
+    last_busy = max(i for i, s in enumerate(log) if not s["hidden"])
+    assert all(not s["hidden"] for s in log[:last_busy] if int(s["pending"] or 0) > 0), log
+    page.uncheck("#compare")
+    assert status.get_attribute("data-pending-right") is None
 
 
 def test_coverage_overlay_marks_built_on_the_fly_and_not_built(viewer: ViewerPage):

@@ -1,20 +1,26 @@
 // The coverage overlay: which parts of a season are built (its blocks) and which are served on the
 // fly, a hatched look where nothing is drawn because the zoom is below the on-the-fly minimum, and
 // pulsing squares over tiles that are being composited on the fly right now.
+//
+// One overlay per season on the map: the left (main) one in the panes 'coverage' and 'pending', the
+// right one of the compare mode in 'coverageRight' and 'pendingRight', clipped by the swipe bar
+// like the season panes.
 
 const L = window.L;
 const WORLD = [[-85, -180], [-85, 180], [85, 180], [85, -180]];
 const HATCH_ID = "s2-hatch-not-built";
 const DOTS_ID = "s2-dots-on-the-fly";
 
-const STYLE = {
-  built: { color: "#22c55e", weight: 1.5, opacity: 0.9, fillColor: "#22c55e", fillOpacity: 0.04 },
-  empty: { color: "#94a3b8", weight: 1, dashArray: "4 4", opacity: 0.9, fillOpacity: 0 },
-  onTheFly: { color: "#f59e0b", weight: 0, fillColor: `url(#${DOTS_ID})`, fillOpacity: 1 },
-  notBuilt: { color: "#64748b", weight: 0, fillColor: `url(#${HATCH_ID})`, fillOpacity: 1 },
-  pending: { color: "#f59e0b", weight: 2, dashArray: "6 6", fillColor: "#f59e0b", fillOpacity: 0.15,
-             className: "cov-pending", interactive: false },
-};
+function styles(hatchId, dotsId) {
+  return {
+    built: { color: "#22c55e", weight: 1.5, opacity: 0.9, fillColor: "#22c55e", fillOpacity: 0.04 },
+    empty: { color: "#94a3b8", weight: 1, dashArray: "4 4", opacity: 0.9, fillOpacity: 0 },
+    onTheFly: { color: "#f59e0b", weight: 0, fillColor: `url(#${dotsId})`, fillOpacity: 1 },
+    notBuilt: { color: "#64748b", weight: 0, fillColor: `url(#${hatchId})`, fillOpacity: 1 },
+    pending: { color: "#f59e0b", weight: 2, dashArray: "6 6", fillColor: "#f59e0b", fillOpacity: 0.15,
+               className: "cov-pending", interactive: false },
+  };
+}
 
 /** Rings ([[lat, lon], ...]) of the outer boundaries of a GeoJSON Polygon or MultiPolygon. */
 function outerRings(geometry) {
@@ -41,13 +47,13 @@ function svgNode(tag, attributes) {
 }
 
 /** The fills of the overlay: hatching for 'not built at this zoom', amber stipple for 'on the fly'. */
-function addPatterns(svg) {
-  if (svg.querySelector(`#${HATCH_ID}`)) return;
-  const hatch = svgNode("pattern", { id: HATCH_ID, width: 10, height: 10, patternUnits: "userSpaceOnUse",
+function addPatterns(svg, hatchId, dotsId) {
+  if (svg.querySelector(`#${hatchId}`)) return;
+  const hatch = svgNode("pattern", { id: hatchId, width: 10, height: 10, patternUnits: "userSpaceOnUse",
                                      patternTransform: "rotate(45)" });
   hatch.append(svgNode("rect", { width: 10, height: 10, fill: "rgba(30, 41, 59, 0.35)" }),
                svgNode("line", { x1: 0, y1: 0, x2: 0, y2: 10, stroke: "rgba(226, 232, 240, 0.55)", "stroke-width": 3 }));
-  const dots = svgNode("pattern", { id: DOTS_ID, width: 8, height: 8, patternUnits: "userSpaceOnUse" });
+  const dots = svgNode("pattern", { id: dotsId, width: 8, height: 8, patternUnits: "userSpaceOnUse" });
   dots.append(svgNode("rect", { width: 8, height: 8, fill: "rgba(245, 158, 11, 0.04)" }),
               svgNode("circle", { cx: 4, cy: 4, r: 1, fill: "rgba(245, 158, 11, 0.75)" }));
   const defs = svgNode("defs", {});
@@ -56,12 +62,17 @@ function addPatterns(svg) {
 }
 
 export class Coverage {
-  constructor(map, { minZoom }) {
+  /** ``side``: 'left' (the main season, also outside compare mode) or 'right' (the compared season). */
+  constructor(map, { minZoom, side = "left" }) {
     this.map = map;
     this.minZoom = minZoom ?? 0;
-    map.createPane("coverage").style.zIndex = 380;
-    map.createPane("pending").style.zIndex = 390;
-    this.renderer = L.svg({ pane: "coverage", padding: 0.5 });
+    const right = side === "right";
+    this.panes = { coverage: right ? "coverageRight" : "coverage", pending: right ? "pendingRight" : "pending" };
+    map.createPane(this.panes.coverage).style.zIndex = right ? 381 : 380;
+    map.createPane(this.panes.pending).style.zIndex = right ? 391 : 390;
+    this.patternIds = right ? [`${HATCH_ID}-right`, `${DOTS_ID}-right`] : [HATCH_ID, DOTS_ID];
+    this.style = styles(...this.patternIds);
+    this.renderer = L.svg({ pane: this.panes.coverage, padding: 0.5 });
     this.overlay = L.layerGroup();
     this.pendingLayer = L.layerGroup().addTo(map);
     this.pending = new Map(); // img key -> rectangle
@@ -81,7 +92,7 @@ export class Coverage {
     this.blocks = L.geoJSON(blocks || { type: "FeatureCollection", features: [] }, {
       renderer: this.renderer,
       interactive: false,
-      style: (feature) => ({ ...(feature.properties.status === "built" ? STYLE.built : STYLE.empty),
+      style: (feature) => ({ ...(feature.properties.status === "built" ? this.style.built : this.style.empty),
                              className: `cov-block cov-block-${feature.properties.status}` }),
     });
     this.overlay.addLayer(this.outside).addLayer(this.blocks);
@@ -92,7 +103,7 @@ export class Coverage {
     this.visible = visible;
     if (visible) {
       this.overlay.addTo(this.map);
-      addPatterns(this.renderer._container);
+      if (this.renderer._container) addPatterns(this.renderer._container, ...this.patternIds);
       this._styleOutside();
     } else {
       this.overlay.remove();
@@ -107,7 +118,7 @@ export class Coverage {
   _styleOutside() {
     if (!this.outside) return;
     const state = this.outsideState();
-    this.outside.setStyle(state === "on-the-fly" ? STYLE.onTheFly : STYLE.notBuilt);
+    this.outside.setStyle(state === "on-the-fly" ? this.style.onTheFly : this.style.notBuilt);
     const path = this.outside.getElement();
     if (path) path.dataset.state = state;
   }
@@ -131,7 +142,7 @@ export class Coverage {
     if (!this.composesOnTheFly(coords)) return false;
     const nw = this.map.unproject([coords.x * 256, coords.y * 256], coords.z);
     const se = this.map.unproject([(coords.x + 1) * 256, (coords.y + 1) * 256], coords.z);
-    const box = L.rectangle(L.latLngBounds(nw, se), { ...STYLE.pending, pane: "pending" });
+    const box = L.rectangle(L.latLngBounds(nw, se), { ...this.style.pending, pane: this.panes.pending });
     this.pending.set(key, box);
     this.pendingLayer.addLayer(box);
     return true;

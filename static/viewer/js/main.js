@@ -36,6 +36,8 @@ map.createPane("seasonLeft").style.zIndex = 210;
 map.createPane("seasonRight").style.zIndex = 220;
 
 const coverage = new Coverage(map, { minZoom: catalog.minZoom });
+const compareCoverage = new Coverage(map, { minZoom: catalog.minZoom, side: "right" });
+const coverages = { main: coverage, compare: compareCoverage }; // of the season left / right of the swipe bar
 const layers = { main: null, compare: null, basemap: null };
 
 function currentPreset() {
@@ -64,26 +66,38 @@ function saveView() {
 
 // --- tile layers ------------------------------------------------------------------------------
 
+/** The loading indicator: tiles in flight (of both seasons in compare mode, saying which side waits). */
 function updateStatus() {
-  const pending = (layers.main?.pending() || 0) + (layers.compare?.pending() || 0);
-  const onTheFly = coverage.onTheFlyPending();
+  const left = layers.main?.pending() || 0;
+  const right = layers.compare?.pending() || 0;
+  const pending = left + right;
+  const onTheFly = coverage.onTheFlyPending() + compareCoverage.onTheFlyPending();
   const status = byId("status");
   status.hidden = pending === 0;
   status.dataset.pending = String(pending);
   status.dataset.onTheFly = String(onTheFly);
-  byId("status-text").textContent = onTheFly
+  let sides = "";
+  if (layers.compare) {
+    status.dataset.pendingLeft = String(left);
+    status.dataset.pendingRight = String(right);
+    if (left && right) sides = ` · left ${left}, right ${right}`;
+    else if (pending) sides = left ? ` · left side (${layers.main.season})` : ` · right side (${layers.compare.season})`;
+  } else {
+    delete status.dataset.pendingLeft;
+    delete status.dataset.pendingRight;
+  }
+  byId("status-text").textContent = (onTheFly
     ? `Compositing ${onTheFly} tile${onTheFly > 1 ? "s" : ""} on the fly…`
       + (pending > onTheFly ? ` (${pending - onTheFly} more loading)` : "")
-    : `Loading ${pending} tile${pending > 1 ? "s" : ""}…`;
+    : `Loading ${pending} tile${pending > 1 ? "s" : ""}…`) + sides;
 }
 
-/** The 'not built at this zoom' banner, from the tiles' X-S2Seasons-Not-Built headers. */
+/** The 'not built at this zoom' banner, from the tiles' X-S2Seasons-Not-Built headers (of either season). */
 function updateBanner() {
-  const layer = layers.main;
   const banner = byId("not-built-banner");
-  const zoom = layer?._tileZoom;
-  const notBuilt = layer ? [...layer.getContainer()?.querySelectorAll("img[data-not-built]") || []]
-    .filter((img) => Number(img.dataset.z) === zoom) : [];
+  const notBuilt = [layers.main, layers.compare].filter(Boolean).flatMap((layer) =>
+    [...layer.getContainer()?.querySelectorAll("img[data-not-built]") || []]
+      .filter((img) => Number(img.dataset.z) === layer._tileZoom));
   if (!notBuilt.length) {
     banner.hidden = true;
     return;
@@ -120,18 +134,16 @@ function makeSeasonLayer(season, pane, role) {
     keepBuffer: 1,
   });
   layer.season = season;
-  if (role === "main") {
-    layer.on("tilestart", (e) => coverage.tileStarted(e.img.dataset.key, e.coords));
-  }
+  layer.on("tilestart", (e) => coverages[role].tileStarted(e.img.dataset.key, e.coords));
   let failed = false; // whether a tile of the current loading round failed
   layer.on("loading", () => { failed = false; });
   layer.on("tileend", (e) => {
-    if (role === "main") coverage.tileDone(e.img.dataset.key);
+    coverages[role].tileDone(e.img.dataset.key);
     if (e.error) {
       failed = true;
       showProblem(e.error);
     }
-    if (role === "main") updateBanner();
+    updateBanner();
   });
   layer.on("pendingchange", updateStatus);
   layer.on("load", () => {
@@ -150,7 +162,7 @@ function syncLayers() {
     const layer = layers[role];
     if (layer && layer.season !== season) {
       map.removeLayer(layer);
-      if (role === "main") coverage.clearPending();
+      coverages[role].clearPending();
       layers[role] = null;
     }
     if (!season) continue;
@@ -159,7 +171,7 @@ function syncLayers() {
       layers[role] = makeSeasonLayer(season, panes[role], role).addTo(map);
     } else if (layers[role]._url !== url) {
       clearProblem();
-      if (role === "main") coverage.clearPending();
+      coverages[role].clearPending();
       layers[role].setUrl(url);
     }
     layers[role].setOpacity(view.opacity);
@@ -202,9 +214,30 @@ async function applySeasons() {
   await Promise.all(names.map(loadSeasonInfo));
   const info = seasonInfo.get(view.season);
   coverage.setSeason(info.footprint, info.blocks);
+  if (view.compare) {
+    const right = seasonInfo.get(view.compare);
+    compareCoverage.setSeason(right.footprint, right.blocks);
+  }
   byId("season-info").textContent = describeSeason(builtSeason(view.season), catalog.minZoom);
   if (inspector.isOpen()) inspector.refresh();
   render();
+}
+
+/** How ``season`` is served at this zoom, for the note under its name on the swipe bar. */
+function coverageNote(season) {
+  const state = coverage.outsideState();
+  const elsewhere = state === "on-the-fly" ? "on the fly" : "not built at this zoom";
+  const built = builtSeason(season);
+  if (!built) {
+    return { state, text: state === "on-the-fly" ? "not built: composited on the fly" : "not built at this zoom" };
+  }
+  const percent = built.built.coverage_percent;
+  const share = percent === null || percent === undefined ? "" : ` ${Math.round(percent)} %`;
+  return { state: "built", text: `built${share}, elsewhere ${elsewhere}` };
+}
+
+function describeSides() {
+  if (view.compare) swipe.describe(coverageNote(view.season), coverageNote(view.compare));
 }
 
 // --- everything else follows the view -----------------------------------------------------------
@@ -230,8 +263,13 @@ function render() {
   syncLayers();
   syncBasemap();
   coverage.setVisible(view.coverage);
-  if (view.compare) swipe.enable(view.season, view.compare, view.split);
-  else swipe.disable();
+  compareCoverage.setVisible(view.coverage && Boolean(view.compare));
+  if (view.compare) {
+    swipe.enable(view.season, view.compare, view.split);
+    describeSides();
+  } else {
+    swipe.disable();
+  }
   renderLegend(byId("legend"), api, legendLayer());
   saveView();
 }
@@ -302,10 +340,12 @@ function wireControls() {
   });
   map.on("moveend", saveView);
   map.on("zoomend", updateBanner);
+  map.on("zoomend", describeSides);
   map.on("click", (e) => inspector.open(e.latlng));
 }
 
-const swipe = new Swipe(map, { leftPane: "seasonLeft", rightPane: "seasonRight",
+const swipe = new Swipe(map, { leftPanes: ["seasonLeft", ...Object.values(coverage.panes)],
+                               rightPanes: ["seasonRight", ...Object.values(compareCoverage.panes)],
                                onChange: (split) => { view.split = split; saveView(); } });
 const inspector = new Inspector(map, api, {
   context: () => ({ season: view.season, seasons: catalog.built, chartBand: chartBand(), bands: config.bands }),
@@ -332,6 +372,7 @@ async function boot() {
     catalog.built = body.seasons.sort((a, b) => order(a.name, b.name));
     catalog.minZoom = body.on_the_fly?.min_zoom ?? catalog.minZoom;
     coverage.minZoom = catalog.minZoom;
+    compareCoverage.minZoom = catalog.minZoom;
   } catch (err) {
     showProblem(`the season list could not be read (${err.message})`);
   }
@@ -343,4 +384,4 @@ async function boot() {
   document.body.dataset.ready = "true";
 }
 
-window.s2viewer = { map, view, layers, coverage, inspector, swipe, ready: boot() };
+window.s2viewer = { map, view, layers, coverage, coverages, inspector, swipe, ready: boot() };
