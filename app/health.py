@@ -25,7 +25,6 @@ from starlette.responses import JSONResponse
 
 from compositor import __version__
 from compositor.catalog import is_remote
-from compositor.errors import CompositorError
 from compositor.settings import Settings
 from compositor.storage import is_object_store, open_store
 
@@ -35,13 +34,12 @@ OK = "ok"
 MAX_LANDING_BYTES = 1 << 20
 
 
-def check_data_dir(path: Path | str) -> str:
+def check_data_dir(path: Path | str, timeout_s: float = 2.0) -> str:
     """``ok``, or why the data folder (or object store) cannot be read."""
     if is_object_store(path):
-        try:
-            open_store(path).check()
-        except CompositorError as exc:
-            logger.warning("readiness: %s", exc)
+        problem = open_store(path).readable(timeout_s)
+        if problem:
+            logger.warning("readiness: %s", problem)
             return "the object store (S2SEASONS_DATA_DIR) cannot be listed: check its endpoint and credentials"
         return OK
     path = Path(path)
@@ -87,7 +85,7 @@ class Readiness:
         with self._lock:  # concurrent probes wait for one run of the checks
             if time.monotonic() - self._checked_at >= self.settings.readyz_cache_s or not self._result:
                 self._result = {
-                    "data_dir": check_data_dir(self.settings.data_dir),
+                    "data_dir": check_data_dir(self.settings.data_dir, self.settings.readyz_timeout_s),
                     "catalog": check_catalog(self.settings.catalog, self.settings.readyz_timeout_s),
                 }
                 self._checked_at = time.monotonic()

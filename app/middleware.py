@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
+import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -263,7 +264,7 @@ class SeasonResponseMiddleware:
         request_headers = Headers(scope=scope)
         key = None
         if tile:
-            season = self._season_name(tile["season"])
+            season = await self._season_name(tile["season"])
             if season is not None:
                 key = _cache_key(scope, season)
                 cached = self.cache.get(key)
@@ -302,9 +303,13 @@ class SeasonResponseMiddleware:
         async with watch_disconnect(receive, record) as app_receive:
             await self.app(scope, app_receive, capture)
 
-    def _season_name(self, name: str) -> str | None:
+    async def _season_name(self, name: str) -> str | None:
+        registry = self.services.registry
         try:
-            return self.services.registry.get(name).name  # also notices new blocks, which invalidates
+            if registry.store.is_local:  # a few stat calls
+                return registry.get(name).name  # also notices new blocks, which invalidates
+            # an object store may be listed (and a season re-indexed): not on the event loop
+            return (await anyio.to_thread.run_sync(registry.get, name)).name
         except Exception:
             return None  # the route answers the error
 

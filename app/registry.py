@@ -92,6 +92,7 @@ class SeasonState:
     generation: int
     has_record: bool  # season.json exists: the season was (at least partly) built
     files: frozenset[str] = frozenset()  # season files at the snapshot: "<name>.vrt", "overview/<name>.tif"
+    record: dict = field(default_factory=dict, compare=False)  # season.json
 
     @property
     def name(self) -> str:
@@ -140,10 +141,13 @@ def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCach
 
 
 def season_files(layout: SeasonLayout) -> list[str]:
-    """The season's own files (VRTs, season.json) and overview rasters, relative to the season folder."""
+    """The season's own files (VRTs, season.json), overview rasters and STAC root, relative to its folder."""
     store = layout.store
-    return [p.relative_to(layout.root).as_posix()
-            for folder in (layout.root, layout.overview_dir) for p in store.folder_files(folder)]
+    files = [p.relative_to(layout.root).as_posix()
+             for folder in (layout.root, layout.overview_dir) for p in store.folder_files(folder)]
+    if store.is_file(layout.catalog_dir / "catalog.json"):
+        files.append("catalog/catalog.json")
+    return files
 
 
 class _Signatures:
@@ -173,6 +177,7 @@ class SeasonRegistry:
         self.data_dir = output_location(settings.data_dir)
         self.store = open_store(self.data_dir)
         self._signature = _Signatures(settings.store_refresh_s)
+        self._season_folders: tuple[float, list[str]] = (-float("inf"), [])
         self._states: dict[str, tuple[tuple[int, ...], SeasonState]] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
@@ -203,6 +208,7 @@ class SeasonRegistry:
             self._states[season.name] = (signature, state)
         if cached is not None:
             logger.info("season %s changed: %d built blocks", season.name, len(state.built))
+            state.layout.store.forget_cached_reads(state.layout.root)  # files replaced under the same names
             for listener in self._listeners:
                 listener(season.name)
         return state
@@ -215,13 +221,22 @@ class SeasonRegistry:
         layout = SeasonLayout(self.data_dir, season, grid.crs, grid.resolution_m)
         built = load_built_index(layout, grid, self._manifests) if has_record else BuiltIndex()
         files = frozenset(season_files(layout)) if has_record else frozenset()
+        record = (layout.store.read_json(layout.root / SEASON_RECORD) or {}) if has_record else {}
         self._generation += 1
-        return SeasonState(season, grid, layout, built, self._generation, has_record, files)
+        return SeasonState(season, grid, layout, built, self._generation, has_record, files, record)
 
     def built_season_names(self) -> list[str]:
-        """Seasons with a ``season.json`` under the data folder, by start date."""
+        """Seasons with a ``season.json`` under the data folder, by start date (an object store is listed
+        at most every ``store_refresh_s``)."""
+        if self.store.is_local:
+            folders = self.store.season_names()
+        else:
+            listed_at, folders = self._season_folders
+            if time.monotonic() - listed_at >= self.settings.store_refresh_s:
+                folders = self.store.season_names()
+                self._season_folders = (time.monotonic(), folders)
         names = []
-        for folder in self.store.season_names():
+        for folder in folders:
             try:
                 names.append(self.resolve(folder))
             except InvalidInputError:

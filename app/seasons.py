@@ -16,7 +16,6 @@ from app.queue import block_bbox_4326
 from app.registry import SeasonState
 from app.services import Services
 from compositor.bands import BAND_NAMES
-from compositor.build import SEASON_RECORD
 from compositor.layout import OUTPUT_KINDS
 
 MAP_TMS = ("WebMercatorQuad", "EuropeanETRS89_LAEAQuad")
@@ -35,7 +34,7 @@ def _coverage_percent(state: SeasonState) -> float | None:
     built_ids = {b.block.id for b in state.built.blocks}
     requested: set[str] = set()
     try:
-        record = state.layout.store.read_json(state.layout.root / SEASON_RECORD) or {}
+        record = state.record
         for bbox in record.get("bboxes_4326", []) or ([record["bbox_4326"]] if "bbox_4326" in record else []):
             requested |= {b.id for b in state.grid.blocks_for_bbox(tuple(bbox))}
     except (OSError, ValueError, KeyError, TypeError):
@@ -72,7 +71,7 @@ def season_links(base: str, state: SeasonState) -> dict[str, Any]:
                      for b in BAND_NAMES for k in OUTPUT_KINDS}
         links["overview"] = {key: f"{files}/{name}" for key, name in overviews.items() if name in state.files}
         links["cog_template"] = f"{files}/blocks/{{block}}/{layout.stem('{band}', '{statistic}')}.tif"
-        if layout.store.is_file(layout.catalog_dir / "catalog.json"):
+        if "catalog/catalog.json" in state.files:
             links["stac"] = f"{files}/catalog/catalog.json"
     return links
 

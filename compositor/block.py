@@ -3,8 +3,9 @@
 A block is built when ``blocks/<id>/manifest.json`` exists. Everything of a block is written into
 a private local folder first, the manifest last; the store then installs it under the block's lock
 (`compositor.storage`: a rename in a folder, uploads with the manifest last in an object store).
-Killing a build at any moment leaves either the previous complete block or the new complete block,
-never a mix, and two builders of the same block never both install it.
+Killing a build at any moment leaves either the previous complete block or the new complete block
+(in an object store, possibly an unlisted block, rebuilt by the next run), and two builders of the
+same block never both install it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from compositor.layout import MANIFEST, SeasonLayout
 logger = logging.getLogger(__name__)
 
 DEFAULT_STRIP_ROWS = 512
+MANIFEST_READERS = 16  # manifests read at once from an object store
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,18 @@ def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> 
     return layout.store.clean_stale(layout.blocks_dir, older_than_s)
 
 
+def read_manifests(layout: SeasonLayout, block_ids: Sequence[str] | None = None) -> dict[str, dict]:
+    """The manifests of the season's blocks (of ``block_ids`` only, when given), by block id.
+
+    One listing finds them; an object store's are then read side by side (each read is a round trip)."""
+    store = layout.store
+    wanted = None if block_ids is None else set(block_ids)
+    paths = [p for p in store.manifests(layout.blocks_dir) if wanted is None or p.parent.name in wanted]
+    with ThreadPoolExecutor(1 if store.is_local else MANIFEST_READERS) as pool:
+        manifests = list(pool.map(store.read_json, paths))
+    return {p.parent.name: m for p, m in zip(paths, manifests) if m}
+
+
 def built_manifests(layout: SeasonLayout) -> list[dict]:
     """Manifests of the season's built (or empty) blocks, by block id."""
-    store = layout.store
-    manifests = [store.read_json(p) for p in store.manifests(layout.blocks_dir)]
-    return [m for m in manifests if m]
+    return [m for _, m in sorted(read_manifests(layout).items())]

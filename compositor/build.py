@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from pathlib import Path
 import rasterio
 from tqdm import tqdm
 
-from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date, read_manifest
+from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date, read_manifests
 from compositor.errors import BuildError, InvalidInputError
 from compositor.grid import OutputGrid
 from compositor.layout import SeasonLayout
@@ -54,9 +55,10 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     claim_season(plan.layout, request.grid, request.bbox_4326)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     summary = BuildSummary()
+    manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
     todo = []
     for job in plan.jobs:
-        manifest = read_manifest(plan.layout, job.block.id)
+        manifest = manifests.get(job.block.id)
         retry = retry_failed and bool(manifest and manifest.get("failed_scenes"))
         if not force and not retry and is_up_to_date(manifest, job):
             summary.results.append(BlockResult(job.block.id, "skipped", len(job.scenes), reason="up to date"))
@@ -122,11 +124,16 @@ def _season_outputs_exist(plan: BuildPlan) -> bool:
 
 
 def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
-    """Season VRTs, the overview raster and the STAC catalog over every built block."""
+    """Season VRTs, the overview raster and the STAC catalog over every built block; then ``season.json``
+    records when, which tells servers watching an object store that blocks may have been replaced."""
     from compositor.mosaic import update_season_outputs
 
+    layout.store.forget_cached_reads(layout.root)  # blocks this process read may have been rebuilt
     with rasterio.Env(**layout.store.gdal_options()):
         update_season_outputs(layout, plan.request.grid)
+    record = layout.store.read_json(layout.root / SEASON_RECORD) or {}
+    record["outputs_updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    layout.store.write_text(layout.root / SEASON_RECORD, json.dumps(record, indent=1, sort_keys=True))
 
 
 def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | str | None = None,

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
@@ -51,6 +52,7 @@ from compositor.storage import OutputStore, open_store
 logger = logging.getLogger(__name__)
 
 DEFAULT_OVERVIEW_FACTOR = 16
+OVERVIEW_READERS = 16  # block files read at once from an object store for the season overview
 OUTPUT_LICENSE = "CC-BY-4.0"
 BUILT_STATUSES = ("built", "empty")
 VRT_MEDIA_TYPE = "application/xml"  # no registered type for GDAL VRT; the asset title says what it is
@@ -401,14 +403,20 @@ def check_overview_factor(grid: OutputGrid, factor: int) -> None:
 
 
 def _fill_overview(sources: Sequence[tuple[Block, PurePath]], extent: MosaicExtent, factor: int,
-                   resampling: Resampling) -> Callable[[rasterio.io.DatasetWriter], None]:
+                   resampling: Resampling, store: OutputStore) -> Callable[[rasterio.io.DatasetWriter], None]:
+    """Each block decimated into its place; an object store's blocks are read side by side (round trips)."""
+    size = extent.block_size_px // factor
+    options = store.gdal_options()  # GDAL options are per thread: each reader sets them
+
+    def read(path: PurePath) -> np.ndarray:
+        with rasterio.Env(**options), rasterio.open(path) as src:
+            return src.read(1, out_shape=(size, size), resampling=resampling)
+
     def fill(writer: rasterio.io.DatasetWriter) -> None:
-        size = extent.block_size_px // factor
-        for block, path in sources:
-            with rasterio.open(path) as src:
-                data = src.read(1, out_shape=(size, size), resampling=resampling)
-            xoff, yoff = extent.offset_px(block)
-            writer.write(data, 1, window=Window(xoff // factor, yoff // factor, size, size))
+        with ThreadPoolExecutor(1 if store.is_local else OVERVIEW_READERS) as pool:
+            for (block, _), data in zip(sources, pool.map(read, [path for _, path in sources])):
+                xoff, yoff = extent.offset_px(block)
+                writer.write(data, 1, window=Window(xoff // factor, yoff // factor, size, size))
 
     return fill
 
@@ -447,8 +455,8 @@ def write_season_overview(layout: SeasonLayout, grid: OutputGrid, bands: Sequenc
             resampling = overview_resampling(kind)
             path = layout.overview_file(band, kind, resolution_m)
             written.append(write_cog_atomically(path, grid.crs, transform, shape, spec,
-                                                _fill_overview(sources, extent, factor, resampling), resampling,
-                                                layout.store))
+                                                _fill_overview(sources, extent, factor, resampling, layout.store),
+                                                resampling, layout.store))
     logger.info("season %s: %d overview rasters at %g m", layout.season.name, len(written), resolution_m)
     return written
 

@@ -1,21 +1,23 @@
 """Where a build's outputs live: a folder (local or shared by every worker), or an object store.
 
 ``open_store(location)`` takes what the user gave as ``--out`` (or ``S2SEASONS_DATA_DIR``): a folder
-path, or an object store URL ``s3://bucket/prefix`` (AWS S3 or any S3-compatible server: MinIO,
-Ceph, a cloud's S3 endpoint). Every output is addressed by the path GDAL opens it with, so the same
+path, or an object store URL ``s3://bucket/prefix`` (AWS S3 or an S3-compatible server with
+conditional writes, such as MinIO). Every output is addressed by the path GDAL opens it with, so the same
 `SeasonLayout` names work for both: a local path, or ``/vsis3/bucket/prefix/...``. Only the writes,
 listings and small reads (manifests, ``season.json``) go through the store; rasters are read by GDAL.
 
-Both stores keep the promise the build relies on: a block is visible (its ``manifest.json``
-exists) only when all its files are complete, and two builders of one block never mix their files.
+Both stores keep the promise the build relies on: a block is listed (its ``manifest.json``
+exists) only when all its files are complete, and two builders of one block never both install it.
 
 - A folder: files are written under hidden temporary names and renamed into place; a block is
   installed by renaming its complete temporary folder under an ``fcntl`` lock.
 - An object store: every object PUT is atomic (a reader sees the old or the new object). A block
   is installed under a lock object created with a conditional PUT (``If-None-Match: *``, the
-  S3 way to create only if absent): the old manifest is deleted first (the block is then
-  invisible), its files are uploaded, and the new manifest last. A lock left by a builder that
-  died is taken over after `LOCK_STALE_S`.
+  S3 way to create only if absent) and renewed by its holder: the old manifest is deleted first
+  (the block is then unlisted), its files are uploaded, and the new manifest last. A lock not
+  renewed for `LOCK_STALE_S` is replaced by one waiter (``If-Match`` on its ETag). Unlike the
+  folder's rename, files are replaced one by one: a season VRT read during a rebuild, or after a
+  builder died mid-upload, can mix two builds of that block until it is installed again.
 
 Credentials and endpoint come from the standard AWS environment variables (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``; ``AWS_ENDPOINT_URL`` for a
@@ -34,6 +36,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -49,7 +52,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 LOCKS = ".locks"
 LOCK_WAIT_S = 900.0  # how long a builder waits for another one installing the same block
-LOCK_STALE_S = 300.0  # a lock object older than this was left by a builder that died (installs take seconds)
+LOCK_STALE_S = 120.0  # a lock object not renewed for this long was left by a builder that died
+LOCK_RENEW_S = 20.0  # how often a holder renews its lock object (a new body: a new ETag)
 UPLOAD_THREADS = 8
 OBJECT_STORE_SCHEMES = ("s3",)
 
@@ -74,11 +78,12 @@ class OutputStore(ABC):
         """The content of ``path``, or None when it does not exist."""
 
     def read_json(self, path: PurePath) -> dict | None:
-        """The JSON object at ``path``, or None when absent or unreadable."""
+        """The JSON object at ``path``, or None when it is absent or not a JSON object. A store that cannot
+        be read raises `StorageError`: an unreachable bucket is not an unbuilt season."""
+        data = self.read_bytes(path)
         try:
-            data = self.read_bytes(path)
             value = json.loads(data) if data is not None else None
-        except (OSError, ValueError, StorageError):
+        except ValueError:
             return None
         return value if isinstance(value, dict) else None
 
@@ -131,6 +136,13 @@ class OutputStore(ABC):
     def check(self) -> None:
         """Raise `StorageError` (saying what to change) when the location cannot be written."""
 
+    def readable(self, timeout_s: float) -> str | None:
+        """None when the location can be listed within about ``timeout_s``, else why not (for /readyz)."""
+        return None
+
+    def forget_cached_reads(self, folder: PurePath) -> None:
+        """Drop what GDAL cached of the files under ``folder`` (they were replaced under the same names)."""
+
     @abstractmethod
     def folder_files(self, folder: PurePath) -> list[PurePath]:
         """The files directly in ``folder`` (not below), hidden names left out, sorted."""
@@ -171,7 +183,7 @@ class FolderStore(OutputStore):
     def read_bytes(self, path: PurePath) -> bytes | None:
         try:
             return Path(path).read_bytes()
-        except FileNotFoundError:
+        except OSError:  # absent, or replaced while being read: as before the store seam, not built
             return None
 
     def is_file(self, path: PurePath) -> bool:
@@ -293,6 +305,30 @@ class FolderStore(OutputStore):
             raise StorageError(f"the output folder {self.base} is not writable: choose another --out folder")
 
 
+@functools.cache
+def _gdal_function(name: str):
+    """A function of the GDAL library rasterio runs on (found in this process's mapped libraries), for the
+    few GDAL calls rasterio does not wrap; None where it cannot be found."""
+    import ctypes
+    import importlib
+
+    importlib.import_module("rasterio")  # loads GDAL
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libgdal" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            function = getattr(ctypes.CDLL(path), name)
+        except (OSError, AttributeError):
+            continue
+        function.argtypes, function.restype = [ctypes.c_char_p], None
+        return function
+    logger.warning("GDAL's %s was not found: replaced files of an object store may read stale until restart", name)
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -310,6 +346,46 @@ def _endpoint_url() -> str | None:
     return None
 
 
+class _Lease:
+    """A held lock object, renewed from a thread every `LOCK_RENEW_S` until it is released."""
+
+    def __init__(self, store, key: str, owner: str, etag: str) -> None:
+        self._store, self.key, self.owner, self.etag = store, key, owner, etag
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{key}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        import obstore
+
+        while not self._stop.wait(LOCK_RENEW_S):
+            body = f"{self.owner} {time.time():.3f}".encode()
+            try:
+                self.etag = obstore.put(self._store, self.key, body, mode={"e_tag": self.etag})["e_tag"]
+            except (obstore.exceptions.PreconditionError, FileNotFoundError):
+                self.lost = True
+                return
+            except obstore.exceptions.BaseError as exc:  # a passing error: the next renewal may work
+                logger.warning("%s: lock not renewed: %s", self.key, _first_line(exc))
+
+    def check(self) -> None:
+        if self.lost:
+            raise StorageError(f"the lock {self.key} was taken over by another builder (this one did not renew it "
+                               f"for {LOCK_STALE_S:g} s): its install is left to that builder")
+
+    def release(self) -> None:
+        import obstore
+
+        self._stop.set()
+        self._thread.join()
+        if self.lost:
+            return
+        with contextlib.suppress(FileNotFoundError, obstore.exceptions.BaseError):
+            if obstore.head(self._store, self.key)["e_tag"] == self.etag:  # still ours
+                obstore.delete(self._store, self.key)
+
+
 class S3Store(OutputStore):
     """An S3 bucket and prefix (``s3://bucket/prefix``), written with obstore, read by GDAL's /vsis3/."""
 
@@ -323,22 +399,29 @@ class S3Store(OutputStore):
         self.base = PurePosixPath("/vsis3", bucket, *([prefix] if prefix else []))
         self.endpoint = _endpoint_url()
 
+    def _config(self) -> dict[str, object]:
+        config: dict[str, object] = {}
+        if self.endpoint:
+            config["endpoint"] = self.endpoint
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+            config["region"] = "us-east-1"
+        return config
+
+    def _client_options(self) -> dict[str, object]:
+        client: dict[str, object] = {"connect_timeout": dt.timedelta(seconds=10), "timeout": dt.timedelta(seconds=120)}
+        if self.endpoint:
+            client["allow_http"] = self.endpoint.startswith("http://")
+        return client
+
     @functools.cached_property
     def _store(self):  # created on first use, in the process that uses it (workers included)
         from obstore.store import S3Store as ObjectStore
 
-        config: dict[str, object] = {}
-        client: dict[str, object] = {"connect_timeout": dt.timedelta(seconds=10), "timeout": dt.timedelta(seconds=120)}
-        if self.endpoint:
-            config["endpoint"] = self.endpoint
-            client["allow_http"] = self.endpoint.startswith("http://")
-        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-            config["region"] = "us-east-1"
         retry = {"max_retries": 4, "retry_timeout": dt.timedelta(seconds=60),
                  "backoff": {"init_backoff": dt.timedelta(seconds=0.2), "max_backoff": dt.timedelta(seconds=8),
                              "base": 2.0}}
-        return ObjectStore(self.bucket, prefix=self.prefix or None, config=config, client_options=client,
-                           retry_config=retry)
+        return ObjectStore(self.bucket, prefix=self.prefix or None, config=self._config(),
+                           client_options=self._client_options(), retry_config=retry)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -352,8 +435,8 @@ class S3Store(OutputStore):
             raise StorageError(f"{path} is not inside {self.location}") from None
 
     def _error(self, action: str, path: PurePath | str, exc: BaseException) -> StorageError:
-        hint = ("check the bucket name, AWS_ENDPOINT_URL and the credentials (AWS_ACCESS_KEY_ID, "
-                "AWS_SECRET_ACCESS_KEY)")
+        hint = ("check the bucket name, its region (AWS_REGION), AWS_ENDPOINT_URL and the credentials "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
         return StorageError(f"cannot {action} {path} in {self.location}: {_first_line(exc)}; {hint}")
 
     def read_bytes(self, path: PurePath) -> bytes | None:
@@ -431,45 +514,69 @@ class S3Store(OutputStore):
             shutil.rmtree(tmp, ignore_errors=True)
 
     @contextlib.contextmanager
-    def lock(self, path: PurePath, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-        """Hold the lock object at ``path``: created only if absent, deleted when done."""
+    def lock(self, path: PurePath, wait_s: float = LOCK_WAIT_S) -> Iterator[_Lease]:
+        """Hold the lock object at ``path`` while the block is installed.
+
+        Taken with a conditional create (``If-None-Match: *``); renewed every `LOCK_RENEW_S` by its
+        holder (a new body, so a new ETag). A waiter that sees the same ETag for `LOCK_STALE_S` on its
+        own clock (no clock skew involved) replaces exactly that object (``If-Match``): of several
+        waiters only one can. Deleted on release when it is still ours.
+        """
         import obstore
-        from obstore.exceptions import AlreadyExistsError
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         key = self._key(path)
-        token = f"{uuid.uuid4().hex} {os.uname().nodename} {os.getpid()}".encode()
+        owner = f"{uuid.uuid4().hex} {os.uname().nodename} {os.getpid()}"
         deadline = time.monotonic() + wait_s
+        seen: tuple[str, float] | None = None  # another holder's ETag and when this waiter first saw it
+        pause = 0.2
         while True:
+            body = f"{owner} {time.time():.3f}".encode()
             try:
-                obstore.put(self._store, key, token, mode="create")
+                etag = obstore.put(self._store, key, body, mode="create")["e_tag"]
                 break
             except AlreadyExistsError:
                 pass
             except obstore.exceptions.BaseError as exc:
                 raise self._error("lock", path, exc) from None
             try:
-                held = obstore.head(self._store, key)
+                held = obstore.get(self._store, key)
+                held_etag, held_body = held.meta["e_tag"], bytes(held.bytes())
             except FileNotFoundError:
+                seen = None
                 continue  # released meanwhile
-            age = (dt.datetime.now(dt.UTC) - held["last_modified"]).total_seconds()
-            if age > LOCK_STALE_S:
-                logger.warning("%s: lock left %.0f s ago by a builder that is gone; taking it over", key, age)
-                self.delete(path)
-                continue
-            if time.monotonic() > deadline:
-                raise StorageError(f"{path} has been locked by another builder for {age:.0f} s: if no build "
-                                   "is running, delete that object and build again")
-            time.sleep(0.2 + random.random() * 0.3)
+            except obstore.exceptions.BaseError as exc:
+                raise self._error("lock", path, exc) from None
+            if held_body.split(b" ")[0] == owner.split(" ")[0].encode():
+                etag = held_etag  # our create went through but its answer was lost
+                break
+            now = time.monotonic()
+            if seen is None or seen[0] != held_etag:
+                seen = (held_etag, now)  # a new holder, or a live one that renewed its lock
+            elif now - seen[1] > LOCK_STALE_S:
+                try:
+                    etag = obstore.put(self._store, key, body, mode={"e_tag": held_etag})["e_tag"]
+                    logger.warning("%s: not renewed for %.0f s, its builder is gone: taken over", key, now - seen[1])
+                    break
+                except (PreconditionError, FileNotFoundError):
+                    seen = None  # another waiter took it over first, or it was released
+                    continue
+                except obstore.exceptions.BaseError as exc:
+                    raise self._error("lock", path, exc) from None
+            if now > deadline:
+                raise StorageError(f"{path} has been held by another builder, renewed all along, for over "
+                                   f"{wait_s:g} s: a build of the same block is running; wait for it to end")
+            time.sleep(pause + random.random() * pause)
+            pause = min(2.0, pause * 1.5)
+        lease = _Lease(self._store, key, owner, etag)
         try:
-            yield
+            yield lease
         finally:
-            with contextlib.suppress(FileNotFoundError, obstore.exceptions.BaseError):
-                if bytes(obstore.get(self._store, key).bytes()) == token:
-                    obstore.delete(self._store, key)
+            lease.release()
 
     def install_block(self, tmp: Path, final: PurePath, accept: Accept) -> bool:
         final = PurePosixPath(final)
-        with self.lock(final.parent / LOCKS / f"{final.name}.lock"):
+        with self.lock(final.parent / LOCKS / f"{final.name}.lock") as lease:
             current = self.read_json(final / MANIFEST)
             if not accept(current):
                 return False
@@ -479,6 +586,7 @@ class S3Store(OutputStore):
                            if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
             with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
                 list(pool.map(lambda p: self._put(p, final / p.name), files))
+            lease.check()  # taken over while uploading (this builder looked dead): the other one installs
             self._put(tmp / MANIFEST, final / MANIFEST)
             for name in set((current or {}).get("files", [])) - {p.name for p in files}:
                 self.delete(final / name)
@@ -538,15 +646,52 @@ class S3Store(OutputStore):
             raise self._error("sign a URL of", path, exc) from None
 
     def check(self) -> None:
+        """List the prefix, then create a probe object twice: the second create must be refused, or the
+        server ignores conditional writes, which the block locks need."""
         import obstore
+        from obstore.exceptions import AlreadyExistsError
 
+        endpoint = self.endpoint or "AWS"
+        probe = f"{LOCKS}/probe-{uuid.uuid4().hex}"
         try:
             obstore.list_with_delimiter(self._store, None)
+            obstore.put(self._store, probe, b"s2seasons write check", mode="create")
+            try:
+                obstore.put(self._store, probe, b"s2seasons write check", mode="create")
+                refused = False
+            except AlreadyExistsError:
+                refused = True
+            obstore.delete(self._store, probe)
         except obstore.exceptions.BaseError as exc:
-            endpoint = self.endpoint or "AWS"
-            raise StorageError(f"cannot list {self.location} at {endpoint}: {_first_line(exc)}; check that the "
-                               "bucket exists, AWS_ENDPOINT_URL (for a non-AWS server) and the credentials "
-                               "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
+            raise StorageError(f"cannot list and write {self.location} at {endpoint}: {_first_line(exc)}; check "
+                               "that the bucket exists, its region (AWS_REGION), AWS_ENDPOINT_URL (for a non-AWS "
+                               "server) and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
+        if not refused:
+            raise StorageError(f"the S3 server at {endpoint} ignores conditional writes (If-None-Match), which "
+                               "s2seasons needs to lock blocks: use AWS S3, MinIO or another server that has them, "
+                               "or build into a shared folder")
+
+    def readable(self, timeout_s: float) -> str | None:
+        import obstore
+        from obstore.store import S3Store as ObjectStore
+
+        quick = ObjectStore(self.bucket, prefix=self.prefix or None, config=self._config(),
+                            client_options={**self._client_options(), "timeout": dt.timedelta(seconds=timeout_s),
+                                            "connect_timeout": dt.timedelta(seconds=timeout_s)},
+                            retry_config={"max_retries": 0, "retry_timeout": dt.timedelta(seconds=timeout_s)})
+        try:
+            obstore.list_with_delimiter(quick, None)
+        except obstore.exceptions.BaseError as exc:
+            return f"cannot list {self.location}: {_first_line(exc)}"
+        return None
+
+    def forget_cached_reads(self, folder: PurePath) -> None:
+        import rasterio
+
+        clear = _gdal_function("VSICurlPartialClearCache")
+        if clear is not None:
+            with rasterio.Env(**self.gdal_options()):  # GDAL matches cached URLs: it needs the endpoint
+                clear(f"{PurePosixPath(folder)}/".encode())
 
     def gdal_options(self) -> dict[str, str]:
         options = {"AWS_NO_SIGN_REQUEST": "NO",  # scene reads may set YES; our outputs are private

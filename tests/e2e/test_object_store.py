@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import threading
 import shutil
 import subprocess
 import sys
@@ -173,8 +175,8 @@ def test_rerun_into_s3_skips_every_block_and_rewrites_nothing(s3_env, synthetic_
     import obstore
 
     def tags() -> dict[str, str]:  # ETag and time of every object of the blocks
-        return {m["path"]: f'{m["e_tag"]} {m["last_modified"]}' for batch in obstore.list(store._store, f"{SYNTH_SEASON}/blocks")
-                for m in batch}
+        listing = obstore.list(store._store, f"{SYNTH_SEASON}/blocks")
+        return {m["path"]: f'{m["e_tag"]} {m["last_modified"]}' for batch in listing for m in batch}
 
     before = tags()
     second = build_synthetic(synthetic_archive, location, bands="red")
@@ -192,6 +194,10 @@ def test_two_builds_racing_on_every_block_of_s3(s3_env, built_season, synthetic_
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=400) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    # each block installed once: what one build installed, the other found built (or "built meanwhile")
+    counts = [re.search(r"blocks: (\d+) built, (\d+) skipped", out).groups() for out, _ in outputs]
+    n_blocks = int(counts[0][0]) + int(counts[0][1])
+    assert sum(int(built) for built, _ in counts) == n_blocks, outputs
     assert s3_pixel_checksums(location) == pixel_checksums(built_season)
     store = open_store(location)
     blocks = store.path(SYNTH_SEASON, "blocks")
@@ -220,14 +226,31 @@ def test_unreachable_store_or_missing_bucket_fails_before_any_work(s3_env, synth
     with pytest.raises(StorageError, match=r"s3://no-such-bucket/x.*bucket exists"):
         build_synthetic(synthetic_archive, "s3://no-such-bucket/x")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
-    with pytest.raises(StorageError, match=r"cannot list s3://seasons/nowhere at http://127\.0\.0\.1:\d+"):
+    with pytest.raises(StorageError, match=r"cannot list and write s3://seasons/nowhere at http://127\.0\.0\.1:\d+"):
         build_synthetic(synthetic_archive, f"s3://{BUCKET}/nowhere")
+    # a store that cannot be read is an error, never "nothing built here" (which would rebuild or hide blocks)
+    with pytest.raises(StorageError, match="AWS_ENDPOINT_URL"):
+        open_store(f"s3://{BUCKET}/nowhere").read_json(open_store(f"s3://{BUCKET}/nowhere").path("season.json"))
     assert time.monotonic() - started < 120
 
     command = [str(BIN / "s2seasons"), "build", "--season", SYNTH_SEASON, "--bbox", ",".join(map(str, SYNTH_BBOX)),
                "--catalog", str(synthetic_archive / "catalog.json"), "--out", "ftp://host/data"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "s3://BUCKET/PREFIX" in result.stderr + result.stdout
+
+
+def half_catalog(archive: Path, folder: Path) -> Path:
+    """The archive's catalog without every other acquisition date (all its tiles), hrefs made absolute."""
+    collection = json.loads((archive / "catalog.json").read_text())
+    dates = sorted({item["properties"]["datetime"][:10] for item in collection["features"]})
+    collection["features"] = [item for item in collection["features"]
+                              if dates.index(item["properties"]["datetime"][:10]) % 2 == 0]
+    for item in collection["features"]:
+        for asset in item["assets"].values():
+            asset["href"] = str(archive / asset["href"])
+    path = folder / "half-catalog.json"
+    path.write_text(json.dumps(collection))
+    return path
 
 
 def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season, synthetic_archive, tmp_path):
@@ -243,7 +266,7 @@ def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season,
     assert summary.counts["built"] == len(summary.results)
     cli = [str(BIN / "s2seasons")]
     env = {"S2SEASONS_RESOLUTION_M": str(SYNTH_RESOLUTION_M), "S2SEASONS_BLOCK_SIZE_PX": str(SYNTH_BLOCK_PX),
-           "S2SEASONS_STORE_REFRESH_S": "0"}
+           "S2SEASONS_STORE_REFRESH_S": "1"}
     catalog = synthetic_archive / "catalog.json"
     centre = ((SYNTH_BBOX[0] + SYNTH_BBOX[2]) / 2, (SYNTH_BBOX[1] + SYNTH_BBOX[3]) / 2)
     tms = morecantile.tms.get("WebMercatorQuad")
@@ -275,10 +298,63 @@ def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season,
             assert np.array_equal(src.read(1, window=window), here.read(1, window=window))
         assert http.get(f"{remote}/seasons/{SYNTH_SEASON}/files/blocks/c0_r0/nothing.tif").status_code == 404
 
+        # half the scenes are withdrawn: a rebuild replaces every block and season file under the same names
+        # while the server runs; after its refresh it serves the new pixels (no stale GDAL or tile cache)
+        paths = [f"/seasons/{SYNTH_SEASON}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png?preset=nir-swir"
+                 for t in tiles]
+        before = [http.get(f"{remote}{p}").content for p in paths]
+        rebuilt = build_synthetic(synthetic_archive, location, catalog=str(half_catalog(synthetic_archive, tmp_path)))
+        assert rebuilt.counts["built"] and not rebuilt.failed, rebuilt.describe()
+        deadline = time.monotonic() + 60
+        while (after := [http.get(f"{remote}{p}").content for p in paths]) == before:
+            assert time.monotonic() < deadline, "the server never noticed the rebuild"
+            time.sleep(0.5)
+    with serve_process(cli, location, catalog, tmp_path / "fresh.log", env=env) as (fresh, _), \
+            httpx.Client(timeout=60) as http:
+        assert [http.get(f"{fresh}{p}").content for p in paths] == after
+
     with serve_process(cli, f"s3://no-such-bucket/x", catalog, tmp_path / "bad.log", env=env) as (bad, _), \
             httpx.Client(timeout=60) as http:
         ready = http.get(f"{bad}/readyz")
         assert ready.status_code == 503 and "object store" in ready.json()["detail"]
+
+
+def test_a_renewed_lock_is_kept_and_of_two_waiters_one_takes_a_stale_one(s3_env, monkeypatch):
+    import obstore
+
+    import compositor.storage as storage
+
+    monkeypatch.setattr(storage, "LOCK_STALE_S", 1.0)
+    monkeypatch.setattr(storage, "LOCK_RENEW_S", 0.2)
+    store = open_store(f"s3://{BUCKET}/leases")
+    lock = store.path("blocks", ".locks", "c2_r2.lock")
+    held: list[tuple[str, float, float]] = []
+
+    def hold(name: str, seconds: float) -> None:
+        with store.lock(lock, wait_s=30):
+            start = time.monotonic()
+            time.sleep(seconds)
+            held.append((name, start, time.monotonic()))
+
+    # a live holder renews its lock for 3 s (3x the stale time): nobody takes it over meanwhile
+    first = threading.Thread(target=hold, args=("live", 3.0))
+    first.start()
+    time.sleep(0.3)
+    hold("waiter", 0.1)
+    first.join()
+    assert [h[0] for h in held] == ["live", "waiter"] and held[1][1] >= held[0][2]
+
+    # a lock left by a builder that died; two waiters see it go stale at once: they never overlap
+    held.clear()
+    obstore.put(store._store, store._key(lock), b"dead-builder 0", mode="create")
+    waiters = [threading.Thread(target=hold, args=(f"w{i}", 0.5)) for i in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+    (a, a_start, a_end), (b, b_start, b_end) = sorted(held, key=lambda h: h[1])
+    assert b_start >= a_end, held
+    assert not store.is_file(lock)
 
 
 def test_block_lock_waits_then_takes_over_a_stale_lock(s3_env, monkeypatch):
@@ -288,7 +364,7 @@ def test_block_lock_waits_then_takes_over_a_stale_lock(s3_env, monkeypatch):
     lock = store.path("blocks", ".locks", "c1_r1.lock")
     with store.lock(lock):
         assert store.is_file(lock)
-        with pytest.raises(StorageError, match="locked by another builder"):
+        with pytest.raises(StorageError, match="held by another builder"):
             with store.lock(lock, wait_s=0.5):
                 pass
         monkeypatch.setattr(storage, "LOCK_STALE_S", -1.0)  # the holder died long ago
