@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePath
@@ -35,7 +34,6 @@ from compositor.storage import open_store, output_location
 logger = logging.getLogger(__name__)
 
 BUILT_STATUSES = ("built", "empty")
-MANIFEST_READERS = 16  # parallel manifest reads from an object store
 OVERVIEW_FACTOR = 16  # compositor.mosaic.DEFAULT_OVERVIEW_FACTOR: season overview at 16x the pixel size
 
 
@@ -115,11 +113,9 @@ class ManifestCache:
         versions = sorted(store.manifest_versions(layout.blocks_dir).items())
         with self._lock:
             stale = [(path, key) for path, key in versions if self._parsed.get(path, ("",))[0] != key]
-        # An object store answers each read in a round trip: read the changed manifests side by side.
-        with ThreadPoolExecutor(1 if store.is_local else MANIFEST_READERS) as pool:
-            parsed = list(pool.map(lambda item: (item[0], (item[1], store.read_json(item[0]))), stale))
+        parsed = store.read_jsons([path for path, _ in stale])
         with self._lock:
-            self._parsed.update(parsed)
+            self._parsed.update((path, (key, manifest)) for (path, key), manifest in zip(stale, parsed))
             return [entry[1] for path, _ in versions if (entry := self._parsed.get(path)) and entry[1]]
 
 

@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from compositor.layout import MANIFEST, SeasonLayout
 logger = logging.getLogger(__name__)
 
 DEFAULT_STRIP_ROWS = 512
-MANIFEST_READERS = 16  # manifests read at once from an object store
 
 
 @dataclass(frozen=True)
@@ -182,13 +180,11 @@ def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> 
 def read_manifests(layout: SeasonLayout, block_ids: Sequence[str] | None = None) -> dict[str, dict]:
     """The manifests of the season's blocks (of ``block_ids`` only, when given), by block id.
 
-    One listing finds them; an object store's are then read side by side (each read is a round trip)."""
+    One listing finds them; an object store reads them side by side (`OutputStore.read_jsons`)."""
     store = layout.store
     wanted = None if block_ids is None else set(block_ids)
     paths = [p for p in store.manifests(layout.blocks_dir) if wanted is None or p.parent.name in wanted]
-    with ThreadPoolExecutor(1 if store.is_local else MANIFEST_READERS) as pool:
-        manifests = list(pool.map(store.read_json, paths))
-    return {p.parent.name: m for p, m in zip(paths, manifests) if m}
+    return {p.parent.name: m for p, m in zip(paths, store.read_jsons(paths)) if m}
 
 
 def built_manifests(layout: SeasonLayout) -> list[dict]:

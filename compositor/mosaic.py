@@ -269,11 +269,9 @@ def overview_resampling(kind: str) -> Resampling:
 
 def write_cog_atomically(path: PurePath, crs: str, transform: Affine, shape: tuple[int, int], spec: BandSpec,
                          fill: Callable[[rasterio.io.DatasetWriter], None], resampling: Resampling,
-                         store: OutputStore | None = None) -> PurePath:
-    """A single-band COG filled by ``fill(writer)`` on a tiled GeoTIFF, then translated and put in place.
-
-    ``store`` is where ``path`` lives (default: a local folder)."""
-    store = store or open_store(path.parent)
+                         store: OutputStore) -> PurePath:
+    """A single-band COG filled by ``fill(writer)`` on a tiled GeoTIFF, then translated and put in place
+    in ``store`` (where ``path`` lives)."""
     dtype = "uint8" if spec.gdal_type == "Byte" else spec.gdal_type.lower()
     with store.writing(path) as tmp:
         strips = tmp.with_name(f"{tmp.stem}.strips{tmp.suffix}")
@@ -338,13 +336,13 @@ def vrt_xml(extent: MosaicExtent, crs: str, spec: BandSpec, sources: Sequence[tu
 
 
 def write_vrt(path: PurePath, extent: MosaicExtent, crs: str, spec: BandSpec,
-              sources: Sequence[tuple[Block, PurePath]], overview: PurePath | None = None,
-              store: OutputStore | None = None) -> PurePath:
+              sources: Sequence[tuple[Block, PurePath]], overview: PurePath | None,
+              store: OutputStore) -> PurePath:
     """Write a VRT atomically; source and overview paths are stored relative to the VRT's folder, so
     the VRT works wherever the folder is (moved, served over HTTP, in an object store)."""
     hrefs = [(block, os.path.relpath(p, path.parent)) for block, p in sources]
     text = vrt_xml(extent, crs, spec, hrefs, os.path.relpath(overview, path.parent) if overview else None)
-    (store or open_store(path.parent)).write_text(path, text)
+    store.write_text(path, text)
     return path
 
 
@@ -725,6 +723,7 @@ def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Se
         logger.warning("season %s has no built block: nothing to export", layout.season.name)
         return []
     extent = mosaic_extent(blocks)
+    out = open_store(out_dir)
     jobs = list(_byte_jobs(layout, blocks, select_bands(blocks, bands)))
     total = sum(len(sources) for _, _, sources in jobs)
     done = 0
@@ -739,12 +738,12 @@ def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Se
             path = byte_path(out_dir / "blocks" / block.id, stem, ".tif")
             block_spec = replace(spec, tags={**spec.tags, "block": block.id})
             write_cog_atomically(path, grid.crs, block.transform, block.shape, block_spec, _fill_byte(source, kind),
-                                 resampling)
+                                 resampling, out)
             written.append((block, path))
             done += 1
             if progress:
                 progress(done, total)
-        vrts.append(write_vrt(byte_path(out_dir, stem, ".vrt"), extent, grid.crs, spec, written))
+        vrts.append(write_vrt(byte_path(out_dir, stem, ".vrt"), extent, grid.crs, spec, written, None, out))
         files.extend(path for _, path in written)
     logger.info("season %s: byte export of %d block files and %d VRTs to %s", layout.season.name, len(files),
                 len(vrts), out_dir)

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PurePosixPath
 from urllib.parse import urlsplit
@@ -55,6 +55,9 @@ LOCK_WAIT_S = 900.0  # how long a builder waits for another one installing the s
 LOCK_STALE_S = 120.0  # a lock object not renewed for this long was left by a builder that died
 LOCK_RENEW_S = 20.0  # how often a holder renews its lock object (a new body: a new ETag)
 UPLOAD_THREADS = 8
+READ_THREADS = 16  # small objects (manifests) read at once from an object store: each read is a round trip
+STORE_HINT = ("check that the bucket exists, its region (AWS_REGION), AWS_ENDPOINT_URL (for a non-AWS server) and "
+              "the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
 OBJECT_STORE_SCHEMES = ("s3",)
 
 Accept = Callable[[dict | None], bool]
@@ -87,6 +90,10 @@ class OutputStore(ABC):
             return None
         return value if isinstance(value, dict) else None
 
+    def read_jsons(self, paths: Sequence[PurePath]) -> list[dict | None]:
+        """`read_json` of each path, in order."""
+        return [self.read_json(p) for p in paths]
+
     @abstractmethod
     def is_file(self, path: PurePath) -> bool: ...
 
@@ -95,13 +102,8 @@ class OutputStore(ABC):
         """Every file below ``folder`` (recursively), hidden names and temporaries left out, sorted."""
 
     def manifests(self, blocks_dir: PurePath) -> list[PurePath]:
-        """The ``<blocks_dir>/<block id>/manifest.json`` paths (temporary folders left out)."""
-        found = []
-        for path in self.list_files(blocks_dir):
-            parts = path.relative_to(blocks_dir).parts
-            if len(parts) == 2 and parts[1] == MANIFEST:
-                found.append(path)
-        return found
+        """The ``<blocks_dir>/<block id>/manifest.json`` paths (temporary folders left out), sorted."""
+        return sorted(self.manifest_versions(blocks_dir))
 
     @abstractmethod
     @contextlib.contextmanager
@@ -399,12 +401,17 @@ class S3Store(OutputStore):
         self.base = PurePosixPath("/vsis3", bucket, *([prefix] if prefix else []))
         self.endpoint = _endpoint_url()
 
+    @staticmethod
+    def _default_region() -> str | None:
+        """us-east-1 when the environment names no region (obstore and GDAL both need one)."""
+        return None if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") else "us-east-1"
+
     def _config(self) -> dict[str, object]:
         config: dict[str, object] = {}
         if self.endpoint:
             config["endpoint"] = self.endpoint
-        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-            config["region"] = "us-east-1"
+        if region := self._default_region():
+            config["region"] = region
         return config
 
     def _client_options(self) -> dict[str, object]:
@@ -435,9 +442,7 @@ class S3Store(OutputStore):
             raise StorageError(f"{path} is not inside {self.location}") from None
 
     def _error(self, action: str, path: PurePath | str, exc: BaseException) -> StorageError:
-        hint = ("check the bucket name, its region (AWS_REGION), AWS_ENDPOINT_URL and the credentials "
-                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
-        return StorageError(f"cannot {action} {path} in {self.location}: {_first_line(exc)}; {hint}")
+        return StorageError(f"cannot {action} {path} in {self.location}: {_first_line(exc)}; {STORE_HINT}")
 
     def read_bytes(self, path: PurePath) -> bytes | None:
         import obstore
@@ -448,6 +453,10 @@ class S3Store(OutputStore):
             return None
         except obstore.exceptions.BaseError as exc:
             raise self._error("read", path, exc) from None
+
+    def read_jsons(self, paths: Sequence[PurePath]) -> list[dict | None]:
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            return list(pool.map(self.read_json, paths))
 
     def is_file(self, path: PurePath) -> bool:
         import obstore
@@ -663,9 +672,8 @@ class S3Store(OutputStore):
                 refused = True
             obstore.delete(self._store, probe)
         except obstore.exceptions.BaseError as exc:
-            raise StorageError(f"cannot list and write {self.location} at {endpoint}: {_first_line(exc)}; check "
-                               "that the bucket exists, its region (AWS_REGION), AWS_ENDPOINT_URL (for a non-AWS "
-                               "server) and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
+            raise StorageError(f"cannot list and write {self.location} at {endpoint}: {_first_line(exc)}; "
+                               f"{STORE_HINT}") from None
         if not refused:
             raise StorageError(f"the S3 server at {endpoint} ignores conditional writes (If-None-Match), which "
                                "s2seasons needs to lock blocks: use AWS S3, MinIO or another server that has them, "
@@ -700,8 +708,8 @@ class S3Store(OutputStore):
             endpoint = urlsplit(self.endpoint)
             options.update(AWS_S3_ENDPOINT=endpoint.netloc, AWS_HTTPS="YES" if endpoint.scheme == "https" else "NO",
                            AWS_VIRTUAL_HOSTING="FALSE")
-        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-            options["AWS_REGION"] = "us-east-1"
+        if region := self._default_region():
+            options["AWS_REGION"] = region
         return options
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from app.serving import free_port, serve_process
 from compositor.errors import StorageError
 from compositor.storage import S3Store, open_store
 from tests.compositor.test_build import pixel_checksums
@@ -37,18 +38,10 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "s2seasons-test", "AWS_SECRET_ACCESS_KEY": "
                "AWS_REGION": "eu-central-1"}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory) -> Iterator[str]:
     """moto's S3 server on a loopback port, with the bucket ``seasons``; yields its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as handle:
         proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=handle,
@@ -225,7 +218,7 @@ def test_unreachable_store_or_missing_bucket_fails_before_any_work(s3_env, synth
     started = time.monotonic()
     with pytest.raises(StorageError, match=r"s3://no-such-bucket/x.*bucket exists"):
         build_synthetic(synthetic_archive, "s3://no-such-bucket/x")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StorageError, match=r"cannot list and write s3://seasons/nowhere at http://127\.0\.0\.1:\d+"):
         build_synthetic(synthetic_archive, f"s3://{BUCKET}/nowhere")
     # a store that cannot be read is an error, never "nothing built here" (which would rebuild or hide blocks)
@@ -258,8 +251,6 @@ def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season,
     redirect to presigned URLs that GDAL follows; readiness checks the bucket."""
     import httpx
     import morecantile
-
-    from app.serving import serve_process
 
     location = f"s3://{BUCKET}/served"
     summary = build_synthetic(synthetic_archive, location)
@@ -313,7 +304,7 @@ def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season,
             httpx.Client(timeout=60) as http:
         assert [http.get(f"{fresh}{p}").content for p in paths] == after
 
-    with serve_process(cli, f"s3://no-such-bucket/x", catalog, tmp_path / "bad.log", env=env) as (bad, _), \
+    with serve_process(cli, "s3://no-such-bucket/x", catalog, tmp_path / "bad.log", env=env) as (bad, _), \
             httpx.Client(timeout=60) as http:
         ready = http.get(f"{bad}/readyz")
         assert ready.status_code == 503 and "object store" in ready.json()["detail"]
