@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("S2SEASONS_SAMPLES", REPO.parent / "shared" / "samples"))
-SAMPLE_DIR = SAMPLES / "earth-search-S2A_29RKH_20200219_L2A"
-SAMPLE_FILES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12", "scl": "SCL"}
+from tests.samples import REPO, SAMPLE_DIR, SAMPLE_FILES
 SAMPLE_BBOX = (-11.9, 24.4, -10.9, 25.2)
 
 

@@ -38,10 +38,8 @@ from compositor.mosaic import (
     write_season_vrts,
 )
 from compositor.seasons import resolve_season
+from tests.samples import SAMPLE_DIR, SAMPLE_FILES
 
-SAMPLE = Path("/work/shared/samples/earth-search-S2A_29RKH_20200219_L2A")
-SAMPLE_ASSETS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12",
-                 "scl": "SCL"}
 SEASON = resolve_season("2020-winter")
 SAMPLE_GRID = OutputGrid(resolution_m=200, block_size_px=512)
 # The four sample blocks: (col, row) -> (row, col) offset in pixels of the 1024 x 1024 mosaic, north-west first.
@@ -65,10 +63,8 @@ def temporaries(*folders: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def sample_root(tmp_path_factory) -> Path:
     """A data folder with the four real blocks of the sample scene, red and nir, and their season outputs."""
-    if not SAMPLE.is_dir():
-        pytest.skip(f"sample scene missing: {SAMPLE}")
-    scene = load_scenes(str(SAMPLE))[0]
-    hrefs = MappingProxyType({key: f"{SAMPLE}/{name}.tif" for key, name in SAMPLE_ASSETS.items()})
+    scene = load_scenes(str(SAMPLE_DIR))[0]
+    hrefs = MappingProxyType({key: f"{SAMPLE_DIR}/{name}.tif" for key, name in SAMPLE_FILES.items()})
     scene = dataclasses.replace(scene, hrefs=hrefs)
     root = tmp_path_factory.mktemp("sample")
     layout = layout_for(root, SAMPLE_GRID)
