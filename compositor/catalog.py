@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from compositor.bands import ASSET_KEYS, BAND_NAMES, SCL_KEY
 from compositor.errors import CatalogError, CatalogUnavailableError, InvalidBBoxError, MalformedItemError
-from compositor.offsets import BOA_ADD_OFFSET_DN, OFFSET_START, SOURCE_FLAG, baseline_offset, item_offset  # noqa: F401
+from compositor.offsets import SOURCE_FLAG, baseline_offset, item_offset
 from compositor.seasons import Season
 
 logger = logging.getLogger(__name__)

@@ -71,7 +71,7 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
                         str(catalog or settings.catalog), options, collection or settings.collection)
 
 
-NO_BLOCK = "touching no block of the grid"
+NO_BLOCK = "the area (touching no block of it)"
 
 
 def plan_build(request: BuildRequest, settings: Settings,

@@ -3,8 +3,6 @@ the scene filters counted, and no output folder left behind by a command that fa
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -15,16 +13,10 @@ from typer.testing import CliRunner
 
 from compositor.block import BlockJob, build_block, read_manifest
 from compositor.cli import cli
-from compositor.grid import OutputGrid
 from compositor.layout import SeasonLayout
-from compositor.offsets import SOURCE_FLAG, clear_offset_cache
+from compositor.offsets import clear_offset_cache
 from compositor.seasons import resolve_season
-from tests.compositor.planted import planted_scene
-
-SEASON = "2022-summer"
-GRID = OutputGrid(resolution_m=100, block_size_px=256)  # EPSG:3035
-BLOCK = GRID.block_by_id("c171_r109")
-WHEN = dt.datetime(2022, 7, 10, 10, 20, tzinfo=dt.UTC)
+from tests.compositor.planted import BLOCK, GRID, SEASON, plant
 
 
 @pytest.fixture(autouse=True)
@@ -32,31 +24,6 @@ def _fresh_offset_cache():
     clear_offset_cache()
     yield
     clear_offset_cache()
-
-
-def scene_arrays(kind: str, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Reflectance * 10000 (no offset) and SCL over the block: vegetation with a lake, or all cloud."""
-    rng = np.random.default_rng(seed)
-    shape = BLOCK.shape
-    means = {"blue": 300, "green": 600, "red": 400, "nir": 3000, "swir16": 1500, "swir22": 800}
-    bands = {b: np.clip(rng.normal(v, 0.2 * v, shape), 50, None) for b, v in means.items()}
-    scl = np.full(shape, 4, dtype=np.uint8)
-    scl[20:80, 30:130] = 6
-    for b in bands:
-        bands[b][20:80, 30:130] = rng.uniform(20, 200, (60, 100))
-    if kind == "cloud":
-        scl[:] = 9
-    return bands, scl
-
-
-def plant(folder: Path, name: str, kind: str = "vegetation", *, data_offset: int = 1000, item_offset: int = 1000,
-          day: int = 0):
-    bands, scl = scene_arrays(kind, seed=day)
-    stored = {b: (np.rint(v) + data_offset).astype(np.uint16) for b, v in bands.items()}
-    scene = planted_scene(folder, name, WHEN + dt.timedelta(days=day), 22, BLOCK.crs, BLOCK.transform, stored, scl,
-                          offset_dn=data_offset, mgrs="32UQU")
-    return dataclasses.replace(scene, processing_baseline="04.00", offset_dn=item_offset, offset_source=SOURCE_FLAG,
-                               cloud_cover=100.0 if kind == "cloud" else 5.0), bands
 
 
 def job_of(tmp_path: Path, scenes) -> BlockJob:
