@@ -232,3 +232,30 @@ def test_export_with_a_wrong_band_creates_no_folder(tmp_path):
     assert result.exit_code == 2 and "unknown band" in result.output, result.output
     assert not (tmp_path / "new").exists()
 
+
+
+def test_collection_reaches_the_catalog_search(tmp_path):
+    import dataclasses
+
+    from shapely.geometry import box
+
+    from compositor.catalog import SceneSearch
+    from compositor.plan import NO_BLOCK, make_request, plan_build
+    from compositor.settings import Settings
+
+    inside, _ = plant(tmp_path / "scenes", "inside")
+    elsewhere = dataclasses.replace(inside, id="elsewhere", footprint=box(100.0, 0.0, 101.0, 1.0))  # in no block
+    calls = []
+
+    def find(catalog, bbox, season, **kwargs):
+        calls.append(kwargs)
+        return SceneSearch([inside, elsewhere], {"cloud cover above 50 % (max_cloud_cover)": 3})
+
+    settings = Settings(data_dir=tmp_path / "data", resolution_m=100, block_size_px=256)
+    west, south, east, north = (float(v) for v in bbox_text().split(","))
+    request = make_request(settings, SEASON, (west, south, east, north), collection="sentinel-2-c1-l2a")
+    plan = plan_build(request, settings, find=find)
+    assert calls[0]["collection"] == "sentinel-2-c1-l2a" and calls[0]["max_cloud_cover"] is None
+    assert plan.dropped == {"cloud cover above 50 % (max_cloud_cover)": 3, NO_BLOCK: 1} and plan.n_scenes == 1
+    assert plan.describe_scenes() == (f"scenes: 5 found, 3 dropped by cloud cover above 50 % (max_cloud_cover), "
+                                      f"1 dropped by {NO_BLOCK}, 1 read")
