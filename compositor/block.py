@@ -175,7 +175,7 @@ def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
     records = tuple(c.record() for c in corrections)
     with store.scratch(job.layout.blocks_dir, block_id) as tmp:
         skipped, n_acq = _composite_into(job, tmp, scenes)
-        if not n_acq and skipped:  # nothing to show, and scenes that could have shown something unread
+        if skipped and (not n_acq or set(skipped) >= {s.id for s in scenes}):  # unread scenes, nothing else to show
             return BlockResult(block_id, "failed", len(job.scenes), time.perf_counter() - started, skipped,
                                reason=unreadable_reason(job, skipped), offset_corrections=records)
         status = "built" if n_acq else "empty"

@@ -141,7 +141,8 @@ class BuildSummary:
                       f"{c['reason']}" for scene, c in sorted(corrected.items())[:20]]
         skipped = self.skipped_scenes
         if skipped:
-            lines.append(f"scenes that could not be read ({len(skipped)}), skipped and recorded in block manifests:")
+            lines.append(f"scenes that could not be read ({len(skipped)}), skipped and recorded in the manifests of "
+                         "the blocks built without them:")
             lines += [f"  {scene}: {reason}" for scene, reason in sorted(skipped.items())[:20]]
             if len(skipped) > 20:
                 lines.append(f"  ... and {len(skipped) - 20} more")

@@ -61,6 +61,17 @@ def test_a_block_whose_scenes_all_failed_is_failed_and_not_installed(tmp_path):
     assert read_manifest(job.layout, BLOCK.id) is None  # not built: the next build tries it again
 
 
+def test_a_block_whose_only_scene_has_unreadable_bands_is_failed(tmp_path):
+    """SCL read (so the scene looked like an observation), its bands not: nothing was observed."""
+    scene, _ = plant(tmp_path / "scenes", "bands-gone")
+    for band in ("red", "swir22"):
+        Path(scene.hrefs[band]).unlink()
+    job = job_of(tmp_path, [scene])
+    result = build_block(job)
+    assert result.status == "failed" and "1 of its 1 scenes could not be read" in result.reason
+    assert read_manifest(job.layout, BLOCK.id) is None
+
+
 def test_a_previous_block_stays_when_a_rebuild_cannot_read_its_scenes(tmp_path):
     good, _ = plant(tmp_path / "scenes", "good")
     job = job_of(tmp_path, [good])
