@@ -93,6 +93,7 @@ def sample_data(
 @cli.command()
 def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collection: CollectionOpt = None,
            max_cloud_cover: Annotated[Optional[float], typer.Option("--max-cloud-cover", help="Skip whole scenes cloudier than this (percent); default: no filter (SCL masks clouds pixel by pixel). (env S2SEASONS_MAX_CLOUD_COVER)")] = None,
+           check_offsets: Annotated[bool, typer.Option("--check-offsets", help="Also check each scene's offset against its pixels, as a build does (reads a 256 px overview of its SCL and swir22).")] = False,
            verbose: VerboseOpt = False) -> None:
     """List the Sentinel-2 L2A scenes a build of this season and region would read, with the offset each
     carries and the rule that decided it, and how many scenes each filter dropped."""
@@ -107,14 +108,27 @@ def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collect
                               max_cloud_cover=settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover)
     except CompositorError as exc:
         raise _fail(exc) from None
-    for s in found.scenes:
+    listed = found.scenes
+    if check_offsets:
+        import rasterio
+
+        from compositor.offsets import check_offsets as check
+        from compositor.read import GDAL_ENV
+
+        with rasterio.Env(**GDAL_ENV):
+            listed, corrections = check(found.scenes)
+        for c in corrections:
+            typer.echo(f"{c.scene}: item offset {c.item_offset_dn} ({c.item_offset_source}) -> {c.used_offset_dn}: "
+                       f"{c.reason}", err=True)
+    for s in listed:
         cloud = f"{s.cloud_cover:5.1f}%" if s.cloud_cover is not None else "    ?"
         typer.echo(f"{s.datetime:%Y-%m-%d %H:%M}  R{s.relative_orbit:03d}  {s.mgrs_tile:6s} cloud {cloud}  "
                    f"baseline {s.processing_baseline or '?':5s} offset {s.offset_dn:4d} ({s.offset_source})  {s.id}")
     typer.echo(f"{len(found.scenes)} scenes, {len({s.acquisition for s in found.scenes})} acquisitions, "
                f"orbits {sorted({s.relative_orbit for s in found.scenes})}")
     typer.echo(f"scenes: {found.describe_filters()}")
-    typer.echo("offsets are checked against each scene's data when it is composited (see README, offsets)")
+    if not check_offsets:
+        typer.echo("offsets are also checked against each scene's pixels when it is composited (--check-offsets)")
 
 
 @cli.command()

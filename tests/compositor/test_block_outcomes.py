@@ -189,6 +189,21 @@ def test_scenes_command_shows_each_offset_rule_and_the_filters(tmp_path):
     assert "scenes: 3 found, 1 dropped by cloud cover above 50 % (max_cloud_cover)" in result.output
 
 
+def test_scenes_command_can_check_offsets_against_the_pixels(tmp_path):
+    good, _ = plant(tmp_path / "scenes", "fine")
+    shifted, _ = plant(tmp_path / "scenes", "S2B_20HMD_20221023_0_L2A", data_offset=0, day=1)
+    catalog = catalog_of(tmp_path / "catalog.json", [item_of(good, 5.0), item_of(shifted, 5.0)])
+    args = ["scenes", "--season", SEASON, "--bbox", bbox_text(), "--catalog", str(catalog)]
+    plain = CliRunner().invoke(cli, args)
+    assert plain.exit_code == 0 and plain.output.count("offset 1000 (earthsearch:boa_offset_applied)") == 2
+    checked = CliRunner().invoke(cli, [*args, "--check-offsets"])
+    assert checked.exit_code == 0, checked.output
+    lines = checked.output.splitlines()
+    assert any(line.endswith(" fine") and "offset 1000 (earthsearch:boa_offset_applied)" in line for line in lines)
+    assert any(line.endswith(" S2B_20HMD_20221023_0_L2A") and "offset    0 (data check)" in line for line in lines)
+    assert "already removed" in checked.output
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
