@@ -12,7 +12,8 @@ strips change nothing but the time an idle server takes); the scenes are chosen 
 The compositing itself is `compositor.composite.composite_window` (SCL mask, per-orbit
 percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
 that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
-at most ``onthefly_max_scenes``.
+at most ``onthefly_max_scenes`` (a cap for speed that the batch build does not have), each with the
+offset its data show (`compositor.offsets.check_offsets`, cached per process, as the build does).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from app.projection import project_bounds
 from compositor.catalog import BBox, Scene
 from compositor.composite import Composite, CompositeOptions, composite_window
 from compositor.errors import InvalidInputError
+from compositor.offsets import check_offsets
 from compositor.read import GDAL_ENV
 from compositor.seasons import Season
 from compositor.settings import Settings
@@ -159,7 +161,8 @@ class OnTheFly:
         """Choose the scenes once for the whole grid, then composite it in strips on every worker."""
         try:
             bbox = grid_bounds_4326(job.crs, job.transform, job.shape)
-            job.scenes = self.select_scenes(job.season, bbox)
+            with rasterio.Env(**GDAL_ENV):
+                job.scenes, _ = check_offsets(self.select_scenes(job.season, bbox), self.options.read_threads)
             options = self.options if job.use_overviews else CompositeOptions(
                 invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)
             strips = split_rows(job.shape[0], self.settings.onthefly_workers)

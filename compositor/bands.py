@@ -29,11 +29,12 @@ BANDS: tuple[Band, ...] = (
 BAND_NAMES: tuple[str, ...] = tuple(b.name for b in BANDS)
 BANDS_BY_NAME: dict[str, Band] = {b.name: b for b in BANDS}
 SCL_KEY = "scl"
-# Asset keys accepted for each band, in order of preference: Earth Search v1 uses common names,
-# older catalogs (and the sentinel-s2-l2a-cogs layout) use band ids.
+# Asset keys accepted for each band, in order of preference: Earth Search v1 (sentinel-2-l2a and
+# sentinel-2-c1-l2a) uses common names, older catalogs (and the sentinel-s2-l2a-cogs layout) use band
+# ids, the Copernicus Data Space catalog band ids with the resolution (B02_10m, SCL_20m).
 ASSET_KEYS: dict[str, tuple[str, ...]] = {
-    **{b.name: (b.name, b.band_id, b.band_id.lower()) for b in BANDS},
-    SCL_KEY: ("scl", "SCL"),
+    **{b.name: (b.name, b.band_id, b.band_id.lower(), f"{b.band_id}_{b.native_resolution_m}m") for b in BANDS},
+    SCL_KEY: ("scl", "SCL", "SCL_20m"),
 }
 
 STATISTICS: tuple[str, ...] = ("p25", "p50", "p75")

@@ -29,6 +29,7 @@ from compositor.cog import REFLECTANCE_SCALE, describe, open_strip_writer, trans
 from compositor.composite import CompositeOptions, composite_window, to_dn
 from compositor.grid import Block
 from compositor.layout import MANIFEST, SeasonLayout
+from compositor.offsets import OffsetCheck, check_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ class BlockJob:
 
 @dataclass(frozen=True)
 class BlockResult:
-    """What happened to one block: ``status`` is built, empty, skipped or failed."""
+    """What happened to one block: ``status`` is built, empty, skipped or failed.
+
+    built: at least one valid observation. empty: every scene was read (or there were none) and
+    none had a valid observation. failed: an error, or scenes could not be read and none gave data
+    (the block is not installed, the next build tries it again)."""
 
     block_id: str
     status: str
@@ -57,6 +62,7 @@ class BlockResult:
     seconds: float = 0.0
     skipped_scenes: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    offset_corrections: tuple[dict, ...] = ()  # `OffsetCheck.record` of scenes the data check corrected
 
 
 def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:
@@ -101,7 +107,7 @@ def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
         yield start, min(rows, size - start)
 
 
-def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
+def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[dict[str, str], int]:
     """Composite the block strip by strip into temporary GeoTIFFs; returns skipped scenes, acquisitions."""
     block, layout = job.block, job.layout
     kinds = (*STATISTICS, COUNT)
@@ -120,8 +126,8 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
         for row_off, rows in _strips(block.size_px, job.strip_rows):
             window = Window(0, row_off, block.size_px, rows)
             transform = block.transform @ Affine.translation(0, row_off)
-            scenes = [s for s in job.scenes if s.id not in skipped]
-            result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options)
+            readable = [s for s in scenes if s.id not in skipped]
+            result = composite_window(readable, job.bands, block.crs, transform, (rows, block.size_px), job.options)
             skipped.update(result.skipped)
             n_acq = max(n_acq, result.n_acquisitions)
             for band in job.bands:
@@ -138,7 +144,8 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
     return skipped, n_acq
 
 
-def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str, str], n_acq: int) -> None:
+def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str, str], n_acq: int,
+                    corrections: Sequence[OffsetCheck] = ()) -> None:
     season = job.layout.season
     manifest = {
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
@@ -146,6 +153,7 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
         "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
         "scenes": sorted(s.id for s in job.scenes), "n_acquisitions": n_acq,
         "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],
+        "offset_corrections": [c.record() for c in sorted(corrections, key=lambda c: c.scene)],
         "files": sorted(p.name for p in folder.glob("*.tif")),
         "software": f"s2seasons {__version__}",
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -161,15 +169,30 @@ def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
     block_id, store = job.block.id, job.layout.store
     if not force and is_up_to_date(read_manifest(job.layout, block_id), job):
         return BlockResult(block_id, "skipped", len(job.scenes), reason="already built with the same scenes")
+    # Once per scene (cached in this process): a scene whose pixels contradict its offset metadata is corrected,
+    # the same way in every block and tile (`compositor.offsets`).
+    scenes, corrections = check_offsets(job.scenes, job.options.read_threads)
+    records = tuple(c.record() for c in corrections)
     with store.scratch(job.layout.blocks_dir, block_id) as tmp:
-        skipped, n_acq = _composite_into(job, tmp)
+        skipped, n_acq = _composite_into(job, tmp, scenes)
+        if skipped and (not n_acq or set(skipped) >= {s.id for s in scenes}):  # unread scenes, nothing else to show
+            return BlockResult(block_id, "failed", len(job.scenes), time.perf_counter() - started, skipped,
+                               reason=unreadable_reason(job, skipped), offset_corrections=records)
         status = "built" if n_acq else "empty"
-        _write_manifest(job, tmp, status, skipped, n_acq)
+        _write_manifest(job, tmp, status, skipped, n_acq, corrections)
         # Under the block's lock: a builder that finished the same block meanwhile wins.
         final = job.layout.block_dir(block_id)
         if not store.install_block(tmp, final, lambda current: not is_up_to_date(current, job)):
             return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
-    return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped)
+    return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped,
+                       offset_corrections=records)
+
+
+def unreadable_reason(job: BlockJob, skipped: dict[str, str]) -> str:
+    """Why a block whose scenes could not be read failed, with the first error."""
+    first = next(iter(sorted(skipped.items())))
+    return (f"{len(skipped)} of its {len(job.scenes)} scenes could not be read and none of the others had a valid "
+            f"observation (first: {first[0]}: {first[1]})")
 
 
 def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> int:

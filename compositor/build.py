@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import rasterio
@@ -35,7 +37,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
               resolution_m: float | None = None, crs: str | None = None, block_size_px: int | None = None,
               workers: int = 0, scheduler: str | None = None, blend: bool = True, force: bool = False,
               retry_failed: bool = False, echo: Callable[[str], None] = _echo_none,
-              progress: bool = True) -> BuildSummary:
+              progress: bool = True, collection: str | None = None) -> BuildSummary:
     """Build a season over a region; returns what happened to every block.
 
     Up-to-date blocks are skipped (unless ``force``); blocks whose scene set changed are rebuilt.
@@ -45,16 +47,19 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
 
     bbox_4326 = parse_bbox(bbox) if isinstance(bbox, str) else tuple(bbox)
     request = make_request(settings, season, bbox_4326, bands=bands, catalog=catalog, data_dir=data_dir,
-                           resolution_m=resolution_m, crs=crs, block_size_px=block_size_px, blend=blend)
+                           resolution_m=resolution_m, crs=crs, block_size_px=block_size_px, blend=blend,
+                           collection=collection)
     store = open_store(request.data_dir)
-    store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
-    plan = plan_build(request, settings)
+    with removed_if_failing(request.data_dir):  # a wrong catalog leaves no empty new --out folder behind
+        store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
+        plan = plan_build(request, settings)
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
+    echo(plan.describe_scenes())
     claim_season(plan.layout, request.grid, request.bbox_4326)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
-    summary = BuildSummary()
+    summary = BuildSummary(scenes_line=plan.describe_scenes())
     manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
     todo = []
     for job in plan.jobs:
@@ -88,6 +93,27 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     if any(r.status in ("built", "empty") for r in summary.results) or not _season_outputs_exist(plan):
         finish_season(plan.layout, plan)
     return summary
+
+
+@contextlib.contextmanager
+def removed_if_failing(location: Path | str) -> Iterator[None]:
+    """Remove the folders of a local ``location`` that did not exist before, if the block raises (they
+    can then only be the empty ones ``store.check`` made)."""
+    if not isinstance(location, Path):
+        yield
+        return
+    new: list[Path] = []
+    folder = location.absolute()
+    while not folder.exists() and folder != folder.parent:
+        new.append(folder)
+        folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        for path in new:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+        raise
 
 
 def season_grid(layout: SeasonLayout) -> OutputGrid | None:

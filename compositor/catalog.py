@@ -22,14 +22,12 @@ from shapely.geometry.base import BaseGeometry
 
 from compositor.bands import ASSET_KEYS, BAND_NAMES, SCL_KEY
 from compositor.errors import CatalogError, CatalogUnavailableError, InvalidBBoxError, MalformedItemError
+from compositor.offsets import SOURCE_FLAG, baseline_offset, item_offset
 from compositor.seasons import Season
 
 logger = logging.getLogger(__name__)
 
 BBox = tuple[float, float, float, float]
-OFFSET_BASELINE = "04.00"
-OFFSET_START = dt.datetime(2022, 1, 25, tzinfo=dt.UTC)
-BOA_ADD_OFFSET_DN = 1000
 _ORBIT_IN_URI = re.compile(r"_R(\d{3})_")
 _TILE_IN_URI = re.compile(r"_T(\d{2}[A-Z]{3})_")
 
@@ -39,7 +37,11 @@ class Scene:
     """One Sentinel-2 L2A granule: an MGRS tile seen on one acquisition.
 
     ``hrefs`` maps ``blue, green, red, nir, swir16, swir22, scl`` to absolute URLs or paths.
-    ``offset_applied`` tells whether the +1000 DN of processing baseline >= 04.00 is already removed.
+    ``offset_dn`` is the DN to subtract from the reflectance bands (0, or 1000 where the +1000 DN of
+    processing baseline >= 04.00 is still in the data) and ``offset_source`` the rule that decided it
+    (`compositor.offsets`: "earthsearch:boa_offset_applied", "raster:bands", "processing baseline",
+    "acquisition date" or "data check"). Left out, they follow ``offset_applied`` (the Earth Search
+    flag), then the baseline, then the date. ``offset_applied`` is the flag as the item gave it.
     """
 
     id: str
@@ -53,15 +55,15 @@ class Scene:
     offset_applied: bool
     hrefs: Mapping[str, str] = field(compare=False, repr=False)  # a plain dict: scenes are pickled to workers
     platform: str = ""
+    offset_dn: int | None = None  # DN to subtract to get reflectance * 10000; decided in __post_init__ if None
+    offset_source: str = ""
 
-    @property
-    def offset_dn(self) -> int:
-        """DN to subtract from the reflectance bands to get reflectance * 10000 (0 or 1000)."""
-        if self.offset_applied:
-            return 0
-        if self.processing_baseline:
-            return BOA_ADD_OFFSET_DN if _baseline_tuple(self.processing_baseline) >= (4, 0) else 0
-        return BOA_ADD_OFFSET_DN if self.datetime >= OFFSET_START else 0
+    def __post_init__(self) -> None:
+        if self.offset_dn is None:
+            decided = (baseline_offset(self.processing_baseline, self.datetime) if not self.offset_applied
+                       else None)
+            object.__setattr__(self, "offset_dn", decided.offset_dn if decided else 0)
+            object.__setattr__(self, "offset_source", decided.source if decided else SOURCE_FLAG)
 
     @property
     def acquisition(self) -> tuple[str, str, int]:
@@ -70,13 +72,6 @@ class Scene:
 
     def intersects(self, bbox_4326: BBox) -> bool:
         return self.footprint.intersects(box(*bbox_4326))
-
-
-def _baseline_tuple(baseline: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in baseline.split("."))
-    except ValueError:
-        return (0,)
 
 
 def check_bbox(bbox_4326: Sequence[float]) -> BBox:
@@ -172,6 +167,7 @@ def scene_from_item(item: Mapping[str, Any], base_href: str | None = None) -> Sc
         hrefs[key] = _resolve_href(str(asset["href"]), base_href)
     cloud = props.get("eo:cloud_cover")
     baseline = props.get("s2:processing_baseline")
+    offset = item_offset(props, assets, when.astimezone(dt.UTC), ASSET_KEYS)
     return Scene(
         id=item_id,
         datetime=when.astimezone(dt.UTC),
@@ -184,6 +180,8 @@ def scene_from_item(item: Mapping[str, Any], base_href: str | None = None) -> Sc
         offset_applied=bool(props.get("earthsearch:boa_offset_applied", False)),
         hrefs=hrefs,
         platform=str(props.get("platform", "")),
+        offset_dn=offset.offset_dn,
+        offset_source=offset.source,
     )
 
 
@@ -213,36 +211,67 @@ def read_items(path: Path) -> Iterator[tuple[Mapping[str, Any], str]]:
             yield feature, str(file)
 
 
-def _select(scenes: Iterable[Scene], bbox_4326: BBox | None, season: Season | None, max_cloud_cover: float | None) -> list[Scene]:
+@dataclass(frozen=True)
+class SceneSearch:
+    """The scenes a search kept (time order) and how many each filter dropped (filter -> count).
+
+    Filters are the ones a user can set (``max_cloud_cover``); the bbox and the season are what
+    was searched, not filters. A filter that dropped nothing is not listed.
+    """
+
+    scenes: list[Scene]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_found(self) -> int:
+        return len(self.scenes) + sum(self.dropped.values())
+
+    def describe_filters(self) -> str:
+        """``"12 found, 3 dropped by cloud cover above 50 %"``, or ``"12 found, none dropped"``."""
+        dropped = ", ".join(f"{n} dropped by {what}" for what, n in self.dropped.items()) or "none dropped by a filter"
+        return f"{self.n_found} found, {dropped}"
+
+
+def cloud_filter_name(max_cloud_cover: float) -> str:
+    return f"cloud cover above {max_cloud_cover:g} % (max_cloud_cover)"
+
+
+def _select(scenes: Iterable[Scene], bbox_4326: BBox | None, season: Season | None,
+            max_cloud_cover: float | None) -> SceneSearch:
     area = box(*bbox_4326) if bbox_4326 else None
-    chosen = [
-        s
-        for s in scenes
-        if (area is None or s.footprint.intersects(area))
-        and (season is None or season.contains(s.datetime))
-        and (max_cloud_cover is None or s.cloud_cover is None or s.cloud_cover <= max_cloud_cover)
-    ]
-    return sorted(chosen, key=lambda s: (s.datetime, s.mgrs_tile, s.id))
+    searched = [s for s in scenes if (area is None or s.footprint.intersects(area))
+                and (season is None or season.contains(s.datetime))]
+    kept = [s for s in searched
+            if max_cloud_cover is None or s.cloud_cover is None or s.cloud_cover <= max_cloud_cover]
+    dropped = {cloud_filter_name(max_cloud_cover): len(searched) - len(kept)} if len(kept) < len(searched) else {}
+    return SceneSearch(sorted(kept, key=lambda s: (s.datetime, s.mgrs_tile, s.id)), dropped)
 
 
 def load_scenes(path: Path | str, bbox_4326: BBox | None = None, season: Season | None = None,
                 max_cloud_cover: float | None = None) -> list[Scene]:
     """Scenes of a local ItemCollection file or folder, filtered like a STAC API search."""
+    return _load_search(path, bbox_4326, season, max_cloud_cover).scenes
+
+
+def _load_search(path: Path | str, bbox_4326: BBox | None, season: Season | None,
+                 max_cloud_cover: float | None) -> SceneSearch:
     scenes = [scene_from_item(item, base) for item, base in read_items(Path(path))]
     return _select(scenes, bbox_4326, season, max_cloud_cover)
 
 
 def search_stac_api(url: str, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",
-                    max_cloud_cover: float | None = None, timeout_s: float = 30.0, limit: int = 100) -> list[Scene]:
-    """Scenes from a STAC API search (pystac-client), following ``next`` links through every page."""
+                    max_cloud_cover: float | None = None, timeout_s: float = 30.0, limit: int = 100) -> SceneSearch:
+    """Scenes from a STAC API search (pystac-client), following ``next`` links through every page.
+
+    The cloud filter is applied here, not sent to the server, so that the search can say how many
+    scenes it dropped."""
     from pystac_client import Client
     from pystac_client.stac_api_io import StacApiIO
 
-    query = {"eo:cloud_cover": {"lte": max_cloud_cover}} if max_cloud_cover is not None else None
     try:
         client = Client.open(url, stac_io=StacApiIO(timeout=timeout_s))
         search = client.search(collections=[collection], bbox=list(bbox_4326), datetime=season.datetime_range,
-                               query=query, limit=limit)
+                               limit=limit)
         items = list(search.items_as_dicts())
     except Exception as exc:  # APIError, connection errors, timeouts, bad JSON from a non-STAC server
         raise CatalogUnavailableError(
@@ -260,14 +289,23 @@ def is_remote(catalog: str) -> bool:
     return urlparse(catalog).scheme in ("http", "https")
 
 
-def find_scenes(catalog: str | Path, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",
-                max_cloud_cover: float | None = None, timeout_s: float = 30.0) -> list[Scene]:
-    """Scenes for a bbox and a season from a STAC API URL or a local ItemCollection file or folder."""
+def search_scenes(catalog: str | Path, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",
+                  max_cloud_cover: float | None = None, timeout_s: float = 30.0) -> SceneSearch:
+    """Scenes for a bbox and a season from a STAC API URL or a local ItemCollection file or folder,
+    with the counts of scenes each filter dropped. ``collection`` is searched on a STAC API
+    (``sentinel-2-l2a``, ``sentinel-2-c1-l2a``...); a local catalog is read whole."""
     bbox_4326 = check_bbox(bbox_4326)
     if isinstance(catalog, str) and is_remote(catalog):
         return search_stac_api(catalog, bbox_4326, season, collection=collection,
                                max_cloud_cover=max_cloud_cover, timeout_s=timeout_s)
-    return load_scenes(catalog, bbox_4326, season, max_cloud_cover)
+    return _load_search(catalog, bbox_4326, season, max_cloud_cover)
+
+
+def find_scenes(catalog: str | Path, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",
+                max_cloud_cover: float | None = None, timeout_s: float = 30.0) -> list[Scene]:
+    """The scenes of `search_scenes`."""
+    return search_scenes(catalog, bbox_4326, season, collection=collection, max_cloud_cover=max_cloud_cover,
+                         timeout_s=timeout_s).scenes
 
 
 def deduplicate_acquisitions(scenes: Sequence[Scene]) -> list[list[Scene]]:

@@ -26,6 +26,7 @@ SeasonOpt = Annotated[str, typer.Option("--season", "-s", help="Season: YEAR-win
 BBoxOpt = Annotated[str, typer.Option("--bbox", "-b", help="Region as west,south,east,north in degrees (EPSG:4326), e.g. 11.0,47.6,12.9,48.2.")]
 CatalogOpt = Annotated[Optional[str], typer.Option("--catalog", "-c", help="STAC API URL (default Earth Search v1) or a local STAC ItemCollection file or folder. (env S2SEASONS_CATALOG)")]
 DataOpt = Annotated[Optional[str], typer.Option("--out", "--data", "-o", help="Where built seasons are written: a folder (local, or shared by every Dask worker) or an object store URL s3://BUCKET/PREFIX (credentials and endpoint from the AWS_* environment, AWS_ENDPOINT_URL for MinIO and other S3-compatible servers). (env S2SEASONS_DATA_DIR, default ./data)")]
+CollectionOpt = Annotated[Optional[str], typer.Option("--collection", help="STAC collection searched on a STAC API: sentinel-2-l2a (Earth Search, default) or sentinel-2-c1-l2a (Collection 1). (env S2SEASONS_COLLECTION)")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (INFO) instead of warnings only.")]
 
 
@@ -90,27 +91,44 @@ def sample_data(
 
 
 @cli.command()
-def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None,
-           max_cloud_cover: Annotated[Optional[float], typer.Option("--max-cloud-cover", help="Skip scenes cloudier than this (percent). (env S2SEASONS_MAX_CLOUD_COVER)")] = None,
+def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collection: CollectionOpt = None,
+           max_cloud_cover: Annotated[Optional[float], typer.Option("--max-cloud-cover", help="Skip whole scenes cloudier than this (percent); default: no filter (SCL masks clouds pixel by pixel). (env S2SEASONS_MAX_CLOUD_COVER)")] = None,
+           check_offsets: Annotated[bool, typer.Option("--check-offsets", help="Also check each scene's offset against its pixels, as a build does (reads a 256 px overview of its SCL and swir22).")] = False,
            verbose: VerboseOpt = False) -> None:
-    """List the Sentinel-2 L2A scenes a build of this season and region would read."""
+    """List the Sentinel-2 L2A scenes a build of this season and region would read, with the offset each
+    carries and the rule that decided it, and how many scenes each filter dropped."""
     _setup_logging(verbose)
-    from compositor.catalog import find_scenes, parse_bbox
+    from compositor.catalog import parse_bbox, search_scenes
     from compositor.seasons import resolve_season
 
     settings = _settings()
     try:
-        found = find_scenes(catalog or settings.catalog, parse_bbox(bbox), resolve_season(season, settings.seasons),
-                            collection=settings.collection, timeout_s=settings.stac_timeout_s,
-                            max_cloud_cover=settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover)
+        found = search_scenes(catalog or settings.catalog, parse_bbox(bbox), resolve_season(season, settings.seasons),
+                              collection=collection or settings.collection, timeout_s=settings.stac_timeout_s,
+                              max_cloud_cover=settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover)
     except CompositorError as exc:
         raise _fail(exc) from None
-    for s in found:
+    listed = found.scenes
+    if check_offsets:
+        import rasterio
+
+        from compositor.offsets import check_offsets as check
+        from compositor.read import GDAL_ENV
+
+        with rasterio.Env(**GDAL_ENV):
+            listed, corrections = check(found.scenes)
+        for c in corrections:
+            typer.echo(f"{c.scene}: item offset {c.item_offset_dn} ({c.item_offset_source}) -> {c.used_offset_dn}: "
+                       f"{c.reason}", err=True)
+    for s in listed:
         cloud = f"{s.cloud_cover:5.1f}%" if s.cloud_cover is not None else "    ?"
         typer.echo(f"{s.datetime:%Y-%m-%d %H:%M}  R{s.relative_orbit:03d}  {s.mgrs_tile:6s} cloud {cloud}  "
-                   f"baseline {s.processing_baseline or '?':5s} offset {s.offset_dn:4d}  {s.id}")
-    typer.echo(f"{len(found)} scenes, {len({s.acquisition for s in found})} acquisitions, "
-               f"orbits {sorted({s.relative_orbit for s in found})}")
+                   f"baseline {s.processing_baseline or '?':5s} offset {s.offset_dn:4d} ({s.offset_source})  {s.id}")
+    typer.echo(f"{len(found.scenes)} scenes, {len({s.acquisition for s in found.scenes})} acquisitions, "
+               f"orbits {sorted({s.relative_orbit for s in found.scenes})}")
+    typer.echo(f"scenes: {found.describe_filters()}")
+    if not check_offsets:
+        typer.echo("offsets are also checked against each scene's pixels when it is composited (--check-offsets)")
 
 
 @cli.command()
@@ -118,6 +136,7 @@ def build(
     season: SeasonOpt,
     bbox: BBoxOpt,
     catalog: CatalogOpt = None,
+    collection: CollectionOpt = None,
     out: DataOpt = None,
     bands: Annotated[Optional[str], typer.Option("--bands", help="Comma-separated bands among blue,green,red,nir,swir16,swir22 (default: all six).")] = None,
     resolution: Annotated[Optional[float], typer.Option("--resolution", "-r", help="Output pixel size in CRS units (m). (env S2SEASONS_RESOLUTION_M, default 30)")] = None,
@@ -139,11 +158,14 @@ def build(
         summary = run_build(settings, season, bbox, catalog=catalog, data_dir=out, bands=bands,
                             resolution_m=resolution, crs=crs, block_size_px=block_size,
                             workers=settings.workers if workers is None else workers, scheduler=scheduler,
-                            blend=not no_blend, force=force, retry_failed=retry_failed, echo=typer.echo)
+                            blend=not no_blend, force=force, retry_failed=retry_failed, echo=typer.echo,
+                            collection=collection)
     except CompositorError as exc:
         raise _fail(exc) from None
     typer.echo(summary.describe())
     if summary.failed:
+        typer.secho(f"error: {len(summary.failed)} of {len(summary.results)} blocks failed (see above)",
+                    fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
 
 

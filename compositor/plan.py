@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from compositor.bands import resolve_bands
 from compositor.block import BlockJob
-from compositor.catalog import BBox, Scene, check_bbox, find_scenes
+from compositor.catalog import BBox, Scene, SceneSearch, check_bbox, search_scenes
 from compositor.composite import CompositeOptions
 from compositor.errors import InvalidBBoxError
 from compositor.grid import OutputGrid
@@ -39,6 +39,7 @@ class BuildRequest:
     data_dir: Path | str  # a folder, or an object store URL (s3://bucket/prefix)
     catalog: str
     options: CompositeOptions
+    collection: str = "sentinel-2-l2a"
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,20 @@ class BuildPlan:
     request: BuildRequest
     layout: SeasonLayout
     jobs: tuple[BlockJob, ...]
-    n_scenes: int
+    n_scenes: int  # scenes some block reads
+    dropped: dict[str, int] = field(default_factory=dict)  # filter -> scenes it dropped
+
+    def describe_scenes(self) -> str:
+        """``"scenes: 40 found, 3 dropped by ..., 37 read"``."""
+        found = self.n_scenes + sum(self.dropped.values())
+        dropped = "".join(f", {n} dropped by {what}" for what, n in self.dropped.items()) or ", none dropped by a filter"
+        return f"scenes: {found} found{dropped}, {self.n_scenes} read"
 
 
 def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *, bands: Sequence[str] | str | None = None,
                  catalog: str | None = None, data_dir: Path | str | None = None, resolution_m: float | None = None,
-                 crs: str | None = None, block_size_px: int | None = None, blend: bool = True) -> BuildRequest:
+                 crs: str | None = None, block_size_px: int | None = None, blend: bool = True,
+                 collection: str | None = None) -> BuildRequest:
     """Check every user input and combine it with the settings; raises `InvalidInputError` subclasses."""
     resolved = resolve_season(season, settings.seasons)
     bbox = check_bbox(bbox_4326)
@@ -59,12 +68,16 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     grid.check_bbox_inside(bbox)
     options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend, blend_power=settings.blend_power)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
-                        str(catalog or settings.catalog), options)
+                        str(catalog or settings.catalog), options, collection or settings.collection)
+
+
+NO_BLOCK = "the area (touching no block of it)"
 
 
 def plan_build(request: BuildRequest, settings: Settings,
-               find: Callable[..., list[Scene]] = find_scenes) -> BuildPlan:
-    """Blocks intersecting the bbox, each with the scenes whose footprint touches it."""
+               find: Callable[..., SceneSearch | list[Scene]] = search_scenes) -> BuildPlan:
+    """Blocks intersecting the bbox, each with the scenes whose footprint touches it; the plan counts
+    the scenes each filter dropped (the settings' and scenes that touch no block)."""
     grid = request.grid
     blocks = grid.blocks_for_bbox(request.bbox_4326)
     if not blocks:
@@ -76,13 +89,22 @@ def plan_build(request: BuildRequest, settings: Settings,
     south = min(f.bounds[1] for f in footprints.values())
     east = max(f.bounds[2] for f in footprints.values())
     north = max(f.bounds[3] for f in footprints.values())
-    scenes = find(request.catalog, (west, south, east, north), request.season, collection=settings.collection,
-                  max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
+    found = find(request.catalog, (west, south, east, north), request.season, collection=request.collection,
+                 max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
+    search = found if isinstance(found, SceneSearch) else SceneSearch(list(found))
+    scenes = search.scenes
     layout = SeasonLayout(request.data_dir, request.season, grid.crs, grid.resolution_m)
     jobs = []
+    used: set[str] = set()
     for block in blocks:
         area = footprints[block.id]
         mine = tuple(s for s in scenes if s.footprint.intersects(area))
+        used.update(s.id for s in mine)
         jobs.append(BlockJob(layout, block, mine, request.bands, request.options))
-    logger.info("planned %d blocks over %d scenes for %s", len(jobs), len(scenes), request.season.name)
-    return BuildPlan(request, layout, tuple(jobs), len(scenes))
+    dropped = dict(search.dropped)
+    unused = sum(1 for s in scenes if s.id not in used)
+    if unused:
+        dropped[NO_BLOCK] = unused
+    logger.info("planned %d blocks over %d scenes for %s (%s)", len(jobs), len(used), request.season.name,
+                search.describe_filters())
+    return BuildPlan(request, layout, tuple(jobs), len(used), dropped)

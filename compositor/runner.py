@@ -23,6 +23,9 @@ from compositor.read import GDAL_ENV
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[BlockResult], None]
+FAILED_HINT = ("failed blocks are not installed: check the network, that the scene URLs still work (signed URLs "
+               "expire), the credentials (AWS_* for s3:// scenes), then run the same build again (it rebuilds "
+               "failed blocks; add --retry-failed to also rebuild built blocks whose manifest lists unreadable scenes)")
 
 
 def run_job(job: BlockJob, force: bool = False) -> BlockResult:
@@ -98,6 +101,7 @@ class BuildSummary:
     """Counts of block outcomes and the reasons of failures."""
 
     results: list[BlockResult] = field(default_factory=list)
+    scenes_line: str = ""  # what the search found and each filter dropped (`BuildPlan.describe_scenes`)
 
     @property
     def counts(self) -> Counter:
@@ -114,14 +118,31 @@ class BuildSummary:
             scenes.update(r.skipped_scenes)
         return scenes
 
+    @property
+    def offset_corrections(self) -> dict[str, dict]:
+        """Scenes whose offset the data check corrected, by scene id."""
+        return {c["scene"]: c for r in self.results for c in r.offset_corrections}
+
     def describe(self) -> str:
         c = self.counts
-        lines = [f"blocks: {c['built']} built, {c['skipped']} skipped (up to date), {c['empty']} empty "
-                 f"(no scenes), {c['failed']} failed"]
-        lines += [f"  failed {r.block_id}: {r.reason}" for r in self.failed]
+        lines = [self.scenes_line] if self.scenes_line else []
+        lines.append(f"blocks: {c['built']} built, {c['skipped']} skipped (up to date), {c['empty']} empty "
+                     f"(no valid observation), {c['failed']} failed")
+        lines += [f"  failed {r.block_id}: {r.reason}" for r in self.failed[:20]]
+        if len(self.failed) > 20:
+            lines.append(f"  ... and {len(self.failed) - 20} more")
+        if self.failed:
+            lines.append(FAILED_HINT)
+        corrected = self.offset_corrections
+        if corrected:
+            lines.append(f"scenes whose offset metadata their data contradict ({len(corrected)}), corrected and "
+                         "recorded in block manifests (offset_corrections):")
+            lines += [f"  {scene}: {c['item_offset_dn']} DN ({c['item_offset_source']}) -> {c['used_offset_dn']} DN: "
+                      f"{c['reason']}" for scene, c in sorted(corrected.items())[:20]]
         skipped = self.skipped_scenes
         if skipped:
-            lines.append(f"scenes that could not be read ({len(skipped)}), skipped and recorded in block manifests:")
+            lines.append(f"scenes that could not be read ({len(skipped)}), skipped and recorded in the manifests of "
+                         "the blocks built without them:")
             lines += [f"  {scene}: {reason}" for scene, reason in sorted(skipped.items())[:20]]
             if len(skipped) > 20:
                 lines.append(f"  ... and {len(skipped) - 20} more")

@@ -26,8 +26,13 @@ class Settings(BaseSettings):
     data_dir: Path | str = Field(
         Path("data"), description="Where built seasons are (COGs, VRTs, manifests): a folder, or s3://BUCKET/PREFIX.")
     catalog: str = Field(EARTH_SEARCH_URL, description="STAC API URL, or a local ItemCollection file or folder.")
-    collection: str = Field("sentinel-2-l2a", description="STAC collection searched on a STAC API.")
-    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip scenes cloudier than this (percent).")
+    collection: str = Field(
+        "sentinel-2-l2a", description="STAC collection searched on a STAC API: Earth Search's sentinel-2-l2a or "
+                                      "sentinel-2-c1-l2a (Collection 1, the offset stated in raster:bands).")
+    max_cloud_cover: float | None = Field(
+        None, ge=0, le=100, description="Skip whole scenes whose eo:cloud_cover is above this (percent); None (the "
+                                        "default) keeps every scene, since SCL masks clouds pixel by pixel and the "
+                                        "clear parts of a cloudy scene are observations too.")
     custom_seasons: dict[str, str] = Field(
         default_factory=dict, description='Extra named seasons, JSON like {"alps-2023": "2023-06-01/2023-08-31"}.'
     )
@@ -42,7 +47,9 @@ class Settings(BaseSettings):
     catalog_cache_ttl_s: float = Field(600.0, ge=0, description="How long the server keeps a catalog search (s).")
     tile_cache_size: int = Field(2048, ge=0, description="Rendered tiles kept in memory by the server.")
     onthefly_min_zoom: int = Field(9, ge=0, le=24, description="Lowest WebMercator zoom composited on the fly.")
-    onthefly_max_scenes: int = Field(40, ge=1, description="Most scenes read for one on-the-fly tile (least cloudy).")
+    onthefly_max_scenes: int = Field(
+        40, ge=1, description="Most scenes read for one on-the-fly tile, for speed: the least cloudy (eo:cloud_cover) "
+                              "of those touching it. Only on the fly; a build reads every scene.")
     onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
     onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
     onthefly_nice: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from shapely.geometry import box
 
 from compositor.bands import BAND_NAMES
 from compositor.catalog import Scene
-from compositor.grid import reproject_geometry
+from compositor.grid import OutputGrid, reproject_geometry
+from compositor.offsets import SOURCE_FLAG
 
 
 def write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine) -> None:
@@ -40,3 +42,37 @@ def planted_scene(folder: Path, scene_id: str, when: dt.datetime, orbit: int, cr
                  cloud_cover=None, processing_baseline="04.00" if offset_dn else "03.01",
                  offset_applied=offset_dn == 0 and when >= dt.datetime(2022, 1, 25, tzinfo=dt.UTC),
                  hrefs=hrefs, platform=platform)
+
+
+# --- one block of scenes over one EPSG:3035 block, for block outcomes and offset checks -------------
+SEASON = "2022-summer"
+GRID = OutputGrid(resolution_m=100, block_size_px=256)  # EPSG:3035
+BLOCK = GRID.block_by_id("c171_r109")
+WHEN = dt.datetime(2022, 7, 10, 10, 20, tzinfo=dt.UTC)
+
+
+def scene_arrays(kind: str, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Reflectance * 10000 (no offset) and SCL over the block: vegetation with a lake, or all cloud."""
+    rng = np.random.default_rng(seed)
+    shape = BLOCK.shape
+    means = {"blue": 300, "green": 600, "red": 400, "nir": 3000, "swir16": 1500, "swir22": 800}
+    bands = {b: np.clip(rng.normal(v, 0.2 * v, shape), 50, None) for b, v in means.items()}
+    scl = np.full(shape, 4, dtype=np.uint8)
+    scl[20:80, 30:130] = 6
+    for b in bands:
+        bands[b][20:80, 30:130] = rng.uniform(20, 200, (60, 100))
+    if kind == "cloud":
+        scl[:] = 9
+    return bands, scl
+
+
+def plant(folder: Path, name: str, kind: str = "vegetation", *, data_offset: int = 1000, item_offset: int = 1000,
+          day: int = 0):
+    """A scene over `BLOCK` stored with ``data_offset`` DN whose item states ``item_offset`` (baseline 04.00,
+    the Earth Search flag); returns it and its reflectance * 10000 per band."""
+    bands, scl = scene_arrays(kind, seed=day)
+    stored = {b: (np.rint(v) + data_offset).astype(np.uint16) for b, v in bands.items()}
+    scene = planted_scene(folder, name, WHEN + dt.timedelta(days=day), 22, BLOCK.crs, BLOCK.transform, stored, scl,
+                          offset_dn=data_offset, mgrs="32UQU")
+    return dataclasses.replace(scene, processing_baseline="04.00", offset_dn=item_offset, offset_source=SOURCE_FLAG,
+                               cloud_cover=100.0 if kind == "cloud" else 5.0), bands

@@ -342,3 +342,31 @@ def test_cli_reports_bad_input_without_traceback(synthetic_archive, tmp_path):
     )
     assert result.returncode == 2
     assert "error: unknown season '2022-sumer'" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- offsets ----------------------------------------------------------------------------------
+
+
+def test_offset_check_on_the_synthetic_archive(synthetic_archive):
+    """Correctly tagged, no scene is corrected; with every scene's metadata flipped, each correction the
+    check makes restores the truth, and it catches most "flag false but already removed" scenes
+    (the ones it misses are mostly cloud, where it keeps the metadata)."""
+    import dataclasses
+
+    from compositor.catalog import load_scenes
+    from compositor.offsets import check_offsets, clear_offset_cache
+
+    clear_offset_cache()
+    scenes = load_scenes(synthetic_archive / "catalog.json")
+    assert {s.offset_dn for s in scenes} == {0, 1000}
+    _, corrections = check_offsets(scenes)
+    assert corrections == []
+    flipped = [dataclasses.replace(s, offset_dn=1000 - s.offset_dn) for s in scenes]
+    fixed, corrections = check_offsets(flipped)
+    clear_offset_cache()
+    truth = {s.id: s.offset_dn for s in scenes}
+    assert corrections and all(c.used_offset_dn == truth[c.scene] for c in corrections)
+    removed = [s.id for s in scenes if s.offset_dn == 0]
+    caught = {c.scene for c in corrections if c.used_offset_dn == 0}
+    assert len(caught) >= 0.75 * len(removed), (len(caught), len(removed))
+    assert [f.offset_dn for f in fixed if f.id in caught] == [0] * len(caught)

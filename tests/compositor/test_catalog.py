@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from compositor.catalog import (
+    cloud_filter_name,
     deduplicate_acquisitions,
     find_scenes,
     load_scenes,
     parse_bbox,
     scene_from_item,
+    search_scenes,
 )
 from compositor.errors import CatalogUnavailableError, InvalidBBoxError, MalformedItemError
 from compositor.seasons import resolve_season
@@ -64,25 +66,39 @@ def test_orbit_missing_everywhere_is_a_clear_error(item):
 
 
 @pytest.mark.parametrize(
-    ("baseline", "applied", "when", "offset"),
+    ("baseline", "applied", "stated", "when", "offset", "source"),
     [
-        ("02.14", False, "2020-02-19T11:34:25Z", 0),
-        ("04.00", False, "2022-02-19T11:34:25Z", 1000),
-        ("04.00", True, "2022-02-19T11:34:25Z", 0),
-        ("05.09", False, "2023-07-01T10:00:00Z", 1000),
-        (None, False, "2022-01-24T23:59:59Z", 0),
-        (None, False, "2022-01-25T00:00:00Z", 1000),
+        ("02.14", False, 0, "2020-02-19T11:34:25Z", 0, "earthsearch:boa_offset_applied"),
+        ("04.00", False, -0.1, "2022-02-19T11:34:25Z", 1000, "earthsearch:boa_offset_applied"),
+        ("04.00", True, -0.1, "2022-02-19T11:34:25Z", 0, "earthsearch:boa_offset_applied"),  # Earth Search
+        ("05.09", False, -0.1, "2023-07-01T10:00:00Z", 1000, "earthsearch:boa_offset_applied"),
+        (None, False, None, "2022-01-24T23:59:59Z", 0, "earthsearch:boa_offset_applied"),
+        (None, False, None, "2022-01-25T00:00:00Z", 1000, "earthsearch:boa_offset_applied"),
+        ("05.09", None, -0.1, "2023-07-01T10:00:00Z", 1000, "raster:bands"),  # sentinel-2-c1-l2a
+        ("05.09", None, 0, "2023-07-01T10:00:00Z", 0, "raster:bands"),  # a harmonised catalog
+        ("05.09", None, None, "2023-07-01T10:00:00Z", 1000, "processing baseline"),
+        ("03.01", None, None, "2023-07-01T10:00:00Z", 0, "processing baseline"),
+        (None, None, None, "2022-01-25T00:00:00Z", 1000, "acquisition date"),
     ],
 )
-def test_offset_flag(item, baseline, applied, when, offset):
+def test_offset_rule(item, baseline, applied, stated, when, offset, source):
     props = item["properties"]
     props["datetime"] = when
-    props["earthsearch:boa_offset_applied"] = applied
+    if applied is None:
+        del props["earthsearch:boa_offset_applied"]
+    else:
+        props["earthsearch:boa_offset_applied"] = applied
     if baseline is None:
         del props["s2:processing_baseline"]
     else:
         props["s2:processing_baseline"] = baseline
-    assert scene_from_item(item).offset_dn == offset
+    for asset in item["assets"].values():
+        for band in asset.get("raster:bands", []):
+            band.pop("offset", None)
+            if stated is not None:
+                band["offset"] = stated
+    scene = scene_from_item(item)
+    assert (scene.offset_dn, scene.offset_source) == (offset, source)
 
 
 @pytest.mark.parametrize(
@@ -108,6 +124,7 @@ def test_local_folder_filters_by_bbox_season_and_cloud():
     assert load_scenes(SAMPLE_DIR, BBOX_29RKH, resolve_season("2020-summer")) == []
     assert load_scenes(SAMPLE_DIR, (0.0, 40.0, 1.0, 41.0), winter) == []
     assert load_scenes(SAMPLE_DIR, BBOX_29RKH, winter, max_cloud_cover=4.0) == []
+    assert search_scenes(SAMPLE_DIR, BBOX_29RKH, winter, max_cloud_cover=4.0).dropped == {cloud_filter_name(4.0): 1}
 
 
 def test_relative_hrefs_resolve_against_the_collection_file(tmp_path, item):
@@ -235,17 +252,31 @@ def _items(item, n):
 
 def test_stac_api_search_pages_and_parameters(item):
     with _StacApi(_items(item, 5), page_size=2) as api:
-        scenes = find_scenes(api.url, BBOX_29RKH, resolve_season("2020-winter"), max_cloud_cover=35.0)
+        search = search_scenes(api.url, BBOX_29RKH, resolve_season("2020-winter"), max_cloud_cover=35.0)
     posts = [body for method, path, body in api.requests if method == "POST"]
     assert len(posts) == 3  # 5 items in pages of 2 followed through `next` links
     first = posts[0]
     assert first["bbox"] == list(BBOX_29RKH)
     assert first["datetime"] == "2019-12-02T00:00:00Z/2020-03-20T23:59:59.999Z"
     assert first["collections"] == ["sentinel-2-l2a"]
-    assert first["query"] == {"eo:cloud_cover": {"lte": 35.0}}
+    # The cloud filter is the client's (not sent as a query), so that it can say what it dropped.
+    assert "query" not in first
     assert [p.get("token") for p in posts] == [None, 2, 4]
-    # The server returned all five; the client keeps the ones under the cloud limit, in time order.
-    assert [s.cloud_cover for s in scenes] == [0.0, 10.0, 20.0, 30.0]
+    assert [s.cloud_cover for s in search.scenes] == [0.0, 10.0, 20.0, 30.0]
+    assert search.dropped == {cloud_filter_name(35.0): 1} and search.n_found == 5
+    assert search.describe_filters() == "5 found, 1 dropped by cloud cover above 35 % (max_cloud_cover)"
+
+
+def test_no_cloud_filter_by_default_and_the_c1_collection(item):
+    from compositor.settings import Settings
+
+    assert Settings().max_cloud_cover is None
+    with _StacApi(_items(item, 5), page_size=10) as api:
+        search = search_scenes(api.url, BBOX_29RKH, resolve_season("2020-winter"), collection="sentinel-2-c1-l2a")
+    (post,) = [body for method, _, body in api.requests if method == "POST"]
+    assert post["collections"] == ["sentinel-2-c1-l2a"]
+    assert len(search.scenes) == 5 and search.dropped == {}
+    assert search.describe_filters() == "5 found, none dropped by a filter"
 
 
 def test_unreachable_stac_api_names_the_url():

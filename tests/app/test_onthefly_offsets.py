@@ -1,0 +1,41 @@
+"""On the fly, scenes get the same offset data check as in the batch build (`compositor.offsets`)."""
+
+from __future__ import annotations
+
+import time
+
+from rasterio.crs import CRS
+
+from app.cache import SceneCache
+from app.onthefly import OnTheFly
+from compositor.composite import composite_window
+from compositor.offsets import SOURCE_DATA_CHECK, clear_offset_cache
+from compositor.seasons import resolve_season
+from compositor.settings import Settings
+from tests.compositor.planted import BLOCK, SEASON, plant
+
+
+def test_onthefly_composites_with_the_corrected_scene(tmp_path):
+    clear_offset_cache()
+    mistagged, _ = plant(tmp_path / "scenes", "S2B_33UXP_20250302_0_L2A", data_offset=0, item_offset=1000)
+    fine, _ = plant(tmp_path / "scenes", "fine", data_offset=1000, item_offset=1000, day=1)
+    seen = []
+
+    def composite(scenes, *args, **kwargs):
+        seen.extend(scenes)
+        return composite_window(scenes, *args, **kwargs)
+
+    settings = Settings(data_dir=tmp_path / "data", onthefly_workers=1)
+    cache = SceneCache(lambda season, bbox: [mistagged, fine], ttl_s=60)
+    onthefly = OnTheFly(settings, cache, composite, kept_composites=0)
+    try:
+        result = onthefly.composite(resolve_season(SEASON), CRS.from_string(BLOCK.crs), BLOCK.transform, (64, 64),
+                                    ("red",), deadline=time.monotonic() + 60)
+    finally:
+        onthefly.shutdown()
+        clear_offset_cache()
+    by_id = {s.id: s for s in seen}
+    assert (by_id["S2B_33UXP_20250302_0_L2A"].offset_dn, by_id["S2B_33UXP_20250302_0_L2A"].offset_source) == (
+        0, SOURCE_DATA_CHECK)
+    assert by_id["fine"].offset_dn == 1000 and by_id["fine"].offset_source != SOURCE_DATA_CHECK
+    assert result.n_acquisitions == 2
