@@ -12,12 +12,12 @@ a repeat cycle of 143 orbits in 10 days (nodal period ``T = 864000 / 143 = 6041.
 longitude of the ascending node (ANX) of relative orbit 1 at 1.0 deg E, and relative orbit ``R``
 at ``ANX(R) = 1.0 - (R - 1) * 3600 / 143`` deg (each orbit 25.17 deg west of the previous one).
 
-Derived (physics, no data): the satellite flies a circular-to-first-order, sun-synchronous, frozen
-orbit. From ``T`` and the sun-synchronous node rate (360 deg per tropical year) with the Earth's
-J2, the mean semi-major axis is 7164 km (786 km above the equator) and the inclination 98.545 deg;
-the frozen eccentricity is ``-J3 / (2 J2) * (a_e / a) * sin i = 0.00103`` with perigee over the
-North Pole (argument of perigee 90 deg). The sub-satellite point at argument of latitude ``u``
-(angle from the ascending node, in the orbit plane) is:
+Derived (physics, no data): the satellite flies a sun-synchronous frozen orbit, circular to first
+order in its eccentricity. From ``T`` and the sun-synchronous node rate (360 deg per tropical
+year) with the Earth's J2, the mean semi-major axis is 7164 km (786 km above the equator) and the
+inclination 98.545 deg; the frozen eccentricity is ``-J3 / (2 J2) * (a_e / a) * sin i = 0.00103``
+with perigee over the North Pole (argument of perigee 90 deg). The sub-satellite point at
+argument of latitude ``u`` (angle from the ascending node, in the orbit plane) is:
 
 - time since ANX ``t(u) = T / 2 pi * (u + 2 e cos u - 2 e)`` (Kepler's equation to first order in
   ``e``, perigee at ``u = 90 deg``), radius ``r = a (1 - e sin u)``;
@@ -28,30 +28,36 @@ North Pole (argument of perigee 90 deg). The sub-satellite point at argument of 
   its height: the instrument looks along the ellipsoid normal), not the geocentric one.
 
 The daylight (descending) branch ``u`` in 90..270 deg is tabulated once; ``track_lon`` reads it.
-At ``u = 180`` deg this gives the descending node 167.41 deg east of the ANX (half an orbit less
-half an orbit's Earth rotation): R037 at -17.88 deg E, as ESA's numbers say.
+At ``u = 180`` deg it gives the descending node 167.43 deg east of the ANX: half a turn, less the
+Earth's rotation in the 3016.6 s from ANX to DN (half the period less 4.4 s: the frozen orbit is
+faster over its northern half). R037's node is then at -17.86 deg E, where the real sample scene's
+time stamp puts it (``tests/compositor/test_orbits.py``).
+
+How much each step matters, measured as the midpoint of the real data edges (below) relative to
+the model's track over 35-71 N: the old model (spherical Earth, inclination 98.62, anchored by
+hand at R022 on 10.3 E at 40 N) -36 km; ESA's node longitudes in that model -8.3 km; with the
+inclination 98.545 derived above -1.8 km; on WGS84 with the geodetic nadir +3.3 km; with the
+frozen eccentricity +2.4 km (the Earth's rotation during the pass is in every one of these).
 
 Fitted (to real data): the inclination, ``INCLINATION_DEG = 98.572``, and the swath half-width,
-``SWATH_HALF_WIDTH_M = 147.7 km``. Measured on 1,151 real partial footprints (STAC items of
-public repositories' test fixtures; ``tests/data/real-footprints/``): the data-edge vertex of a
-partial footprint farthest from the centre line, on each side where that side is a real swath
-edge (``tests/compositor/test_orbits.py`` says how edges are picked). With everything above and
-the derived 98.545 deg, the edges' midpoint lies 2.3 km east of the nadir track over 35-71 N,
-but only 0.3-0.5 km near the equator and 0.3-1.4 km west of it in the south: a cross-track error
-that grows with latitude and changes sign at the equator is the signature of an inclination
-error (a constant pointing offset or an asymmetric swath would not flip), so the one parameter
-fitted is the inclination: the value that puts the median east and west edges symmetric about
-the track over 35-71 N, 98.572 deg (the residual midpoint is then within 0.7 km in every 10 deg
-band from 60 S to 72 N). The derived and the fitted inclination differ by 0.027 deg, well within
-what the choice of mean-element theory gives (ESA's web page quotes 98.62, which puts the track
-6 km too far west at 50 N). The half-width is the median of the east and west edge distances
-over 35-71 N (east 148.0 km, west 147.5 km); it grows from 146.7 km at the equator to 148.5 km
-at 70 N, as the satellite's height above the ellipsoid grows, but one constant serves: the
-weights and the swath test need a single figure.
-
-Measured over 35-71 N, the edges sit at -147.5 / +148.0 km (median, IQR about 1 km); the old
-spherical model anchored by hand (R022 at 10.3 E on 40 N, inclination 98.62) had them at
--183 / +112 km: its tracks ran 35 km east of the real ones.
+``SWATH_HALF_WIDTH_M = 147.7 km``; nothing else (no cross-track offset). The data: 1,151 real
+partial footprints (STAC items from public repositories' test fixtures,
+``tests/data/real-footprints/``); per footprint and side, the vertex farthest from the centre
+line where that side is a real swath edge (``tests/compositor/test_orbits.py`` says how edges are
+picked), its geodesic distance to the track. With the derived inclination the edges' midpoint is
++2.4 km (east of the track) over 35-71 N, +1.0 km over 0-35 N and +0.1 km over 60 S-0: an error
+that vanishes at the equator and grows with latitude is what an inclination error gives (an
+instrument pointing offset or an asymmetric swath would be the same at all latitudes). So the one
+orbit parameter fitted is the inclination: bisected until the median west and east edge
+distances over 35-71 N are equal, 98.572 deg. The midpoint is then +0.2 / +0.1 / -0.4 km over
+35-45 / 45-55 / 55-71 N, and out of the fitted range +0.2 km over 0-35 N and +0.7 km over 60 S-0.
+The fitted inclination is 0.027 deg above the derived one, the size of the difference between
+mean-element theories (ESA's web page quotes 98.62, which puts the track 4 km east of the real
+one over 35-71 N). The half-width is the median edge distance over 35-71 N, 147.7 km on both
+sides (IQR 1.0 km west, 0.8 km east; 146.7 km over 0-35 N, 148.1 km over 55-71 N: the swath widens
+as the satellite's height above the ellipsoid grows northwards); one constant serves, since the
+weights and the swath test need a single figure. Median of | |distance| - half-width | over all
+edges 35-71 N: 0.42 km (the old model: 36.5 km; its edges sat at -185 / +112 km).
 """
 
 from __future__ import annotations
@@ -128,11 +134,11 @@ def tabulate_descending_track(inclination_deg: float = INCLINATION_DEG, eccentri
 
 
 _TRACK_LAT, _TRACK_LON = tabulate_descending_track()
-MAX_LATITUDE_DEG = float(_TRACK_LAT[-1])  # the track turns here (81.5 deg); beyond, it is clipped
+MAX_LATITUDE_DEG = float(_TRACK_LAT[-1])  # the track turns here (81.48 deg); beyond, it is clipped
 # The same track on a uniform grid of latitude, for interpolation by index arithmetic (fast).
 _GRID_STEP_DEG = 0.005
 _GRID_LAT0 = -math.floor(MAX_LATITUDE_DEG / _GRID_STEP_DEG) * _GRID_STEP_DEG
-_GRID_LAT = _GRID_LAT0 + _GRID_STEP_DEG * np.arange(int(round(-2 * _GRID_LAT0 / _GRID_STEP_DEG)) + 1)
+_GRID_LAT = _GRID_LAT0 + _GRID_STEP_DEG * np.arange(round(-2 * _GRID_LAT0 / _GRID_STEP_DEG) + 1)
 _GRID_LON = np.interp(_GRID_LAT, _TRACK_LAT, _TRACK_LON)
 _GRID_SLOPE = np.gradient(_GRID_LON, _GRID_STEP_DEG)  # deg of longitude per deg of latitude
 _GRID_LON_STEP = np.append(np.diff(_GRID_LON), 0.0)
@@ -175,7 +181,8 @@ def cross_track_distance_m(relative_orbit: int, lon_deg: np.ndarray, lat_deg: np
     The foot of the perpendicular on the track is found by Newton steps along the track in the
     local plane of the point (WGS84 radii of curvature at the mean latitude of point and foot, to
     first order), starting at the point's latitude. Within a swath it agrees with the geodesic
-    distance to the track to 40 m up to 65 deg N, 0.2 km at 71 N (``tests/compositor/test_orbits.py``).
+    distance to the track to 0.12 km at the swath edge (148 km) from 60 S to 71 N, 0.25 km at 200 km
+    (``tests/compositor/test_orbits.py``), 0.4 km at 78 N.
     Vectorised and cheap: one sine, cosine, square root and wrap per point, then table look-ups.
     """
     node = ascending_node_lon(relative_orbit)
