@@ -4,8 +4,8 @@ The weight of orbit ``o`` at a pixel is ``max(0, d^-p - h^-p)`` where ``d`` is t
 to its centre line from `compositor.orbits` and ``h`` the half swath (``SWATH_HALF_WIDTH_M``,
 147.7 km, measured on real footprints): inverse distance, tapered to reach zero at the swath
 edge. Where an orbit's data stop at the edge its weight is already zero, so the blend is
-continuous there: no stripe. The distance is a function of the
-pixel's position only, so every block and tile computes the same weights: no seam.
+continuous there: no stripe. The distance is a function of the pixel's position only, so every
+block and tile computes the same weights: no seam.
 """
 
 from __future__ import annotations
