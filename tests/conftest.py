@@ -32,7 +32,7 @@ def sample_scene(sample_dir):
 # 2022-summer over 60 x 33 km east of Munich: R065's eastern swath edge crosses it, R022 covers it
 # all, tiles of UTM zones 32 and 33 overlap. "10 m" bands at 150 m; output at 300 m in 256 px blocks.
 SYNTH_SEASON = "2022-summer"
-SYNTH_BBOX = (12.1, 47.75, 12.9, 48.05)
+SYNTH_BBOX = (11.6, 47.75, 12.4, 48.05)
 SYNTH_PIXEL_M = 150.0
 SYNTH_RESOLUTION_M = 300.0
 SYNTH_BLOCK_PX = 256

@@ -21,7 +21,7 @@ from rio_cogeo.cogeo import cog_validate
 from compositor.bands import BAND_NAMES
 from compositor.blend import pixel_lonlat
 from compositor.errors import BandNotFoundError, InvalidBBoxError, SeasonNotFoundError
-from compositor.orbits import SWATH_WIDTH_M, cross_track_distance_m
+from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 from tests.conftest import (
     SYNTH_BBOX,
     SYNTH_BLOCK_PX,
@@ -170,7 +170,7 @@ def error_profile(data: Path, archive: Path, band: str, bin_km: float = 3.0) -> 
     """Median relative error (P50 / truth - 1) in bins of distance to R065's eastern swath edge."""
     est, truth, src = read_on_truth_grid(data, archive, band)
     lon, lat = pixel_lonlat(src.crs.to_string(), src.transform, truth.shape)
-    beyond_km = cross_track_distance_m(65, lon, lat) / 1000.0 - SWATH_WIDTH_M / 2000.0
+    beyond_km = cross_track_distance_m(65, lon, lat) / 1000.0 - SWATH_HALF_WIDTH_M / 1000.0
     ok = (truth > 0) & (est > 0)
     error = np.where(ok, est / np.maximum(truth, 1) - 1, np.nan)
     edges = np.arange(-30.0, 18.0 + bin_km, bin_km)

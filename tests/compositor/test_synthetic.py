@@ -22,7 +22,7 @@ from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import shape
 
 from compositor.errors import InvalidBBoxError, InvalidInputError, SeasonNotFoundError
-from compositor.orbits import cross_track_distance_m
+from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 from compositor.seasons import Season
 from compositor.synthetic import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
 from compositor.synthetic.archive import plan_archive
@@ -249,15 +249,15 @@ def test_footprints_cover_exactly_the_data(items, summary):
 
 
 def test_swath_edge_cuts_tiles_and_their_footprints(items):
-    """R065's eastern swath edge runs through the bbox: footprints end on it, 145 km off the track."""
+    """R065's eastern swath edge runs through the bbox: footprints end on it, a half swath off the track."""
     r065 = [i for i in items if "_R065_" in i["properties"]["s2:product_uri"]]
     reach_km = []
     for item in r065:
         lon, lat = np.asarray(shape(item["geometry"]).exterior.coords).T
         d = cross_track_distance_m(65, lon, lat) / 1000
-        assert d.max() < 145 + 2 * PIXEL_M / 1000 * 2
+        assert d.max() < SWATH_HALF_WIDTH_M / 1000 + 2 * PIXEL_M / 1000 * 2
         reach_km.append(d.max())
-    assert max(reach_km) > 143  # some footprint reaches the swath edge: partly empty tiles
+    assert max(reach_km) > SWATH_HALF_WIDTH_M / 1000 - 2  # some footprint reaches the swath edge: partly empty tiles
     full_tile = 109.8 * 109.8
     areas = [shape(i["geometry"]).area for i in r065]
     assert all(a < full_tile for a in areas)
@@ -391,7 +391,7 @@ def test_default_region_spans_two_orbits_and_two_utm_zones(tmp_path):
     assert {t.zone for t in spec.tiles} == {32, 33}
     lon = np.linspace(DEFAULT_BBOX_4326[0], DEFAULT_BBOX_4326[2], 50)
     d = cross_track_distance_m(65, lon, np.full_like(lon, 47.9)) / 1000
-    assert d.min() < 145 < d.max()  # R065's eastern swath edge crosses the region
+    assert d.min() < SWATH_HALF_WIDTH_M / 1000 < d.max()  # R065's eastern swath edge crosses the region
 
 
 def test_region_covers_the_truth_grid():
