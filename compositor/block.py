@@ -37,7 +37,11 @@ DEFAULT_STRIP_ROWS = 512
 
 @dataclass(frozen=True)
 class BlockJob:
-    """Everything a worker needs to build one block of one season (picklable)."""
+    """Everything a worker needs to build one block of one season (picklable).
+
+    ``scenes`` touch the block and are read; ``nearby`` do not but lie within the blend taper's
+    reach: only their footprints are used, so that the weights near the block's edges are the
+    ones its neighbours compute (no seam)."""
 
     layout: SeasonLayout
     block: Block
@@ -45,6 +49,7 @@ class BlockJob:
     bands: tuple[str, ...]
     options: CompositeOptions = CompositeOptions()
     strip_rows: int = DEFAULT_STRIP_ROWS
+    nearby: tuple[Scene, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,13 @@ def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:
 
 
 def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
-    """Whether a built block already holds this job: same scenes, options and (at least) bands."""
+    """Whether a built block already holds this job: same scenes (read and nearby), options and
+    (at least) bands."""
     if not manifest:
         return False
     return (
         sorted(manifest.get("scenes", [])) == sorted(s.id for s in job.scenes)
+        and sorted(manifest.get("nearby_scenes", [])) == sorted(s.id for s in job.nearby)
         and manifest.get("options") == job.options.fingerprint()
         and set(job.bands) <= set(manifest.get("bands", []))
         and manifest.get("grid") == _grid_record(job.block)
@@ -121,7 +128,9 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
             window = Window(0, row_off, block.size_px, rows)
             transform = block.transform @ Affine.translation(0, row_off)
             scenes = [s for s in job.scenes if s.id not in skipped]
-            result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options)
+            footprints = [*scenes, *job.nearby]  # a scene that failed in an earlier strip is left out
+            result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options,
+                                      footprints=footprints)
             skipped.update(result.skipped)
             n_acq = max(n_acq, result.n_acquisitions)
             for band in job.bands:
@@ -144,7 +153,8 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
         "end_date": season.end.isoformat(), "status": status, "grid": _grid_record(job.block),
         "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
-        "scenes": sorted(s.id for s in job.scenes), "n_acquisitions": n_acq,
+        "scenes": sorted(s.id for s in job.scenes), "nearby_scenes": sorted(s.id for s in job.nearby),
+        "n_acquisitions": n_acq,
         "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],
         "files": sorted(p.name for p in folder.glob("*.tif")),
         "software": f"s2seasons {__version__}",

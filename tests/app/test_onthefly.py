@@ -138,12 +138,12 @@ class Recorder:
         self.rows: list[int] = []  # the rows of each call
         self.lock = threading.Lock()
 
-    def __call__(self, scenes, bands, crs, transform, shape, options):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
         with self.lock:
             self.calls.append(list(scenes))
             self.rows.append(shape[0])
         time.sleep(self.delay_s)
-        return composite_window(scenes, bands, crs, transform, shape, options)
+        return composite_window(scenes, bands, crs, transform, shape, options, footprints)
 
 
 def test_max_scenes_keeps_the_least_cloudy(archive, tmp_path):
@@ -216,11 +216,11 @@ def test_on_the_fly_threads_run_at_a_lower_cpu_priority(archive, tmp_path):
     seen: list[tuple[int, int]] = []
 
     class NiceRecorder(Recorder):
-        def __call__(self, *args):
+        def __call__(self, *args, **kwargs):
             with ThreadPoolExecutor(1) as pool:  # as composite_window's read threads are started
                 child = pool.submit(nice).result()
             seen.append((nice(), child))
-            return super().__call__(*args)
+            return super().__call__(*args, **kwargs)
 
     base = nice()
     settings = app_settings(tmp_path, archive.catalog, onthefly_nice=5)
