@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affine import Affine
-from rasterio.windows import Window
 
 from compositor import __version__
 from compositor.bands import BANDS_BY_NAME, COUNT, STATISTICS
 from compositor.catalog import Scene
 from compositor.cog import REFLECTANCE_SCALE, describe, open_strip_writer, translate_to_cog, write_strip
-from compositor.composite import CompositeOptions, composite_window, to_dn
+from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
 from compositor.grid import Block
 from compositor.layout import MANIFEST, SeasonLayout
 
@@ -108,6 +107,16 @@ def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
         yield start, min(rows, size - start)
 
 
+def _composite_strip(job: BlockJob, row_off: int, rows: int, skipped: dict[str, str]) -> Composite:
+    """Composite the rows ``row_off:row_off + rows`` of the block without the scenes in ``skipped``."""
+    block = job.block
+    transform = block.transform @ Affine.translation(0, row_off)
+    scenes = [s for s in job.scenes if s.id not in skipped]
+    footprints = [*scenes, *(s for s in job.nearby if s.id not in skipped)]
+    return composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options,
+                            footprints=footprints)
+
+
 def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
     """Composite the block strip by strip into temporary GeoTIFFs; returns skipped scenes, acquisitions."""
     block, layout = job.block, job.layout
@@ -124,19 +133,24 @@ def _composite_into(job: BlockJob, tmp: Path) -> tuple[dict[str, str], int]:
                 describe(writer, _describe_output(band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
                          _tags(job, band, kind))
                 writers[band, kind] = writer
-        for row_off, rows in _strips(block.size_px, job.strip_rows):
-            window = Window(0, row_off, block.size_px, rows)
-            transform = block.transform @ Affine.translation(0, row_off)
-            scenes = [s for s in job.scenes if s.id not in skipped]
-            footprints = [*scenes, *job.nearby]  # a scene that failed in an earlier strip is left out
-            result = composite_window(scenes, job.bands, block.crs, transform, (rows, block.size_px), job.options,
-                                      footprints=footprints)
-            skipped.update(result.skipped)
-            n_acq = max(n_acq, result.n_acquisitions)
-            for band in job.bands:
-                for i, kind in enumerate(STATISTICS):
-                    write_strip(writers[band, kind], window.row_off, to_dn(result.stats[band][i]))
-                write_strip(writers[band, COUNT], window.row_off, result.counts[band])
+        # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
+        # the earlier ones stale (their weights counted its footprint): they are composited again.
+        excluded: dict[int, frozenset[str]] = {}
+        strips = list(_strips(block.size_px, job.strip_rows))
+        for attempt in range(2):
+            for row_off, rows in strips:
+                if attempt and excluded[row_off] == frozenset(skipped):
+                    continue
+                result = _composite_strip(job, row_off, rows, skipped)
+                skipped.update(result.skipped)
+                excluded[row_off] = frozenset(skipped)
+                n_acq = max(n_acq, result.n_acquisitions)
+                for band in job.bands:
+                    for i, kind in enumerate(STATISTICS):
+                        write_strip(writers[band, kind], row_off, to_dn(result.stats[band][i]))
+                    write_strip(writers[band, COUNT], row_off, result.counts[band])
+            if all(e == frozenset(skipped) for e in excluded.values()):
+                break
     finally:
         for writer in writers.values():
             writer.close()
