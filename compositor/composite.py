@@ -3,7 +3,9 @@
 The batch build calls `composite_window` for each strip of a block; the tile server calls it for
 a map tile it cannot read from built blocks. Steps: group scenes into acquisitions (one
 acquisition seen in two MGRS tiles is one observation), mask with SCL, per relative orbit the
-percentiles and count, then blend orbits (`compositor.blend`).
+percentiles and count, then blend orbits (`compositor.blend`) with weights tapered inside the
+edge of each orbit's footprints: those of the window's readable scenes and of the ``footprints``
+scenes around it that the caller passes.
 """
 
 from __future__ import annotations

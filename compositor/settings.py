@@ -18,11 +18,12 @@ DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)
 SNOW_CLASS = 11
 # Where an orbit's blend weight reaches zero inside the edge of its footprints, and how long it
 # ramps up from there (ground metres). The margin covers what a footprint polygon does not say
-# exactly: footprints are simplified (vertices up to ~1 km off the data outline in the real items of
-# tests/data/footprints) and the detectors' ends at a datatake start or end are staggered along
-# track by a few km; 5 km is beyond both. The 10 km ramp spreads a typical 1-3 % brightness
-# difference between orbits over ~330 pixels at 30 m (well under 0.1 % a pixel: invisible) while
-# keeping the reach of the taper (15 km) a quarter of a 61 km block.
+# exactly: footprints are simplified (the one real footprint with full detail in the reference
+# items, 2,441 vertices, is 226 m from its 5-vertex simplification) and the detectors' ends at a
+# datatake start or end are staggered along track by a few km, which simplified footprints do not
+# show; 5 km is beyond both. The 10 km ramp spreads a typical 1-3 % brightness difference between
+# orbits over ~330 pixels at 30 m (under 0.02 % a pixel: invisible) while keeping the reach of
+# the taper (15 km) a quarter of a 61 km block.
 DEFAULT_BLEND_EDGE_MARGIN_M = 5_000.0
 DEFAULT_BLEND_EDGE_RAMP_M = 10_000.0
 

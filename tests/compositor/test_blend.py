@@ -32,12 +32,15 @@ from compositor.blend import (
     pixel_lonlat,
     window_weights,
 )
+from compositor.catalog import Scene
 from compositor.composite import CompositeOptions, composite_window
 from compositor.errors import InvalidInputError
 from compositor.block import BlockJob, build_block
 from compositor.grid import Block, OutputGrid, reproject_geometry
 from compositor.layout import SeasonLayout
+from compositor.plan import make_request, plan_build
 from compositor.seasons import resolve_season
+from compositor.settings import Settings
 from compositor.orbits import track_lon
 from tests.compositor.planted import planted_scene
 
@@ -274,3 +277,36 @@ def test_taper_settings_are_checked_and_fingerprinted():
     default = CompositeOptions()
     assert default.fingerprint() != dataclasses.replace(default, blend_edge_ramp_m=8000.0).fingerprint()
     assert default.fingerprint() != dataclasses.replace(default, blend_edge_margin_m=3000.0).fingerprint()
+
+
+def _stub_scene(name: str, orbit: int, footprint) -> Scene:
+    return Scene(id=name, datetime=dt.datetime(2022, 7, 1, 10, 30, tzinfo=dt.UTC), relative_orbit=orbit,
+                 mgrs_tile="33TWN", crs="EPSG:32633", footprint=footprint, cloud_cover=1.0,
+                 processing_baseline="04.00", offset_applied=True, hrefs={}, platform="sentinel-2a")
+
+
+def test_plan_gives_each_block_the_footprints_near_it(tmp_path):
+    """A block reads the scenes touching it and gets the footprints of those within the taper's reach."""
+    settings = Settings(data_dir=tmp_path, catalog=str(tmp_path / "catalog.json"), resolution_m=100.0,
+                        block_size_px=256)
+    request = make_request(settings, "2022-summer", (15.40, 47.00, 15.41, 47.01))
+    (block,) = request.grid.blocks_for_bbox(request.bbox_4326)
+    xmin, ymin, xmax, ymax = block.bounds
+    reach = context_distance_m(settings.blend_edge_margin_m, settings.blend_edge_ramp_m)
+
+    def east_of_block(gap_m: float):  # a 20 km square this far east of the block (EPSG:3035)
+        return reproject_geometry(box(xmax + gap_m, ymin, xmax + gap_m + 20_000, ymax).segmentize(1000),
+                                  block.crs, "EPSG:4326")
+
+    scenes = [_stub_scene("touching", 79, reproject_geometry(box(xmin, ymin, xmin + 5000, ymax), block.crs,
+                                                             "EPSG:4326")),
+              _stub_scene("near", 79, east_of_block(0.5 * reach)), _stub_scene("far", 122, east_of_block(2 * reach))]
+    searched = []
+
+    def find(catalog, bbox, season, **kwargs):
+        searched.append(box(*bbox))
+        return scenes
+
+    (job,) = plan_build(request, settings, find=find).jobs
+    assert [s.id for s in job.scenes] == ["touching"] and [s.id for s in job.nearby] == ["near"]
+    assert searched[0].contains(scenes[1].footprint.centroid)  # the search covers the reach around the blocks
