@@ -15,11 +15,13 @@ edge, at a datatake end or where a scene is missing, its weight is therefore alr
 is continuous there: no stripe.
 
 Invariant (no seam): the weight is a function of the pixel's position and of the footprints near
-it only, never of the window it is computed in. ``s`` is computed exactly (within float rounding,
+it only, never of the window it is computed in. ``s`` and ``d`` are computed exactly (``s``
 quantised to 1 mm) at the nodes of a lattice fixed in the output CRS (nodes at multiples of
-``ramp / LATTICE_STEPS_PER_RAMP``) and interpolated bilinearly between the four nodes around each
-pixel; the centre-line distance is computed per pixel. Every block, strip and tile that is given
-the footprints within `context_distance_m` of it gets the same weight at the same pixel.
+``ramp / LATTICE_STEPS_PER_RAMP``, 625 m by default) and interpolated bilinearly from the four
+nodes around each pixel (``d`` is smooth: bilinear errs by well under a metre). Every block, strip
+and tile that is given the footprints within `context_distance_m` of it gets the same weight at
+the same pixel. The footprints' edge is exact at the nodes and bilinear between them: within a
+lattice step of a corner the zero of the weight may move inward by up to one step (625 m).
 
 Where every orbit observing a pixel has weight 0 (all of them within ``margin`` of an edge of
 theirs, as at the edge of a region every orbit's data stop at), the untapered inverse-distance
@@ -140,7 +142,8 @@ def footprint_union(footprints: Sequence[BaseGeometry], crs: str) -> BaseGeometr
 def _boundary_segments(union: BaseGeometry) -> np.ndarray:
     """(n, 4) x0, y0, x1, y1 of the segments of the union's rings, each ordered (x0, y0) < (x1, y1)
     so that a segment has one spelling whatever the ring it came from."""
-    rings = shapely.get_rings(shapely.get_parts(union))
+    parts = shapely.get_parts(union)
+    rings = shapely.get_rings(parts[shapely.get_type_id(parts) == 3])  # polygons only (make_valid may add lines)
     parts = []
     for ring in rings:
         xy = shapely.get_coordinates(ring)

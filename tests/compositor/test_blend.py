@@ -310,3 +310,14 @@ def test_plan_gives_each_block_the_footprints_near_it(tmp_path):
     (job,) = plan_build(request, settings, find=find).jobs
     assert [s.id for s in job.scenes] == ["touching"] and [s.id for s in job.nearby] == ["near"]
     assert searched[0].contains(scenes[1].footprint.centroid)  # the search covers the reach around the blocks
+
+
+def test_blend_falls_back_to_untapered_then_equal_weights():
+    """Pixel 0: tapered weights apply. Pixel 1: both tapered weights 0 -> untapered ratio. Pixel 2: all 0 -> mean."""
+    stats = {A: np.array([[[10.0, 10.0, 10.0]]]), B: np.array([[[20.0, 20.0, 20.0]]])}
+    counts = {A: np.ones((1, 3)), B: np.ones((1, 3))}
+    tapered = {A: np.array([[1.0, 0.0, 0.0]]), B: np.array([[3.0, 0.0, 0.0]])}
+    untapered = {A: np.array([[1.0, 3.0, 0.0]]), B: np.array([[3.0, 1.0, 0.0]])}
+    blended = blend_orbits(stats, counts, tapered, untapered)[0, 0]
+    np.testing.assert_allclose(blended, [17.5, 12.5, 15.0])
+    np.testing.assert_allclose(blend_orbits(stats, counts, tapered)[0, 0], [17.5, 15.0, 15.0])
