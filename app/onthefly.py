@@ -12,7 +12,9 @@ strips change nothing but the time an idle server takes); the scenes are chosen 
 The compositing itself is `compositor.composite.composite_window` (SCL mask, per-orbit
 percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
 that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
-at most ``onthefly_max_scenes``.
+at most ``onthefly_max_scenes``. The blend weights also see the footprints of the scenes within the
+taper's reach around the tile (`compositor.blend.context_distance_m`), as a built block does, so
+that a tile and the block it overlaps weigh the orbits alike.
 """
 
 from __future__ import annotations
