@@ -192,12 +192,20 @@ def signed_edge_distance_m(union: BaseGeometry, crs: str, x: np.ndarray, y: np.n
     return np.clip(s, -reach_m, reach_m)  # after rounding: full reach is exactly reach_m
 
 
+def _pixel_offset(origin: float, size: float) -> float:
+    """``origin / size`` (pixels from the CRS origin) rounded to a multiple of 2^-20."""
+    return round(origin / size * 2.0**20) / 2.0**20
+
+
 def _pixel_xy(work: _Workspace, transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres in the working CRS: 1-D x (w,) and y (h,) for a north-up projected grid, else 2-D."""
     h, w = shape
     if work.same and transform.b == 0 and transform.d == 0:
-        xs = transform.c + (np.arange(w) + 0.5) * transform.a
-        ys = transform.f + (np.arange(h) + 0.5) * transform.e
+        # In pixel units from the CRS origin, the window's offset rounded to 2^-20 px: a strip's
+        # transform (origin + row * size, rounded) then gives its pixels the very coordinates
+        # the whole window gives them, so no float noise reaches the weights.
+        xs = (_pixel_offset(transform.c, transform.a) + np.arange(w) + 0.5) * transform.a
+        ys = (_pixel_offset(transform.f, transform.e) + np.arange(h) + 0.5) * transform.e
         return xs, ys
     rows, cols = np.mgrid[0:h, 0:w] + 0.5
     xs = transform.c + cols * transform.a + rows * transform.b
