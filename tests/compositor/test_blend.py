@@ -21,11 +21,15 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from pyproj import Transformer
 from shapely.geometry import box, shape
 
 from compositor.bands import BAND_NAMES
 from compositor.blend import (
     LATTICE_STEPS_PER_RAMP,
+    Lattice,
+    edge_distance_nodes_m,
+    lattice_step,
     blend_orbits,
     context_distance_m,
     orbit_weights,
@@ -41,7 +45,7 @@ from compositor.layout import SeasonLayout
 from compositor.plan import make_request, plan_build
 from compositor.seasons import resolve_season
 from compositor.settings import Settings
-from compositor.orbits import track_lon
+from compositor.orbits import cross_track_distance_m, track_lon
 from tests.compositor.planted import planted_scene
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "footprints"
@@ -321,3 +325,31 @@ def test_blend_falls_back_to_untapered_then_equal_weights():
     blended = blend_orbits(stats, counts, tapered, untapered)[0, 0]
     np.testing.assert_allclose(blended, [17.5, 12.5, 15.0])
     np.testing.assert_allclose(blend_orbits(stats, counts, tapered)[0, 0], [17.5, 15.0, 15.0])
+
+
+@pytest.mark.parametrize("z", [9, 12])
+def test_web_mercator_tile_distances_do_not_depend_on_the_strips(z):
+    """A tile's transform is not a round number: its strips (origin + rows * size, rounded) still get the
+    float64 edge and centre-line distances of the whole tile, bit for bit, hence the same weights."""
+    import morecantile
+    from rasterio.transform import from_bounds
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    transform = from_bounds(*tms.xy_bounds(tms.tile(15.75, 47.2, z)), 256, 256)
+    prints = _real_footprints()
+    step = lattice_step("EPSG:3857", RAMP_M)
+
+    def distances(t: Affine, shape_: tuple[int, int]) -> np.ndarray:
+        lattice = Lattice("EPSG:3857", t, shape_, step)
+        lon, lat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True).transform(lattice.x, lattice.y)
+        edge = lattice.interpolate(edge_distance_nodes_m(prints[79], "EPSG:3857", lattice, MARGIN_M + RAMP_M))
+        return np.stack([edge, lattice.interpolate(cross_track_distance_m(122, lon, lat))])
+
+    whole = distances(transform, (256, 256))
+    parts = [distances(transform @ Affine.translation(c, r), (h, w))
+             for r, h, c, w in ((0, 85, 0, 256), (85, 86, 0, 256), (171, 85, 0, 128), (171, 85, 128, 128))]
+    bottom = np.concatenate([parts[2], parts[3]], axis=2)
+    np.testing.assert_array_equal(np.concatenate([parts[0], parts[1], bottom], axis=1), whole)
+    started = time.perf_counter()
+    window_weights(prints, "EPSG:3857", transform, (256, 256), margin_m=MARGIN_M, ramp_m=RAMP_M)
+    assert time.perf_counter() - started < 5.0
