@@ -14,6 +14,7 @@ from pathlib import Path
 
 import shapely
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
 from compositor.bands import resolve_bands
 from compositor.blend import context_distance_m
@@ -61,8 +62,8 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     bbox = check_bbox(bbox_4326)
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
-    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend, blend_power=settings.blend_power,
-                               blend_edge_margin_m=settings.blend_edge_margin_m,
+    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend,
+                               blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
                                blend_edge_ramp_m=settings.blend_edge_ramp_m)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         str(catalog or settings.catalog), options)
@@ -103,7 +104,7 @@ def plan_build(request: BuildRequest, settings: Settings,
     return BuildPlan(request, layout, tuple(jobs), len(used))
 
 
-def _buffered_footprint_4326(bounds: tuple[float, float, float, float], distance_m: float, crs: str):
+def _buffered_footprint_4326(bounds: BBox, distance_m: float, crs: str) -> BaseGeometry:
     """A block's outline grown by ``distance_m`` (grid CRS units, m), densified, in EPSG:4326."""
     grown = box(*bounds).buffer(distance_m, quad_segs=4)
     return reproject_geometry(grown.segmentize(distance_m / 2), crs, "EPSG:4326")
