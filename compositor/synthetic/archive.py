@@ -9,9 +9,9 @@ Layout under ``out_dir``::
 Scenes are whole 109.8 km MGRS tiles (real extents, in their UTM zone) of the relative orbits
 that cover the bbox, every 5 days per orbit; they hold data (DN > 0) only where the tile meets
 both the pass's data extent (``edges``: the real Sentinel-2 swath from ``reference_orbit``,
-with irregular edges and, on some passes, a datatake end) and the region (the truth grid plus a few pixels), which keeps the default
-archive under 500 MB. Item footprints outline exactly that data. Same arguments and seed give
-byte-identical files, whatever the number of workers.
+with irregular edges and, on some passes, a datatake end) and the region (the truth grid plus
+a few pixels), which keeps the default archive under 500 MB. Item footprints outline exactly
+that data. Same arguments and seed give byte-identical files, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -161,9 +161,8 @@ def count_scenes(spec: ArchiveSpec, acquisitions: list[Acquisition]) -> int:
         for tile in spec.tiles
         for orbit in spec.orbits
     }
-    return sum(
-        scene_count(pixels[tile, acq.relative_orbit], spec.swath(acq)) > 0 for acq in acquisitions for tile in spec.tiles
-    )
+    swaths = [(acq.relative_orbit, spec.swath(acq)) for acq in acquisitions]
+    return sum(scene_count(pixels[tile, orbit], swath) > 0 for orbit, swath in swaths for tile in spec.tiles)
 
 
 def write_catalog(path: Path, items: list[dict]) -> Path:

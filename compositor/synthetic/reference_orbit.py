@@ -221,7 +221,8 @@ def orbits_seeing(lon_deg: np.ndarray, lat_deg: np.ndarray, half_angle_deg: floa
     found = []
     for orbit in range(1, ORBITS_PER_CYCLE + 1):
         # screen: a swath (300 km) is within 20 deg of longitude of its track up to 75 deg N
-        track_lon = float(subsatellite_lonlat(orbit, np.array(_time_at_latitude_cached(orbit, round(float(lat.mean()), 3))))[0])
+        t_mid = _time_at_latitude_cached(orbit, round(float(lat.mean()), 3))
+        track_lon = float(subsatellite_lonlat(orbit, np.array(t_mid))[0])
         if abs((float(lon.mean()) - track_lon + 180.0) % 360.0 - 180.0) > 20.0:
             continue
         _, theta = view_coordinates(orbit, lon, lat)

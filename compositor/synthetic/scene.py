@@ -51,7 +51,8 @@ class ArchiveSpec:
 
     def swath(self, acq: Acquisition) -> PassSwath:
         """The data extent of the pass ``acq`` (deterministic from the seed and the pass)."""
-        return pass_swath(self.seed, acq.relative_orbit, acq.key, self.time_ranges[self.orbits.index(acq.relative_orbit)])
+        times = self.time_ranges[self.orbits.index(acq.relative_orbit)]
+        return pass_swath(self.seed, acq.relative_orbit, acq.key, times)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ orbit's last observation ends: where a blend that does not taper to zero there s
 datatake end inside the region. Each edge gives every pixel a signed distance across it (km,
 positive on the side without the data).
 
-The jump at an edge is the mean of a relative value ``r`` (e.g. P50 / truth - 1) over the pixels
-within ``width_px`` pixels outside the edge minus its mean over those within ``width_px`` inside
-it: the signed mean difference of pixels straddling the edge, averaged along it. The baseline is
-the same statistic on lines parallel to the edge, every ``2 * width_px`` pixels up to 25 km away
-on both sides (where neither side of the pair holds the edge): how much neighbouring pixels
-differ anyway (noise, clouds left in, texture).
+The jump at an edge is the median of a relative value ``r`` (e.g. P50 / truth - 1) over the
+pixels within a few pixels beyond the edge minus its median over those within a few pixels
+inside it: the signed difference of the pixels straddling the edge, along the whole edge. An
+orbit's swath edge is fuzzy (its passes' edges scatter by a few km), so the pairs straddle the
+whole fuzzy band, from its inner line (every pass has data) to its outer line (none has). The
+baseline is the same statistic, with the same gap, on lines parallel to the edge up to 25 km
+away on both sides: how much neighbouring pixels differ anyway (noise, clouds left in, texture).
 """
 
 from __future__ import annotations
@@ -67,61 +68,77 @@ def _km_per_s(orbit: int, t: float, theta: float) -> float:
     return float(_GEOD.inv(lon[0], lat[0], lon[1], lat[1])[2]) / 1000.0
 
 
-def edge_distances_km(swaths: list[PassSwath], lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
-    """Per edge of the passes' data, the signed distance (km, > 0 on the side without data) of points (EPSG:4326).
+def edge_distances_km(
+    swaths: list[PassSwath], lon: np.ndarray, lat: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per edge of the passes' data, signed distances (km, > 0 on the side without data) of points (EPSG:4326).
 
-    Swath edges are those of the union of each orbit's passes; datatake ends are per pass
-    (NaN where the pass's swath does not reach). Distances are exact in view coordinates and
-    scaled to km with the local ground spacing of the orbit's view angles and times.
+    Each edge gives two distances: to its outer line (beyond it no pass of the orbit has data)
+    and to its inner line (within it every pass has data); the passes' own edges scatter between
+    the two. Swath edges are those of each orbit's passes; a datatake end is one pass's (NaN
+    where that pass's swath does not reach) and its two lines are the same. Exact in view
+    coordinates, scaled to km with the local ground spacing of the orbit's view angles and times.
     """
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for orbit in sorted({s.relative_orbit for s in swaths}):
         passes = [s for s in swaths if s.relative_orbit == orbit]
         t, theta = view_coordinates(orbit, lon, lat)
         t_mid, theta_mid = float(np.median(t)), float(np.median(theta))
-        west = np.min([s.edge_deg("west", t) for s in passes], axis=0)
-        east = np.max([s.edge_deg("east", t) for s in passes], axis=0)
-        out[f"R{orbit:03d} west"] = (west - theta) * _km_per_deg(orbit, t_mid, float(np.median(west)))
-        out[f"R{orbit:03d} east"] = (theta - east) * _km_per_deg(orbit, t_mid, float(np.median(east)))
+        wests = np.array([s.edge_deg("west", t) for s in passes])
+        easts = np.array([s.edge_deg("east", t) for s in passes])
+        k_west = _km_per_deg(orbit, t_mid, float(np.median(wests)))
+        k_east = _km_per_deg(orbit, t_mid, float(np.median(easts)))
+        out[f"R{orbit:03d} west"] = ((wests.min(0) - theta) * k_west, (wests.max(0) - theta) * k_west)
+        out[f"R{orbit:03d} east"] = ((theta - easts.max(0)) * k_east, (theta - easts.min(0)) * k_east)
         for s in passes:
             if s.cut is None:
                 continue
             beyond_s = (t - s.cut.time_at(theta - s.offset_deg)) * (1.0 if s.cut.ends else -1.0)
             in_swath = (theta >= s.edge_deg("west", t)) & (theta <= s.edge_deg("east", t))
-            out[f"R{orbit:03d} datatake {s.key}"] = np.where(in_swath, beyond_s * _km_per_s(orbit, t_mid, theta_mid), np.nan)
+            beyond_km = np.where(in_swath, beyond_s * _km_per_s(orbit, t_mid, theta_mid), np.nan)
+            out[f"R{orbit:03d} datatake {s.key}"] = (beyond_km, beyond_km)
     return out
 
 
-def _pair_jump(r: np.ndarray, d_km: np.ndarray, at_km: float, width_km: float) -> tuple[float, int]:
-    outside = (d_km > at_km) & (d_km <= at_km + width_km)
-    inside = (d_km < at_km) & (d_km >= at_km - width_km)
-    n_out, n_in = int(outside.sum()), int(inside.sum())
-    if min(n_out, n_in) < _MIN_PIXELS:
-        return float("nan"), n_out + n_in
-    return float(r[outside].mean() - r[inside].mean()), n_out + n_in
+def _median_step(r: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
+    """Median of ``r`` over ``after`` minus its median over ``before``; NaN with too few pixels."""
+    if min(int(before.sum()), int(after.sum())) < _MIN_PIXELS:
+        return float("nan")
+    return float(np.median(r[after]) - np.median(r[before]))
 
 
-def stripe_jumps(r: np.ndarray, distances: dict[str, np.ndarray], pixel_km: float, width_px: int = 2) -> list[EdgeJump]:
-    """The jump of ``r`` (2-D, NaN where unknown) across each edge and its parallel-line baseline.
+def stripe_jumps(
+    r: np.ndarray, distances: dict[str, tuple[np.ndarray, np.ndarray]], pixel_km: float, width_px: int = 3
+) -> list[EdgeJump]:
+    """The step of ``r`` (2-D, NaN where unknown) across each edge and its parallel-line baseline.
 
-    ``distances``: per edge, the signed distance (km) of each pixel (from ``edge_distances_km``);
-    ``pixel_km``: the pixel size (km). Edges with fewer than 40 pixels on a side are left out.
+    ``distances``: per edge, (outer, inner) signed distances (km) of each pixel (``edge_distances_km``);
+    ``pixel_km``: the pixel size (km). The step is the median of ``r`` over the pixels within
+    ``width_px`` pixels beyond the outer line minus its median within ``width_px`` inside the inner
+    line (medians: a cloud left in does not make a stripe). The baseline lines are pairs of the
+    same widths and the same gap (the median distance between the edge's two lines), every
+    ``2 * width_px`` pixels up to 25 km beyond and inside the edge. Edges with fewer than 40
+    pixels on a side are left out.
     """
     width = width_px * pixel_km
     found = []
     valid = np.isfinite(r)
-    for name, d in distances.items():
-        ok = valid & np.isfinite(d)
-        rr, dd = r[ok], d[ok]
-        jump, n = _pair_jump(rr, dd, 0.0, width)
+    for name, (outer, inner) in distances.items():
+        ok = valid & np.isfinite(outer) & np.isfinite(inner)
+        rr, out_d, in_d = r[ok], outer[ok], inner[ok]
+        jump = _median_step(rr, (in_d < 0) & (in_d >= -width), (out_d > 0) & (out_d <= width))
         if not np.isfinite(jump):
             continue
-        steps = np.arange(2 * width, _BASELINE_KM + 1e-9, 2 * width)
-        baseline = [b for at in np.concatenate([-steps, steps]) if np.isfinite(b := _pair_jump(rr, dd, at, width)[0])]
+        gap = max(float(np.median(in_d - out_d)), 0.0)
+        baseline = []
+        for at in np.arange(width, _BASELINE_KM + 1e-9, 2 * width):
+            lo, hi = at + gap, at + gap + width
+            beyond = _median_step(rr, (out_d >= at - width) & (out_d < at), (out_d > lo) & (out_d <= hi))
+            inside = _median_step(rr, (in_d >= -hi) & (in_d < -lo), (in_d > -at) & (in_d <= -at + width))
+            baseline += [b for b in (beyond, inside) if np.isfinite(b)]
+        n = int(((in_d < 0) & (in_d >= -width)).sum() + ((out_d > 0) & (out_d <= width)).sum())
         found.append(EdgeJump(name, jump, tuple(baseline), n))
     return found
-
-
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """``estimate / truth - 1`` where both are positive (DN), NaN elsewhere."""
     ok = (estimate > 0) & (truth > 0)

@@ -1,8 +1,9 @@
 """compositor.synthetic: a small archive (about 0.9 x 0.2 degrees, 300 m pixels, one month).
 
 The bbox crosses the UTM 32/33 boundary (12 E) and relative orbit 65's eastern swath edge
-(about 12.2 E: the real Sentinel-2 edge, 147 km east of the track); the month spans the 2022-01-25 baseline change. One archive is built per module
-(and twice more for the determinism tests), a few seconds each.
+(about 12.2 E: the real Sentinel-2 edge, 147 km east of the track); the month spans the
+2022-01-25 baseline change. One archive is built per module (and twice more for the determinism
+tests), a few seconds each.
 """
 
 from __future__ import annotations
@@ -435,7 +436,10 @@ def test_some_datatakes_end_mid_tile(summary, items):
     for swath in cut:
         day = dt.datetime.strptime(swath.key[:8], "%Y%m%d").date().isoformat()
         orbit = f"_R{swath.relative_orbit:03d}_"
-        for item in [i for i in items if i["properties"]["datetime"][:10] == day and orbit in i["properties"]["s2:product_uri"]]:
+        same_pass = [
+            i for i in items if i["properties"]["datetime"][:10] == day and orbit in i["properties"]["s2:product_uri"]
+        ]
+        for item in same_pass:
             scl, transform, crs = read(summary, item, "scl")
             rows, cols = np.nonzero(scl)
             xs, ys = rasterio.transform.xy(transform, rows, cols)
