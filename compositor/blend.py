@@ -1,10 +1,11 @@
 """Blending per-orbit statistics with inverse-distance weights to each orbit's centre line.
 
 The weight of orbit ``o`` at a pixel is ``max(0, d^-p - h^-p)`` where ``d`` is the distance (km)
-to its centre line from `compositor.orbits` and ``h`` the half swath (145 km): inverse distance,
-tapered to reach zero at the swath edge. Where an orbit's data stop at the edge its weight is
-already zero, so the blend is continuous there: no stripe. The distance is a function of the
-pixel's position only, so every block and tile computes the same weights: no seam.
+to its centre line from `compositor.orbits` and ``h`` the half swath (``SWATH_HALF_WIDTH_M``,
+147.7 km, measured on real footprints): inverse distance, tapered to reach zero at the swath
+edge. Where an orbit's data stop at the edge its weight is already zero, so the blend is
+continuous there: no stripe. The distance is a function of the pixel's position only, so every
+block and tile computes the same weights: no seam.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from affine import Affine
 from pyproj import Transformer
 
-from compositor.orbits import SWATH_WIDTH_M, cross_track_distance_m
+from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 
 MIN_DISTANCE_KM = 1.0
 
@@ -31,7 +32,7 @@ def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[n
 
 def orbit_weights(orbit: int, lon: np.ndarray, lat: np.ndarray, power: float = 2.0) -> np.ndarray:
     """Blend weight (float32, >= 0) of a relative orbit at points (EPSG:4326)."""
-    half_km = SWATH_WIDTH_M / 2000.0
+    half_km = SWATH_HALF_WIDTH_M / 1000.0
     d_km = np.maximum(np.abs(cross_track_distance_m(orbit, lon, lat)) / 1000.0, MIN_DISTANCE_KM)
     return np.maximum(d_km**-power - half_km**-power, 0.0).astype(np.float32)
 
