@@ -7,17 +7,18 @@ Sources: ESA's reference orbit scenario files (``S2A_OPER_MPL_ORBSCT_..._0008.EO
 ``S2B_OPER_MPL_ORBSCT_..._0007.EOF``): 143 orbits in 10 days, the ascending node (ANX) of
 relative orbit 1 at 1.0 deg E, consecutive relative orbits 3600/143 deg apart, mean local solar
 time 22:30 at the ANX, and the ANX epochs below. The semi-major axis follows from the nodal
-period and sun-synchrony under J2 (7164 km: 786 km above the equator); the inclination is the
-orbit's mean 98.5621 deg.
+period and sun-synchrony under J2 (7164 km: 786 km above the equator); the inclination is set
+to 98.5621 deg (J2 sun-synchrony alone gives 98.545 deg for this period).
 
 The method: a circular orbit, the satellite at argument of latitude ``u = 2 pi t / T`` after
 its ANX in the plane of the node; the Earth turns under that plane at 360 deg per mean solar
 day (sidereal rotation minus the node's sun-synchronous drift). Positions are ECEF (m), turned
 into WGS84 geodetic coordinates with pyproj (EPSG:4978 <-> EPSG:4979). The instrument looks
 down the ellipsoid normal (geodetic nadir), across the ground-relative velocity (yaw-steered):
-a ground point is seen at the time ``t`` when it lies in the plane through the satellite
-perpendicular to that velocity, at the signed off-nadir angle ``theta`` in that plane
-(positive east on the descending pass). The data's edges are at ``|theta| = HALF_ANGLE_DEG``.
+a ground point is seen at the time ``t`` when it lies in the look plane through the satellite
+that holds the nadir and is normal to the horizontal part of that velocity, at the signed
+off-nadir angle ``theta`` in that plane (positive east on the descending pass). The data's
+edges are at ``|theta| = HALF_ANGLE_DEG``.
 
 Times ``t`` are seconds after the relative orbit's ANX; only the descending (daylight) half,
 ``T/4 < t < 3T/4``, is used.
@@ -42,8 +43,9 @@ ANX_EPOCHS: dict[str, tuple[dt.datetime, int]] = {
     "S2A": (dt.datetime(2021, 1, 1, 22, 26, 1, 272398, tzinfo=dt.timezone.utc), 28884),
     "S2B": (dt.datetime(2020, 12, 27, 22, 26, 1, 272398, tzinfo=dt.timezone.utc), 19904),
 }
-# Off-nadir half-angle of the data's edge (deg): MSI's 20.6 deg field of view, set to the
-# real partial footprints' edges (``tests/data/real-footprints``: 148 km either side at 35-71 N).
+# Off-nadir half-angle of the data's edges (deg): about MSI's 20.6 deg field of view, set so that the
+# real partial footprints' west and east edges (``tests/data/real-footprints``) are equally far from
+# the generated ones: 147 km either side of the track at 48 N.
 HALF_ANGLE_DEG = 10.43
 
 _MU = 3.986004418e14  # m^3 s^-2
@@ -68,8 +70,8 @@ def _orbit_elements() -> tuple[float, float]:
 
 
 SEMI_MAJOR_AXIS_M, _J2_INCLINATION = _orbit_elements()
-# The mean inclination of Sentinel-2's orbit, 98.5621 deg: J2 alone gives 0.02 deg less for this period,
-# which moves the tracks 1.5 km west at 48 N; with 98.5621 the real edges' mid-line is 0.1 deg east of nadir.
+# Against the real footprints, the mid-line between the real west and east edges lies 0.10 deg
+# (1.4 km) east of this nadir with 98.5621 deg, 0.20 deg with the J2 value, -0.22 deg with 98.62.
 INCLINATION_DEG = 98.5621
 _INC = math.radians(INCLINATION_DEG)
 _T_DESCENDING = (NODAL_PERIOD_S / 4, 3 * NODAL_PERIOD_S / 4)
