@@ -5,8 +5,8 @@ The weight of orbit ``o`` at a pixel is::
     w_o = max(0, d^-p - h^-p) * taper((s_o - margin) / ramp)
 
 ``d`` is the distance (km, at least 1) to the orbit's centre line from `compositor.orbits`, ``h``
-its model half swath (km) and ``p`` the blend power: inverse distance, zero at the model swath
-edge. ``s_o`` is the signed distance (m, positive inside) from the pixel to the edge of the union
+its half swath (``SWATH_HALF_WIDTH_M``, 147.7 km, measured on real footprints) and ``p`` the blend
+power: inverse distance, zero at the modelled swath edge. ``s_o`` is the signed distance (m, positive inside) from the pixel to the edge of the union
 of the footprints (EPSG:4326) of the orbit's scenes near the window, the scenes that failed to read
 left out; ``taper(u) = 3u^2 - 2u^3`` on ``[0, 1]`` (0 below, 1 above) rises smoothly from 0 at
 ``margin`` inside that edge to 1 at ``margin + ramp``. Wherever an orbit's data end, at the swath
@@ -41,7 +41,7 @@ from pyproj import CRS, Proj, Transformer
 from shapely.geometry.base import BaseGeometry
 
 from compositor.errors import InvalidInputError
-from compositor.orbits import SWATH_WIDTH_M, cross_track_distance_m
+from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 
 MIN_DISTANCE_KM = 1.0
 # Footprint edges are straight in lon/lat (GeoJSON); densified at this step before projecting.
@@ -274,7 +274,7 @@ def edge_taper_pixels(nodes_m: np.ndarray, lattice: Lattice, margin_m: float, ra
 
 def inverse_distance_weight(cross_track_m: np.ndarray, power: float) -> np.ndarray:
     """``max(0, d^-p - h^-p)`` (float32) of signed centre-line distances (m); ``d`` in km, at least 1."""
-    half_km = SWATH_WIDTH_M / 2000.0
+    half_km = SWATH_HALF_WIDTH_M / 1000.0
     d_km = np.maximum(np.abs(cross_track_m) / 1000.0, MIN_DISTANCE_KM)
     inverse = 1.0 / (d_km * d_km) if power == 2.0 else d_km**-power
     return np.maximum(inverse - half_km**-power, 0.0).astype(np.float32)
