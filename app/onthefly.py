@@ -14,10 +14,14 @@ percentiles and counts, orbit blending), on the requested grid, reading the scen
 that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
 at most ``onthefly_max_scenes`` (a cap for speed that the batch build does not have), each with the
 offset its data show (`compositor.offsets.check_offsets`, cached per process, as the build does).
+The blend weights also see the footprints of the scenes within the taper's reach around the tile
+(`compositor.blend.context_distance_m`), as a built block does, so that a tile and the block it
+overlaps weigh the orbits alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -40,6 +44,7 @@ from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import project_bounds
+from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
 from compositor.composite import Composite, CompositeOptions, composite_window
 from compositor.errors import InvalidInputError
@@ -71,6 +76,16 @@ def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[S
     touching = [s for s in scenes if s.footprint.intersects(area)]
     touching.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 101.0, s.datetime, s.id))
     return touching[:limit]
+
+
+def grow_bbox_4326(bbox_4326: BBox, distance_m: float) -> BBox:
+    """A lon/lat box grown by at least ``distance_m`` (ground metres) on every side (spherical Earth,
+    longitudes at the box's most poleward latitude; latitudes capped at +-90)."""
+    west, south, east, north = bbox_4326
+    dlat = math.degrees(distance_m / 6_371_008.8)
+    poleward = min(89.0, max(abs(south), abs(north)) + dlat)
+    dlon = min(180.0, dlat / math.cos(math.radians(poleward)))
+    return (max(-180.0, west - dlon), max(-90.0, south - dlat), min(180.0, east + dlon), min(90.0, north + dlat))
 
 
 def lower_thread_priority(steps: int) -> None:
@@ -106,7 +121,8 @@ class OnTheFly:
         self._results: SeasonCache[Composite] = SeasonCache(
             TTLCache(maxsize=kept_composites, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
         self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend_power=settings.blend_power,
-                                        use_overviews=True)
+                                        use_overviews=True, blend_edge_margin_m=settings.blend_edge_margin_m,
+                                        blend_edge_ramp_m=settings.blend_edge_ramp_m)
 
     @property
     def retry_after_s(self) -> float:
@@ -120,6 +136,18 @@ class OnTheFly:
 
     def select_scenes(self, season: Season, bbox_4326: BBox) -> list[Scene]:
         return least_cloudy(self.scenes.find(season.name, bbox_4326), bbox_4326, self.settings.onthefly_max_scenes)
+
+    def footprint_scenes(self, season: Season, bbox_4326: BBox, selected: Sequence[Scene]) -> list[Scene]:
+        """The scenes whose footprints shape the blend weights of a composite of ``bbox_4326``: the
+        ``selected`` ones and those within the taper's reach that do not touch the box (a block
+        build gives its blocks the same). Scenes touching the box but left out by
+        ``onthefly_max_scenes`` are not read, so their footprints are left out too."""
+        reach = context_distance_m(self.options.blend_edge_margin_m, self.options.blend_edge_ramp_m)
+        around = grow_bbox_4326(bbox_4326, reach)
+        area, near = box(*bbox_4326), box(*around)
+        outside = [s for s in self.scenes.find(season.name, around)
+                   if s.footprint.intersects(near) and not s.footprint.intersects(area)]
+        return [*selected, *outside]
 
     def composite(self, season: Season, crs: CRS, transform: Affine, shape: tuple[int, int], bands: Sequence[str],
                   *, deadline: float, use_overviews: bool = True) -> Composite:
@@ -163,8 +191,8 @@ class OnTheFly:
             bbox = grid_bounds_4326(job.crs, job.transform, job.shape)
             with rasterio.Env(**GDAL_ENV):
                 job.scenes, _ = check_offsets(self.select_scenes(job.season, bbox), self.options.read_threads)
-            options = self.options if job.use_overviews else CompositeOptions(
-                invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)
+            job.footprints = self.footprint_scenes(job.season, bbox, job.scenes)
+            options = self.options if job.use_overviews else dataclasses.replace(self.options, use_overviews=False)
             strips = split_rows(job.shape[0], self.settings.onthefly_workers)
             job.parts = [None] * len(strips)
             job.remaining = len(strips)
@@ -177,7 +205,7 @@ class OnTheFly:
 
     def _strip(self, job: _Job, transform: Affine, shape: tuple[int, int], options: CompositeOptions) -> Composite:
         with rasterio.Env(**GDAL_ENV):
-            return self._composite(job.scenes, job.bands, job.crs, transform, shape, options)
+            return self._composite(job.scenes, job.bands, job.crs, transform, shape, options, footprints=job.footprints)
 
     def _strip_done(self, job: _Job, index: int, future: Future) -> None:
         try:
@@ -218,6 +246,7 @@ class _Job:
         self.started = time.perf_counter()
         self.plan: Future | None = None
         self.scenes: list[Scene] = []
+        self.footprints: list[Scene] = []
         self.parts: list[Composite | None] = []
         self.remaining = 0
         self.result: Future = Future()

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affine import Affine
-from rasterio.windows import Window
 
 from compositor import __version__
 from compositor.bands import BANDS_BY_NAME, COUNT, STATISTICS
 from compositor.catalog import Scene
 from compositor.cog import REFLECTANCE_SCALE, describe, open_strip_writer, translate_to_cog, write_strip
-from compositor.composite import CompositeOptions, composite_window, to_dn
+from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
 from compositor.grid import Block
 from compositor.layout import MANIFEST, SeasonLayout
 from compositor.offsets import OffsetCheck, check_offsets
@@ -38,7 +37,11 @@ DEFAULT_STRIP_ROWS = 512
 
 @dataclass(frozen=True)
 class BlockJob:
-    """Everything a worker needs to build one block of one season (picklable)."""
+    """Everything a worker needs to build one block of one season (picklable).
+
+    ``scenes`` touch the block and are read; ``nearby`` do not but lie within the blend taper's
+    reach: only their footprints are used, so that the weights near the block's edges are the
+    ones its neighbours compute (no seam)."""
 
     layout: SeasonLayout
     block: Block
@@ -46,6 +49,7 @@ class BlockJob:
     bands: tuple[str, ...]
     options: CompositeOptions = CompositeOptions()
     strip_rows: int = DEFAULT_STRIP_ROWS
+    nearby: tuple[Scene, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,13 @@ def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:
 
 
 def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
-    """Whether a built block already holds this job: same scenes, options and (at least) bands."""
+    """Whether a built block already holds this job: same scenes (read and nearby), options and
+    (at least) bands."""
     if not manifest:
         return False
     return (
         sorted(manifest.get("scenes", [])) == sorted(s.id for s in job.scenes)
+        and sorted(manifest.get("nearby_scenes", [])) == sorted(s.id for s in job.nearby)
         and manifest.get("options") == job.options.fingerprint()
         and set(job.bands) <= set(manifest.get("bands", []))
         and manifest.get("grid") == _grid_record(job.block)
@@ -107,6 +113,18 @@ def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
         yield start, min(rows, size - start)
 
 
+def _composite_strip(job: BlockJob, scenes: Sequence[Scene], row_off: int, rows: int,
+                     skipped: dict[str, str]) -> Composite:
+    """Composite the rows ``row_off:row_off + rows`` of the block from ``scenes`` (the job's, offsets
+    checked) without the scenes in ``skipped``."""
+    block = job.block
+    transform = block.transform @ Affine.translation(0, row_off)
+    readable = [s for s in scenes if s.id not in skipped]
+    footprints = [*readable, *(s for s in job.nearby if s.id not in skipped)]
+    return composite_window(readable, job.bands, block.crs, transform, (rows, block.size_px), job.options,
+                            footprints=footprints)
+
+
 def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[dict[str, str], int]:
     """Composite the block strip by strip into temporary GeoTIFFs; returns skipped scenes, acquisitions."""
     block, layout = job.block, job.layout
@@ -123,17 +141,24 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
                 describe(writer, _describe_output(band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
                          _tags(job, band, kind))
                 writers[band, kind] = writer
-        for row_off, rows in _strips(block.size_px, job.strip_rows):
-            window = Window(0, row_off, block.size_px, rows)
-            transform = block.transform @ Affine.translation(0, row_off)
-            readable = [s for s in scenes if s.id not in skipped]
-            result = composite_window(readable, job.bands, block.crs, transform, (rows, block.size_px), job.options)
-            skipped.update(result.skipped)
-            n_acq = max(n_acq, result.n_acquisitions)
-            for band in job.bands:
-                for i, kind in enumerate(STATISTICS):
-                    write_strip(writers[band, kind], window.row_off, to_dn(result.stats[band][i]))
-                write_strip(writers[band, COUNT], window.row_off, result.counts[band])
+        # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
+        # the earlier ones stale (their weights counted its footprint): they are composited again.
+        excluded: dict[int, frozenset[str]] = {}
+        strips = list(_strips(block.size_px, job.strip_rows))
+        for attempt in range(2):
+            for row_off, rows in strips:
+                if attempt and excluded[row_off] == frozenset(skipped):
+                    continue
+                result = _composite_strip(job, scenes, row_off, rows, skipped)
+                skipped.update(result.skipped)
+                excluded[row_off] = frozenset(skipped)
+                n_acq = max(n_acq, result.n_acquisitions)
+                for band in job.bands:
+                    for i, kind in enumerate(STATISTICS):
+                        write_strip(writers[band, kind], row_off, to_dn(result.stats[band][i]))
+                    write_strip(writers[band, COUNT], row_off, result.counts[band])
+            if all(e == frozenset(skipped) for e in excluded.values()):
+                break
     finally:
         for writer in writers.values():
             writer.close()
@@ -151,7 +176,8 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
         "end_date": season.end.isoformat(), "status": status, "grid": _grid_record(job.block),
         "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
-        "scenes": sorted(s.id for s in job.scenes), "n_acquisitions": n_acq,
+        "scenes": sorted(s.id for s in job.scenes), "nearby_scenes": sorted(s.id for s in job.nearby),
+        "n_acquisitions": n_acq,
         "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],
         "offset_corrections": [c.record() for c in sorted(corrections, key=lambda c: c.scene)],
         "files": sorted(p.name for p in folder.glob("*.tif")),

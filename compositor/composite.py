@@ -3,13 +3,15 @@
 The batch build calls `composite_window` for each strip of a block; the tile server calls it for
 a map tile it cannot read from built blocks. Steps: group scenes into acquisitions (one
 acquisition seen in two MGRS tiles is one observation), mask with SCL, per relative orbit the
-percentiles and count, then blend orbits (`compositor.blend`).
+percentiles and count, then blend orbits (`compositor.blend`) with weights tapered inside the
+edge of each orbit's footprints: those of the window's readable scenes and of the ``footprints``
+scenes around it that the caller passes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -18,12 +20,12 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
 
-from compositor.blend import blend_orbits, orbit_weights, pixel_lonlat
+from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
 from compositor.mask import apply_mask, valid_scl_lookup
 from compositor.read import read_warped
-from compositor.settings import DEFAULT_MASK_CLASSES
+from compositor.settings import DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_CLASSES
 from compositor.stats import PERCENTILES, percentiles_and_count, percentiles_by_orbit
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CompositeOptions:
-    """How to composite: masked SCL classes, blending, and whether overviews may be read."""
+    """How to composite: masked SCL classes, blending, and whether overviews may be read.
+
+    ``blend_edge_margin_m`` and ``blend_edge_ramp_m`` (ground metres) place the taper of an orbit's
+    weight inside the edge of its footprints: zero up to the margin, 1 beyond margin + ramp
+    (`compositor.blend`)."""
 
     invalid_classes: tuple[int, ...] = DEFAULT_MASK_CLASSES
     blend: bool = True
@@ -39,11 +45,17 @@ class CompositeOptions:
     use_overviews: bool = False
     percentiles: tuple[float, ...] = PERCENTILES
     read_threads: int = 4  # scene files read at once (GDAL releases the GIL); not in the fingerprint
+    blend_edge_margin_m: float = DEFAULT_BLEND_EDGE_MARGIN_M
+    blend_edge_ramp_m: float = DEFAULT_BLEND_EDGE_RAMP_M
+
+    def __post_init__(self) -> None:
+        check_taper(self.blend_edge_margin_m, self.blend_edge_ramp_m)
 
     def fingerprint(self) -> dict[str, object]:
         """What changes the pixels of a build (recorded in block manifests)."""
         return {"invalid_classes": list(self.invalid_classes), "blend": self.blend,
-                "blend_power": self.blend_power, "percentiles": list(self.percentiles)}
+                "blend_power": self.blend_power, "percentiles": list(self.percentiles),
+                "blend_edge_margin_m": self.blend_edge_margin_m, "blend_edge_ramp_m": self.blend_edge_ramp_m}
 
 
 @dataclass
@@ -127,21 +139,34 @@ def _band_layers(acquisitions: Sequence[_Acquisition], band: str, reader: Reader
 
 
 def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
-                     shape: tuple[int, int], options: CompositeOptions = CompositeOptions()) -> Composite:
+                     shape: tuple[int, int], options: CompositeOptions = CompositeOptions(),
+                     footprints: Sequence[Scene] | None = None) -> Composite:
     """Percentiles and counts of ``bands`` over the grid ``(crs, transform, shape)``.
 
     Scenes that cannot be read are skipped and reported in ``Composite.skipped``; a window with
-    no scenes (or none readable) gives NaN statistics and count 0.
+    no scenes (or none readable) gives NaN statistics and count 0. ``footprints`` are the scenes
+    whose footprints shape the blend weights: the readable scenes within
+    `compositor.blend.context_distance_m` of the window (only their footprint and orbit are used;
+    ``scenes`` are always among them, those that fail to read here are left out). Without it, only
+    ``scenes``: then a footprint ending just outside the window is missed and windows may disagree.
     """
     def reader(scene: Scene, key: str, resampling: Resampling) -> np.ndarray:
         return read_warped(scene.hrefs[key], crs, transform, shape, resampling, use_overviews=options.use_overviews)
 
     with ThreadPoolExecutor(options.read_threads) if options.read_threads > 1 else nullcontext() as pool:
-        return _composite(scenes, bands, crs, transform, shape, options, reader, pool)
+        return _composite(scenes, bands, crs, transform, shape, options, reader, pool, footprints)
+
+
+def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints: Sequence[Scene] | None,
+                      skipped: Mapping[str, str]) -> dict[int, list]:
+    """Footprints (EPSG:4326) per orbit of the scenes and footprint scenes, without those that failed."""
+    by_id = {s.id: s for s in (*(footprints or ()), *scenes) if s.id not in skipped}
+    return {o: [s.footprint for s in by_id.values() if s.relative_orbit == o] for o in orbits}
 
 
 def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine, shape: tuple[int, int],
-               options: CompositeOptions, reader: Reader, pool: ThreadPoolExecutor | None) -> Composite:
+               options: CompositeOptions, reader: Reader, pool: ThreadPoolExecutor | None,
+               footprints: Sequence[Scene] | None = None) -> Composite:
     skipped: dict[str, str] = {}
     lookup = valid_scl_lookup(options.invalid_classes)
     groups = deduplicate_acquisitions(scenes)
@@ -152,10 +177,16 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
     stats: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     orbits = sorted({a.orbit for a in acquisitions})
-    weights = {}
-    if options.blend and len(orbits) > 1:
-        lon, lat = pixel_lonlat(crs, transform, shape)
-        weights = {o: orbit_weights(o, lon, lat, options.blend_power) for o in orbits}
+    weights: dict[frozenset[str], tuple[dict, dict]] = {}  # by the scenes failed so far: rarely more than one
+
+    def weights_now() -> tuple[dict, dict]:
+        key = frozenset(skipped)
+        if key not in weights:
+            weights[key] = window_weights(_orbit_footprints(orbits, scenes, footprints, skipped), crs, transform,
+                                          shape, power=options.blend_power, margin_m=options.blend_edge_margin_m,
+                                          ramp_m=options.blend_edge_ramp_m)
+        return weights[key]
+
     for band in bands:
         if not acquisitions:
             stats[band] = np.full((k, *shape), np.nan, dtype=np.float32)
@@ -166,8 +197,9 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
             stats[band], counts[band] = percentiles_and_count(layers, options.percentiles)
             continue
         per_orbit = percentiles_by_orbit(layers, np.array([a.orbit for a in acquisitions]), options.percentiles)
+        tapered, untapered = weights_now()
         stats[band] = blend_orbits({o: s for o, (s, _) in per_orbit.items()},
-                                   {o: c for o, (_, c) in per_orbit.items()}, weights)
+                                   {o: c for o, (_, c) in per_orbit.items()}, tapered, untapered)
         counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0, dtype=np.uint32).clip(0, 65535).astype(np.uint16)
     return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions))
 

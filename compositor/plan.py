@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+import shapely
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+
 from compositor.bands import resolve_bands
+from compositor.blend import context_distance_m
 from compositor.block import BlockJob
 from compositor.catalog import BBox, Scene, SceneSearch, check_bbox, search_scenes
 from compositor.composite import CompositeOptions
 from compositor.errors import InvalidBBoxError
-from compositor.grid import OutputGrid
+from compositor.grid import OutputGrid, reproject_geometry
 from compositor.layout import SeasonLayout
 from compositor.seasons import Season, resolve_season
 from compositor.settings import Settings
@@ -66,7 +71,9 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     bbox = check_bbox(bbox_4326)
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
-    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend, blend_power=settings.blend_power)
+    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend,
+                               blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
+                               blend_edge_ramp_m=settings.blend_edge_ramp_m)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         str(catalog or settings.catalog), options, collection or settings.collection)
 
@@ -76,31 +83,38 @@ NO_BLOCK = "the area (touching no block of it)"
 
 def plan_build(request: BuildRequest, settings: Settings,
                find: Callable[..., SceneSearch | list[Scene]] = search_scenes) -> BuildPlan:
-    """Blocks intersecting the bbox, each with the scenes whose footprint touches it; the plan counts
-    the scenes each filter dropped (the settings' and scenes that touch no block)."""
+    """Blocks intersecting the bbox, each with the scenes whose footprint touches it (read) and
+    the scenes within the blend taper's reach of it that do not (their footprints shape its weights
+    near its edges: `compositor.blend.context_distance_m`); the plan counts the scenes each filter
+    dropped (the settings' and scenes that touch no block)."""
     grid = request.grid
     blocks = grid.blocks_for_bbox(request.bbox_4326)
     if not blocks:
         raise InvalidBBoxError(f"bbox {request.bbox_4326} covers no block of the grid: give a larger bbox")
     if len(blocks) > MAX_BLOCKS:
         raise InvalidBBoxError(f"bbox {request.bbox_4326} covers {len(blocks)} blocks (> {MAX_BLOCKS}): split it")
+    reach = context_distance_m(request.options.blend_edge_margin_m, request.options.blend_edge_ramp_m)
     footprints = {b.id: b.footprint_4326() for b in blocks}
-    west = min(f.bounds[0] for f in footprints.values())
-    south = min(f.bounds[1] for f in footprints.values())
-    east = max(f.bounds[2] for f in footprints.values())
-    north = max(f.bounds[3] for f in footprints.values())
+    around = {b.id: _buffered_footprint_4326(b.bounds, reach, grid.crs) for b in blocks}
+    west = min(f.bounds[0] for f in around.values())
+    south = min(f.bounds[1] for f in around.values())
+    east = max(f.bounds[2] for f in around.values())
+    north = max(f.bounds[3] for f in around.values())
     found = find(request.catalog, (west, south, east, north), request.season, collection=request.collection,
                  max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
     search = found if isinstance(found, SceneSearch) else SceneSearch(list(found))
     scenes = search.scenes
+    tree = shapely.STRtree([s.footprint for s in scenes])
     layout = SeasonLayout(request.data_dir, request.season, grid.crs, grid.resolution_m)
     jobs = []
     used: set[str] = set()
     for block in blocks:
-        area = footprints[block.id]
-        mine = tuple(s for s in scenes if s.footprint.intersects(area))
+        inside = set(tree.query(footprints[block.id], predicate="intersects").tolist())
+        near = set(tree.query(around[block.id], predicate="intersects").tolist()) - inside
+        mine = tuple(scenes[i] for i in sorted(inside))
+        nearby = tuple(scenes[i] for i in sorted(near))
         used.update(s.id for s in mine)
-        jobs.append(BlockJob(layout, block, mine, request.bands, request.options))
+        jobs.append(BlockJob(layout, block, mine, request.bands, request.options, nearby=nearby))
     dropped = dict(search.dropped)
     unused = sum(1 for s in scenes if s.id not in used)
     if unused:
@@ -108,3 +122,9 @@ def plan_build(request: BuildRequest, settings: Settings,
     logger.info("planned %d blocks over %d scenes for %s (%s)", len(jobs), len(used), request.season.name,
                 search.describe_filters())
     return BuildPlan(request, layout, tuple(jobs), len(used), dropped)
+
+
+def _buffered_footprint_4326(bounds: BBox, distance_m: float, crs: str) -> BaseGeometry:
+    """A block's outline grown by ``distance_m`` (grid CRS units, m), densified, in EPSG:4326."""
+    grown = box(*bounds).buffer(distance_m, quad_segs=4)
+    return reproject_geometry(grown.segmentize(distance_m / 2), crs, "EPSG:4326")

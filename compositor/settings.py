@@ -16,6 +16,16 @@ from compositor.seasons import Season, parse_custom_seasons
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)
 SNOW_CLASS = 11
+# Where an orbit's blend weight reaches zero inside the edge of its footprints, and how long it
+# ramps up from there (ground metres). The margin covers what a footprint polygon does not say
+# exactly: footprints are simplified (the one real footprint with full detail in the reference
+# items, 2,441 vertices, is 226 m from its 5-vertex simplification) and the detectors' ends at a
+# datatake start or end are staggered along track by a few km, which simplified footprints do not
+# show; 5 km is beyond both. The 10 km ramp spreads a typical 1-3 % brightness difference between
+# orbits over ~330 pixels at 30 m (under 0.02 % a pixel: invisible) while keeping the reach of
+# the taper (15 km) a quarter of a 61 km block.
+DEFAULT_BLEND_EDGE_MARGIN_M = 5_000.0
+DEFAULT_BLEND_EDGE_RAMP_M = 10_000.0
 
 
 class Settings(BaseSettings):
@@ -42,6 +52,12 @@ class Settings(BaseSettings):
     mask_classes: tuple[int, ...] = Field(DEFAULT_MASK_CLASSES, description="SCL classes that are not valid.")
     mask_snow: bool = Field(False, description="Also mask snow (SCL 11); the original product keeps snow.")
     blend_power: float = Field(2.0, gt=0, description="Power of the inverse-distance weights between orbits.")
+    blend_edge_margin_m: float = Field(
+        DEFAULT_BLEND_EDGE_MARGIN_M, ge=0, description="An orbit's blend weight is zero this far (m) inside the "
+        "edge of its scenes' footprints (simplified polygons, staggered detector ends).")
+    blend_edge_ramp_m: float = Field(
+        DEFAULT_BLEND_EDGE_RAMP_M, gt=0, description="Beyond the margin, the weight ramps smoothly up to its "
+        "inverse-distance value over this length (m).")
     workers: int = Field(0, ge=0, description="Build processes; 0 means one per core.")
     stac_timeout_s: float = Field(30.0, gt=0, description="Timeout of one STAC API request (s).")
     catalog_cache_ttl_s: float = Field(600.0, ge=0, description="How long the server keeps a catalog search (s).")

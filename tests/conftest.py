@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.samples import REPO, SAMPLE_DIR, SAMPLE_FILES
+from tests.samples import SAMPLE_DIR, SAMPLE_FILES
 SAMPLE_BBOX = (-11.9, 24.4, -10.9, 25.2)
 
 
@@ -29,10 +29,11 @@ def sample_scene(sample_dir):
 
 
 # --- a small synthetic season, built ------------------------------------------------------------
-# 2022-summer over 60 x 33 km east of Munich: R065's eastern swath edge crosses it, R022 covers it
-# all, tiles of UTM zones 32 and 33 overlap. "10 m" bands at 150 m; output at 300 m in 256 px blocks.
+# 2022-summer over 60 x 33 km east of Munich: R065's real eastern swath edge (about 12.15 E) crosses
+# its middle, R022 covers it all, tiles of UTM zones 32 and 33 overlap. "10 m" bands at 150 m; output
+# at 300 m in 256 px blocks.
 SYNTH_SEASON = "2022-summer"
-SYNTH_BBOX = (11.6, 47.75, 12.4, 48.05)
+SYNTH_BBOX = (11.75, 47.75, 12.55, 48.05)
 SYNTH_PIXEL_M = 150.0
 SYNTH_RESOLUTION_M = 300.0
 SYNTH_BLOCK_PX = 256

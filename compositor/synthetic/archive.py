@@ -4,13 +4,14 @@ Layout under ``out_dir``::
 
     catalog.json                                   STAC ItemCollection (hrefs relative to it)
     scenes/<tile>/<year>/<month>/<day>/<item id>/B02.tif ... B12.tif, SCL.tif
-    truth/<season>/<band>_p50.tif, truth/<season>/dates.json
+    truth/<season>/<band>_p50.tif, truth/<season>/dates.json, truth/<season>/swaths.json
 
 Scenes are whole 109.8 km MGRS tiles (real extents, in their UTM zone) of the relative orbits
 that cover the bbox, every 5 days per orbit; they hold data (DN > 0) only where the tile meets
-both the orbit's swath and the region (the truth grid plus a few pixels), which keeps the default
-archive under 500 MB. Item footprints outline exactly that data. Same arguments and seed give
-byte-identical files, whatever the number of workers.
+both the pass's data extent (``edges``: the real Sentinel-2 swath from ``reference_orbit``,
+with irregular edges and, on some passes, a datatake end) and the region (the truth grid plus
+a few pixels), which keeps the default archive under 500 MB. Item footprints outline exactly
+that data. Same arguments and seed give byte-identical files, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from compositor.errors import InvalidInputError
-from compositor.orbits import orbits_covering
 from compositor.seasons import Season, resolve_season
 from compositor.synthetic.atmosphere import make_sky_grid
-from compositor.synthetic.geometry import RasterGrid, Region, check_bbox, region_for, truth_grid_for
+from compositor.synthetic.edges import write_swaths
+from compositor.synthetic.geometry import RasterGrid, Region, check_bbox, locate_pixels, region_for, truth_grid_for
+from compositor.synthetic.reference_orbit import orbits_seeing, view_coordinates
 from compositor.synthetic.schedule import Acquisition, acquisitions_in
 from compositor.synthetic.scene import (
     ArchiveSpec,
@@ -115,8 +117,10 @@ def generate_archive(
     ground, lat = ground_for(spec), spec.region.centre_4326[1]
     for season in resolved:
         dates = sorted({acq.date for acq in by_season[season.name]})
-        written += write_truth(spec.out_dir / "truth" / season.name, ground, truth, season, dates, spec.orbits, lat)
-        n_files += 7
+        folder = spec.out_dir / "truth" / season.name
+        written += write_truth(folder, ground, truth, season, dates, spec.orbits, lat)
+        written += write_swaths(folder / "swaths.json", [spec.swath(acq) for acq in by_season[season.name]])
+        n_files += 8
     clear_cache()
     elapsed = time.perf_counter() - started
     logger.info("wrote %d items, %d files, %.1f MB in %.1f s", len(items), n_files, written / 1e6, elapsed)
@@ -137,6 +141,7 @@ def plan_archive(
 ) -> ArchiveSpec:
     """The region (truth grid plus 2 pixels of the "20 m" bands), its orbits, tiles and sky grid."""
     region = region_for(bbox_4326, truth, margin_m=4 * pixel_size_m)
+    orbits = choose_orbits(region)
     return ArchiveSpec(
         out_dir=out_dir,
         seed=seed,
@@ -144,14 +149,20 @@ def plan_archive(
         region=region,
         sky_grid=make_sky_grid(region.bounds_3035, region.grid_north_deg()),
         tiles=tiles_covering(region.polygon_4326()),
-        orbits=choose_orbits(region),
+        orbits=orbits,
+        time_ranges=tuple(region_times(region, orbit) for orbit in orbits),
     )
 
 
 def count_scenes(spec: ArchiveSpec, acquisitions: list[Acquisition]) -> int:
-    """How many scenes the acquisitions give: one per tile with data in the orbit's swath."""
-    per_orbit = {orbit: sum(scene_count(spec, tile, orbit) > 0 for tile in spec.tiles) for orbit in spec.orbits}
-    return sum(per_orbit[acq.relative_orbit] for acq in acquisitions)
+    """How many scenes the acquisitions give: one per tile with data from the pass (as ``render_scene`` decides)."""
+    pixels = {
+        (tile, orbit): locate_pixels(tile, 2 * spec.pixel_size_m, spec.region, (orbit,))
+        for tile in spec.tiles
+        for orbit in spec.orbits
+    }
+    swaths = [(acq.relative_orbit, spec.swath(acq)) for acq in acquisitions]
+    return sum(scene_count(pixels[tile, orbit], swath) > 0 for orbit, swath in swaths for tile in spec.tiles)
 
 
 def write_catalog(path: Path, items: list[dict]) -> Path:
@@ -163,13 +174,20 @@ def write_catalog(path: Path, items: list[dict]) -> Path:
 
 
 def choose_orbits(region: Region) -> tuple[int, ...]:
-    """The relative orbits whose swath covers some of the region (probed on a lattice of points)."""
+    """The relative orbits whose real swath (``reference_orbit``) covers some of the region.
+
+    Probed on a lattice of 9 x 5 points over the region's EPSG:4326 bounds.
+    """
     lon0, lat0, lon1, lat1 = region.polygon_4326().bounds
-    found: set[int] = set()
-    for lon in np.linspace(lon0, lon1, 9):
-        for lat in np.linspace(lat0, lat1, 5):
-            found.update(orbits_covering(float(lon), float(lat)))
-    return tuple(sorted(found))
+    lon, lat = np.meshgrid(np.linspace(lon0, lon1, 9), np.linspace(lat0, lat1, 5))
+    return tuple(sorted(orbits_seeing(lon, lat)))
+
+
+def region_times(region: Region, relative_orbit: int) -> tuple[float, float]:
+    """(first, last) time (s after the ANX) at which the orbit's descending pass sees the region."""
+    ring = np.asarray(region.polygon_4326().exterior.coords)
+    t, _ = view_coordinates(relative_orbit, ring[:, 0], ring[:, 1])
+    return round(float(t.min()), 4), round(float(t.max()), 4)
 
 
 def _resolve_seasons(seasons: Sequence[str | Season]) -> list[Season]:

@@ -2,9 +2,10 @@
 
 The region is the EPSG:3035 rectangle the scenes hold data for: the truth grid's footprint
 plus a margin of a few scene pixels. Tile pixel centres are located on the ground (EPSG:3035)
-and across the swaths (cross-track distance per relative orbit, from ``compositor.orbits``)
-by projecting a coarse lattice of pixels and interpolating bilinearly, which is exact to well
-under a metre.
+and in each relative orbit's view coordinates (the time after the orbit's ascending node at
+which the pass sees them and their off-nadir angle, from ``reference_orbit``: the real
+Sentinel-2 geometry, not the compositor's model) by projecting a coarse lattice of pixels and
+interpolating bilinearly, which is exact to well under a metre (and a millisecond).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from shapely.geometry import Polygon, box, mapping, shape
 from shapely.ops import unary_union
 
 from compositor.errors import InvalidBBoxError
-from compositor.orbits import cross_track_distance_m
 from compositor.synthetic.noise import sample_bilinear
+from compositor.synthetic.reference_orbit import view_coordinates
 from compositor.synthetic.tiles import TILE_SIZE_M, MgrsTile
 
 GROUND_CRS = "EPSG:3035"
@@ -135,8 +136,9 @@ class TilePixels:
     """The pixels of a tile grid that fall in the region, and where they are.
 
     The window is rows ``row0:row1``, columns ``col0:col1`` of the full tile grid; every array
-    has the window's shape: EPSG:3035 centres (m), the region mask, and the signed cross-track
-    distance (m, float32) to each requested relative orbit.
+    has the window's shape: EPSG:3035 centres (m), the region mask, and for each requested
+    relative orbit the view coordinates: seconds after its ANX at which the descending pass sees
+    the pixel (float64) and the signed off-nadir angle (deg, east > 0, float32).
     """
 
     tile: MgrsTile
@@ -149,7 +151,8 @@ class TilePixels:
     x_m: np.ndarray
     y_m: np.ndarray
     in_region: np.ndarray
-    cross_track_m: dict[int, np.ndarray]
+    view_time_s: dict[int, np.ndarray]
+    view_deg: dict[int, np.ndarray]
 
 
 def locate_pixels(tile: MgrsTile, pixel_size_m: float, region: Region, orbits: tuple[int, ...]) -> TilePixels | None:
@@ -180,11 +183,13 @@ def locate_pixels(tile: MgrsTile, pixel_size_m: float, region: Region, orbits: t
     xmin, ymin, xmax, ymax = region.bounds_3035
     inside = (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
     fi32, fj32 = fi.astype(np.float32), fj.astype(np.float32)
-    distances = {
-        orbit: sample_bilinear(cross_track_distance_m(orbit, lon, lat).astype(np.float32), fi32, fj32)
-        for orbit in orbits
-    }
-    return TilePixels(tile, pixel_size_m, size, row0, row1, col0, col1, x, y, inside, distances)
+    times, angles = {}, {}
+    for orbit in orbits:
+        t, theta = view_coordinates(orbit, np.asarray(lon), np.asarray(lat))
+        t_ref = float(t[0, 0])  # interpolated as float32 offsets from the corner: exact to 1 ms
+        times[orbit] = t_ref + sample_bilinear((t - t_ref).astype(np.float32), fi32, fj32).astype(np.float64)
+        angles[orbit] = sample_bilinear(theta.astype(np.float32), fi32, fj32)
+    return TilePixels(tile, pixel_size_m, size, row0, row1, col0, col1, x, y, inside, times, angles)
 
 
 def footprint_4326(

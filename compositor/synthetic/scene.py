@@ -3,7 +3,8 @@
 Runs in worker processes. Each worker keeps the ground of the region and the located pixels
 of every tile it has rendered, so that only the day's surface, the sky and the noise are
 computed per scene. A scene is: the clear-sky surface of the day at the pixel centres, times
-the orbit's view-angle brightness, seen through the acquisition's sky, plus sensor noise,
+the orbit's view-angle brightness, inside the pass's data extent (``edges``: the real swath
+geometry with irregular edges and datatake ends), seen through the acquisition's sky, plus sensor noise,
 coded as DN (with the baseline 04.00 offset unless the item says it was removed). The "10 m"
 bands are computed at the 10 m-grid pixel centres, the "20 m" bands and the SCL at the 20 m
 grid's, each from the same ground and sky.
@@ -21,11 +22,12 @@ from affine import Affine
 from compositor.synthetic import stac
 from compositor.synthetic.atmosphere import Sky, SkyGrid, apply_sky, classify_scl, make_sky, sample_sky
 from compositor.synthetic.cogs import write_cog
-from compositor.synthetic.geometry import Region, footprint_4326, locate_pixels
+from compositor.synthetic.edges import PassSwath, pass_swath
+from compositor.synthetic.geometry import Region, TilePixels, footprint_4326, locate_pixels
 from compositor.synthetic.landcover import WATER, Ground, GroundPoints, build_ground, describe_ground
 from compositor.synthetic.noise import seeded_rng
 from compositor.synthetic.schedule import BOA_ADD_OFFSET_DN, Acquisition, has_boa_offset, sun_position
-from compositor.synthetic.sensor import HALF_SWATH_M, add_noise, encode_dn, orbit_brightness
+from compositor.synthetic.sensor import add_noise, encode_dn, orbit_brightness
 from compositor.synthetic.surface import BANDS, band_indices, low_sun, snow_fraction, surface_reflectance
 from compositor.synthetic.tiles import TILE_SIZE_M, MgrsTile
 
@@ -45,6 +47,12 @@ class ArchiveSpec:
     sky_grid: SkyGrid
     tiles: tuple[MgrsTile, ...]
     orbits: tuple[int, ...]
+    time_ranges: tuple[tuple[float, float], ...]  # per orbit (same order): s after the ANX it sees the region
+
+    def swath(self, acq: Acquisition) -> PassSwath:
+        """The data extent of the pass ``acq`` (deterministic from the seed and the pass)."""
+        times = self.time_ranges[self.orbits.index(acq.relative_orbit)]
+        return pass_swath(self.seed, acq.relative_orbit, acq.key, times)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ class GridView:
     rows: slice
     cols: slice
     in_region: np.ndarray
-    cross_track_m: dict[int, np.ndarray]
+    view_time_s: dict[int, np.ndarray]
+    view_deg: dict[int, np.ndarray]
     ground: GroundPoints
     sky_i: np.ndarray
     sky_j: np.ndarray
@@ -102,24 +111,26 @@ def _build_view(spec: ArchiveSpec, tile: MgrsTile, pixel_size_m: float) -> GridV
         slice(pixels.row0, pixels.row1),
         slice(pixels.col0, pixels.col1),
         pixels.in_region,
-        pixels.cross_track_m,
+        pixels.view_time_s,
+        pixels.view_deg,
         ground,
         sky_i,
         sky_j,
     )
 
 
-def swath_mask(view: GridView, relative_orbit: int) -> np.ndarray:
-    """Window pixels that are in the region and in the orbit's swath."""
-    return view.in_region & (np.abs(view.cross_track_m[relative_orbit]) <= HALF_SWATH_M)
+def swath_mask(view: GridView | TilePixels, swath: PassSwath) -> np.ndarray:
+    """Window pixels that are in the region and hold data on the pass (its swath and datatake)."""
+    orbit = swath.relative_orbit
+    return view.in_region & swath.covers(view.view_time_s[orbit], view.view_deg[orbit])
 
 
-def scene_count(spec: ArchiveSpec, tile: MgrsTile, relative_orbit: int) -> int:
-    """Number of 20 m-grid pixels with data in a scene of this tile and orbit (0: no scene)."""
-    pixels = locate_pixels(tile, 2 * spec.pixel_size_m, spec.region, (relative_orbit,))
-    if pixels is None:
-        return 0
-    return int((pixels.in_region & (np.abs(pixels.cross_track_m[relative_orbit]) <= HALF_SWATH_M)).sum())
+def scene_count(pixels: TilePixels | None, swath: PassSwath) -> int:
+    """Number of 20 m-grid pixels with data in the scene of a pass on a tile (0: no scene).
+
+    ``pixels``: the tile's "20 m" grid located with ``locate_pixels`` (None: the tile misses the region).
+    """
+    return 0 if pixels is None else int(swath_mask(pixels, swath).sum())
 
 
 def sky_for(spec: ArchiveSpec, acq: Acquisition) -> Sky:
@@ -143,13 +154,14 @@ def render_acquisition(spec: ArchiveSpec, acq: Acquisition) -> list[SceneResult]
 def render_scene(spec: ArchiveSpec, tile: MgrsTile, acq: Acquisition, sky: Sky) -> SceneResult | None:
     """Write the COGs of one scene and return its STAC item; None when the tile has no data."""
     coarse = view_for(spec, tile, 2 * spec.pixel_size_m)
-    if coarse is None or not swath_mask(coarse, acq.relative_orbit).any():
+    swath = spec.swath(acq)
+    if coarse is None or not swath_mask(coarse, swath).any():
         return None
     has_offset = has_boa_offset(acq.baseline)
     removed = stac.offset_removed(tile, acq, has_offset)
     offset_dn = BOA_ADD_OFFSET_DN if has_offset and not removed else 0
-    arrays = coarse_arrays(spec, coarse, tile, acq, sky, offset_dn)
-    arrays.update(fine_arrays(spec, view_for(spec, tile, spec.pixel_size_m), tile, acq, sky, offset_dn))
+    arrays = coarse_arrays(spec, coarse, tile, acq, sky, offset_dn, swath)
+    arrays.update(fine_arrays(spec, view_for(spec, tile, spec.pixel_size_m), tile, acq, sky, offset_dn, swath))
     written = write_scene(spec.out_dir / stac.scene_dir(tile, acq), arrays, tile, spec.pixel_size_m)
 
     geometry, bbox = footprint_4326(arrays["SCL"] > 0, tile, 2 * spec.pixel_size_m)
@@ -172,10 +184,10 @@ def render_scene(spec: ArchiveSpec, tile: MgrsTile, acq: Acquisition, sky: Sky) 
 
 
 def coarse_arrays(
-    spec: ArchiveSpec, view: GridView, tile: MgrsTile, acq: Acquisition, sky: Sky, offset_dn: int
+    spec: ArchiveSpec, view: GridView, tile: MgrsTile, acq: Acquisition, sky: Sky, offset_dn: int, swath: PassSwath
 ) -> dict[str, np.ndarray]:
     """The full-tile SCL (uint8) and "20 m" bands B11, B12 (uint16 DN) of a scene."""
-    valid = swath_mask(view, acq.relative_orbit)
+    valid = swath_mask(view, swath)
     rows, cols, refl, layers, ground = observe(spec, view, valid, tile, acq, sky, BANDS)
     lat = spec.region.centre_4326[1]
     snow = snow_fraction(ground, acq.date, spec.seed)
@@ -189,10 +201,10 @@ def coarse_arrays(
 
 
 def fine_arrays(
-    spec: ArchiveSpec, view: GridView, tile: MgrsTile, acq: Acquisition, sky: Sky, offset_dn: int
+    spec: ArchiveSpec, view: GridView, tile: MgrsTile, acq: Acquisition, sky: Sky, offset_dn: int, swath: PassSwath
 ) -> dict[str, np.ndarray]:
     """The full-tile "10 m" bands B02, B03, B04, B08 (uint16 DN) of a scene."""
-    valid = swath_mask(view, acq.relative_orbit)
+    valid = swath_mask(view, swath)
     stems = ("B02", "B03", "B04", "B08")
     if not valid.any():  # the swath clips a sliver that only the coarser grid catches
         return {stem: np.zeros((view.size, view.size), np.uint16) for stem in stems}
@@ -221,7 +233,7 @@ def observe(
     cols = slice(int(cols_any[0]), int(cols_any[-1]) + 1)
     ground = view.ground.window(rows, cols)
     refl = surface_reflectance(ground, acq.date, spec.seed, spec.region.centre_4326[1], bands)
-    refl *= orbit_brightness(acq.relative_orbit, view.cross_track_m[acq.relative_orbit][rows, cols])
+    refl *= orbit_brightness(acq.relative_orbit, view.view_deg[acq.relative_orbit][rows, cols])
     layers = sample_sky(sky, view.sky_i[rows, cols], view.sky_j[rows, cols])
     apply_sky(refl, layers, sky, band_indices(bands))
     add_noise(refl, seeded_rng(spec.seed, "noise", acq.key, tile.code, view.size), TILE_SIZE_M / view.size)

@@ -1,10 +1,12 @@
 """When Sentinel-2 looks: revisits per relative orbit, platforms, sensing times, sun, baselines.
 
-The timing is anchored on the real sample scene (S2A, relative orbit 37, absolute orbit 24344,
-2020-02-19T11:34:25.405Z over 29RKH at 24.8 N): relative orbit ``r`` follows orbit 37 by
-``r - 37`` orbital periods (10 days / 143), S2A repeats every 10 days and S2B, half a cycle
-apart on the same track, 5 days later. The satellites fly south at about 6.8 km/s, so a tile
-farther north is seen a little earlier. Sensing times are UTC.
+From ESA's reference orbit (``reference_orbit``): relative orbit ``r`` of S2A crosses its
+ascending node (ANX) ``r - 1`` nodal periods after the ANX of relative orbit 1 at
+2021-01-01T22:26:01.27 UTC (absolute orbit 28884), every 10 days (143 orbits); S2B flies the
+same tracks half a cycle apart (relative orbit 1 at 2020-12-27T22:26:01.27, absolute 19904), so
+each track is revisited every 5 days by alternating platforms. A pass over a latitude is sensed
+at the ANX plus the time the descending sub-satellite point takes to reach it (10:30 local
+solar time at the descending node: about 10:00-11:30 UTC over Europe). Sensing times are UTC.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-from compositor.orbits import CYCLE_DAYS, ORBITS_PER_CYCLE
 from compositor.seasons import Season
+from compositor.synthetic.reference_orbit import (
+    ANX_EPOCHS,
+    CYCLE_DAYS,
+    NODAL_PERIOD_S,
+    absolute_orbit,
+    time_at_latitude,
+)
 
-PERIOD = dt.timedelta(days=CYCLE_DAYS) / ORBITS_PER_CYCLE
+PERIOD = dt.timedelta(seconds=NODAL_PERIOD_S)
 REVISIT = dt.timedelta(days=CYCLE_DAYS / 2)
-_REF_TIME = dt.datetime(2020, 2, 19, 11, 34, 25, 405000, tzinfo=dt.timezone.utc)
-_REF_ORBIT, _REF_LAT, _REF_ABSOLUTE = 37, 24.8, 24344
-_S2B_ABSOLUTE_LAG = 9153  # S2B's absolute orbit count trails S2A's (launched 20 months later)
-_SECONDS_PER_DEG_LAT = 16.35  # 111.2 km per degree at 6.8 km/s ground speed
 _DATATAKE_LAT = 62.0  # latitude where a European datatake starts
+_DATE_LAT = 50.0  # a pass's date is its (UTC) date over Europe
 
 # (first sensing date, processing baseline): the baseline ground stations used from that date
 _BASELINES: tuple[tuple[dt.date, str], ...] = (
@@ -49,23 +55,25 @@ class Acquisition:
     date: dt.date
     relative_orbit: int
     platform: str  # "S2A" or "S2B"
-    revisit: int  # index of this pass among the orbit's 5-day revisits since the anchor
-    node_time: dt.datetime  # UTC time at the reference latitude (24.8 N), without the latitude shift
+    revisit: int  # index of this pass among the track's 5-day revisits: S2A's cycles even, S2B's odd
+    anx_time: dt.datetime  # UTC time of the pass's ascending node, before the descending daylight half
 
     def sensing_time(self, lat_deg: float) -> dt.datetime:
-        """UTC time at which the satellite looks at latitude ``lat_deg`` (deg N) on this pass."""
-        return self.node_time + dt.timedelta(seconds=(_REF_LAT - lat_deg) * _SECONDS_PER_DEG_LAT)
+        """UTC time at which the satellite flies over latitude ``lat_deg`` (deg N) on this pass."""
+        return self.anx_time + dt.timedelta(seconds=seconds_to_latitude(self.relative_orbit, lat_deg))
 
     @property
     def datatake_time(self) -> dt.datetime:
         return self.sensing_time(_DATATAKE_LAT).replace(microsecond=0)
 
     @property
+    def cycle(self) -> int:
+        """The repeat cycle of this pass, counted from the platform's epoch in ``reference_orbit``."""
+        return (self.revisit + (1 if self.platform == "S2B" else 0)) // 2
+
+    @property
     def absolute_orbit(self) -> int:
-        orbits = round((self.node_time - _REF_TIME) / PERIOD)
-        if self.platform == "S2B":
-            orbits = round((self.node_time - REVISIT - _REF_TIME) / PERIOD) - _S2B_ABSOLUTE_LAG
-        return _REF_ABSOLUTE + orbits
+        return absolute_orbit(self.platform, self.relative_orbit, self.cycle)
 
     @property
     def baseline(self) -> str:
@@ -75,6 +83,12 @@ class Acquisition:
     def key(self) -> str:
         """A stable text key, e.g. ``20220203-R065``, for seeding and logging."""
         return f"{self.date:%Y%m%d}-R{self.relative_orbit:03d}"
+
+
+@lru_cache(maxsize=4096)
+def seconds_to_latitude(relative_orbit: int, lat_deg: float) -> float:
+    """Seconds from the ANX to the descending pass over ``lat_deg`` (cached)."""
+    return time_at_latitude(relative_orbit, lat_deg)
 
 
 def processing_baseline(day: dt.date) -> str:
@@ -93,19 +107,21 @@ def has_boa_offset(baseline: str) -> bool:
 
 def acquisitions_in(season: Season, orbits: tuple[int, ...]) -> list[Acquisition]:
     """Every pass of S2A and S2B on ``orbits`` within the season (inclusive dates), by date."""
+    epoch_a = ANX_EPOCHS["S2A"][0]
     found = []
+    start = dt.datetime.combine(season.start, dt.time(), tzinfo=dt.timezone.utc)
     for orbit in orbits:
-        first = _REF_TIME + (orbit - _REF_ORBIT) * PERIOD
-        start = dt.datetime.combine(season.start, dt.time(), tzinfo=dt.timezone.utc)
+        first = epoch_a + (orbit - 1) * PERIOD  # S2A's ANX on this track in its epoch's cycle (k = 0)
+        to_europe = dt.timedelta(seconds=seconds_to_latitude(orbit, _DATE_LAT))
         k = math.floor((start - first) / REVISIT) - 1
         while True:
-            node_time = first + k * REVISIT
-            day = node_time.date()
+            anx = first + k * REVISIT
+            day = (anx + to_europe).date()
             if day > season.end:
                 break
             if season.contains(day):
                 platform = "S2A" if k % 2 == 0 else "S2B"
-                found.append(Acquisition(day, orbit, platform, k, node_time))
+                found.append(Acquisition(day, orbit, platform, k, anx))
             k += 1
     return sorted(found)
 

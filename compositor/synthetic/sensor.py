@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 
-from compositor.orbits import SWATH_WIDTH_M
+from compositor.synthetic.reference_orbit import HALF_ANGLE_DEG
 
-HALF_SWATH_M = SWATH_WIDTH_M / 2
 REFLECTANCE_SCALE = 10_000
 _DN_MAX = 32_767  # 15 significant bits, as in the real COGs
 # Sensor noise sigma at 10 m = floor + relative * reflectance (SNR ~140 at 0.1 reflectance); averaging
@@ -17,7 +16,7 @@ _NOISE_FLOOR, _NOISE_RELATIVE, _NATIVE_M = 0.00025, 0.0005, 10.0
 
 
 def orbit_coefficients(relative_orbit: int) -> tuple[float, float]:
-    """(a, b) of the orbit's view-angle brightness 1 + a*u + b*u^2, u = cross-track distance / 145 km.
+    """(a, b) of the orbit's view-angle brightness 1 + a*u + b*u^2, u = off-nadir angle / swath half-angle.
 
     A few percent, different in sign and size from orbit to orbit (a stand-in for BRDF effects
     across the swath), so that neighbouring orbits disagree where their swaths overlap.
@@ -27,10 +26,14 @@ def orbit_coefficients(relative_orbit: int) -> tuple[float, float]:
     return a, b
 
 
-def orbit_brightness(relative_orbit: int, cross_track_m: np.ndarray) -> np.ndarray:
-    """The multiplicative view-angle factor (float32) at signed cross-track distances (m, east > 0)."""
+def orbit_brightness(relative_orbit: int, view_deg: np.ndarray) -> np.ndarray:
+    """The multiplicative view-angle factor (float32) at signed off-nadir angles (deg, east > 0).
+
+    ``view_deg`` comes from the generator's own geometry (``reference_orbit.view_coordinates``),
+    so the brightness follows the real swath: u = +/-1 at the real data edges.
+    """
     a, b = orbit_coefficients(relative_orbit)
-    u = cross_track_m / np.float32(HALF_SWATH_M)
+    u = np.asarray(view_deg, dtype=np.float32) / np.float32(HALF_ANGLE_DEG)
     return (1.0 + u * (a + b * u)).astype(np.float32)
 
 

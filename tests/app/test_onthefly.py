@@ -138,12 +138,12 @@ class Recorder:
         self.rows: list[int] = []  # the rows of each call
         self.lock = threading.Lock()
 
-    def __call__(self, scenes, bands, crs, transform, shape, options):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
         with self.lock:
             self.calls.append(list(scenes))
             self.rows.append(shape[0])
         time.sleep(self.delay_s)
-        return composite_window(scenes, bands, crs, transform, shape, options)
+        return composite_window(scenes, bands, crs, transform, shape, options, footprints)
 
 
 def test_max_scenes_keeps_the_least_cloudy(archive, tmp_path):
@@ -216,11 +216,11 @@ def test_on_the_fly_threads_run_at_a_lower_cpu_priority(archive, tmp_path):
     seen: list[tuple[int, int]] = []
 
     class NiceRecorder(Recorder):
-        def __call__(self, *args):
+        def __call__(self, *args, **kwargs):
             with ThreadPoolExecutor(1) as pool:  # as composite_window's read threads are started
                 child = pool.submit(nice).result()
             seen.append((nice(), child))
-            return super().__call__(*args)
+            return super().__call__(*args, **kwargs)
 
     base = nice()
     settings = app_settings(tmp_path, archive.catalog, onthefly_nice=5)
@@ -274,3 +274,44 @@ def test_queue_is_off_by_default(client):
     client.get(tile_url(UNBUILT_LONLAT, 12))
     body = client.get(f"/seasons/{SEASON}/queue").json()
     assert body == {"season": SEASON, "enabled": False, "blocks": []}
+
+
+def test_on_the_fly_weights_see_the_footprints_around_the_tile(tmp_path):
+    """The footprints of an on-the-fly composite: the selected scenes and the scenes within the taper's
+    reach outside the tile; not a scene touching the tile that was left out (it is not read)."""
+    import datetime as dt
+
+    from pyproj import Geod
+
+    from app.onthefly import OnTheFly, grow_bbox_4326
+    from compositor.blend import context_distance_m
+    from compositor.catalog import Scene
+    from compositor.seasons import resolve_season
+
+    bbox = (15.40, 47.00, 15.50, 47.05)
+    grown = grow_bbox_4326(bbox, 20_000.0)
+    geod = Geod(ellps="WGS84")
+    for lon0, lat0, lon1, lat1 in ((bbox[0], 47.05, grown[0], 47.05), (bbox[2], 47.05, grown[2], 47.05),
+                                   (15.45, bbox[1], 15.45, grown[1]), (15.45, bbox[3], 15.45, grown[3])):
+        assert geod.inv(lon0, lat0, lon1, lat1)[2] >= 20_000.0 * 0.99
+
+    def scene(name, footprint):
+        return Scene(id=name, datetime=dt.datetime(2022, 7, 1, 10, 30, tzinfo=dt.UTC), relative_orbit=79,
+                     mgrs_tile="33TWN", crs="EPSG:32633", footprint=footprint, cloud_cover=1.0,
+                     processing_baseline="04.00", offset_applied=True, hrefs={}, platform="sentinel-2a")
+
+    inside, left_out = scene("inside", box(15.41, 47.01, 15.45, 47.04)), scene("left-out", box(15.42, 47.0, 15.6, 47.1))
+    near, far = scene("near", box(15.52, 47.0, 15.6, 47.05)), scene("far", box(16.5, 47.0, 16.6, 47.05))
+
+    class Scenes:
+        def find(self, season, bbox_4326):
+            return tuple(s for s in (inside, left_out, near, far) if s.intersects(bbox_4326))
+
+    onthefly = OnTheFly(app_settings(tmp_path, tmp_path / "catalog.json"), Scenes())
+    try:
+        reach = context_distance_m(onthefly.options.blend_edge_margin_m, onthefly.options.blend_edge_ramp_m)
+        assert 15_000 < reach < 25_000
+        chosen = onthefly.footprint_scenes(resolve_season(SEASON), bbox, [inside])
+    finally:
+        onthefly.shutdown()
+    assert [s.id for s in chosen] == ["inside", "near"]

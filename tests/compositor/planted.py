@@ -37,7 +37,8 @@ def planted_scene(folder: Path, scene_id: str, when: dt.datetime, orbit: int, cr
     hrefs["scl"] = str(folder / scene_id / "scl.tif")
     h, w = scl.shape
     outline = box(*rasterio.transform.array_bounds(h, w, transform))
-    footprint = reproject_geometry(outline, crs, "EPSG:4326")
+    # Densified, so that the lon/lat polygon follows the raster's straight edges (within centimetres).
+    footprint = reproject_geometry(outline.segmentize(max(h, w) * abs(transform.a) / 64), crs, "EPSG:4326")
     return Scene(id=scene_id, datetime=when, relative_orbit=orbit, mgrs_tile=mgrs, crs=crs, footprint=footprint,
                  cloud_cover=None, processing_baseline="04.00" if offset_dn else "03.01",
                  offset_applied=offset_dn == 0 and when >= dt.datetime(2022, 1, 25, tzinfo=dt.UTC),

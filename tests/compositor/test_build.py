@@ -19,9 +19,7 @@ from rasterio.windows import from_bounds
 from rio_cogeo.cogeo import cog_validate
 
 from compositor.bands import BAND_NAMES
-from compositor.blend import pixel_lonlat
 from compositor.errors import BandNotFoundError, InvalidBBoxError, SeasonNotFoundError
-from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 from tests.conftest import (
     SYNTH_BBOX,
     SYNTH_BLOCK_PX,
@@ -155,44 +153,7 @@ def test_p50_matches_the_true_clear_sky_median(built_season, synthetic_archive, 
     print("P50 vs truth (DN):", json.dumps(report))
 
 
-# --- stripes and seams ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def built_without_blending(synthetic_archive, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("built-no-blend")
-    summary = build_synthetic(synthetic_archive, out, blend=False)
-    assert not summary.failed
-    return out
-
-
-def error_profile(data: Path, archive: Path, band: str, bin_km: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """Median relative error (P50 / truth - 1) in bins of distance to R065's eastern swath edge."""
-    est, truth, src = read_on_truth_grid(data, archive, band)
-    lon, lat = pixel_lonlat(src.crs.to_string(), src.transform, truth.shape)
-    beyond_km = cross_track_distance_m(65, lon, lat) / 1000.0 - SWATH_HALF_WIDTH_M / 1000.0
-    ok = (truth > 0) & (est > 0)
-    error = np.where(ok, est / np.maximum(truth, 1) - 1, np.nan)
-    edges = np.arange(-30.0, 18.0 + bin_km, bin_km)
-    profile = np.array([np.nanmedian(error[ok & (beyond_km >= a) & (beyond_km < a + bin_km)]) for a in edges[:-1]])
-    return edges[:-1], profile
-
-
-@pytest.mark.parametrize("band", ["nir", "swir16", "swir22"])  # bright bands: a 1 % orbit bias is tens of DN
-def test_no_stripe_at_the_swath_edge(built_season, built_without_blending, synthetic_archive, band):
-    """The jump of the error at R065's swath edge vs the bin-to-bin variation inside the swath."""
-    starts, blended = error_profile(built_season, synthetic_archive, band)
-    _, pooled = error_profile(built_without_blending, synthetic_archive, band)
-    at_edge = int(np.flatnonzero(starts == 0.0)[0])  # first bin beyond the edge
-
-    def jump(profile):
-        return abs(profile[at_edge] - profile[at_edge - 1])
-
-    inside = np.abs(np.diff(blended[: at_edge - 1]))
-    assert np.isfinite(blended).all() and np.isfinite(pooled).all()
-    variation = max(float(inside.max()), 1e-3)
-    assert jump(blended) <= variation, (band, jump(blended), variation, blended)
-    assert jump(pooled) > 1.5 * jump(blended) and jump(pooled) > variation, (band, jump(pooled), pooled)
+# --- seams (stripes: test_stripes.py) -------------------------------------------------------
 
 
 def test_no_seam_at_block_edges(built_season, synthetic_archive, tmp_path):
@@ -221,10 +182,10 @@ def test_new_scenes_rebuild_only_the_blocks_they_touch(built_season, synthetic_a
     catalog = json.loads((synthetic_archive / "catalog.json").read_text())
     manifests = [json.loads(p.read_text()) for p in (built_season / SYNTH_SEASON / "blocks").glob("*/manifest.json")]
     blocks_of: dict[str, set[str]] = {}
-    for manifest in manifests:
-        for scene in manifest["scenes"]:
+    for manifest in manifests:  # a block depends on the scenes it reads and on the footprints near it
+        for scene in (*manifest["scenes"], *manifest["nearby_scenes"]):
             blocks_of.setdefault(scene, set()).add(manifest["block"])
-    # Hold back the scenes that touch the fewest blocks, as if they had not been published yet.
+    # Hold back the scenes that touch (or lie near) the fewest blocks, as if they had not been published yet.
     fewest = min(len(b) for b in blocks_of.values())
     assert fewest < len(manifests)
     touched = min((frozenset(b) for b in blocks_of.values() if len(b) == fewest), key=sorted)

@@ -1,8 +1,9 @@
 """compositor.synthetic: a small archive (about 0.9 x 0.2 degrees, 300 m pixels, one month).
 
 The bbox crosses the UTM 32/33 boundary (12 E) and relative orbit 65's eastern swath edge
-(about 12.7 E); the month spans the 2022-01-25 baseline change. One archive is built per module
-(and twice more for the determinism tests), a few seconds each.
+(about 12.2 E: the real Sentinel-2 edge, 147 km east of the track); the month spans the
+2022-01-25 baseline change. One archive is built per module (and twice more for the determinism
+tests), a few seconds each.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import shape
 
 from compositor.errors import InvalidBBoxError, InvalidInputError, SeasonNotFoundError
-from compositor.orbits import SWATH_HALF_WIDTH_M, cross_track_distance_m
 from compositor.seasons import Season
 from compositor.synthetic import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
 from compositor.synthetic.archive import plan_archive
+from compositor.synthetic.edges import EDGE_OFFSET_MAX_DEG, EDGE_ZIGZAG_SD_DEG, read_swaths
 from compositor.synthetic.geometry import region_for, truth_grid_for
 from compositor.synthetic.landcover import build_ground, describe_ground
+from compositor.synthetic.reference_orbit import HALF_ANGLE_DEG, view_coordinates
 from compositor.synthetic.schedule import acquisitions_in
 from compositor.synthetic.tiles import MgrsTile
 
@@ -249,15 +251,16 @@ def test_footprints_cover_exactly_the_data(items, summary):
 
 
 def test_swath_edge_cuts_tiles_and_their_footprints(items):
-    """R065's eastern swath edge runs through the bbox: footprints end on it, a half swath off the track."""
+    """R065's eastern swath edge runs through the bbox: footprints end on it, 10.43 deg off nadir (147 km)."""
     r065 = [i for i in items if "_R065_" in i["properties"]["s2:product_uri"]]
-    reach_km = []
+    reach_deg = []
+    limit = HALF_ANGLE_DEG + EDGE_OFFSET_MAX_DEG + 4 * EDGE_ZIGZAG_SD_DEG + 0.05  # 0.05 deg: a 600 m pixel
     for item in r065:
         lon, lat = np.asarray(shape(item["geometry"]).exterior.coords).T
-        d = cross_track_distance_m(65, lon, lat) / 1000
-        assert d.max() < SWATH_HALF_WIDTH_M / 1000 + 2 * PIXEL_M / 1000 * 2
-        reach_km.append(d.max())
-    assert max(reach_km) > SWATH_HALF_WIDTH_M / 1000 - 2  # some footprint reaches the swath edge: partly empty tiles
+        _, theta = view_coordinates(65, lon, lat)
+        assert theta.max() < limit
+        reach_deg.append(theta.max())
+    assert max(reach_deg) > HALF_ANGLE_DEG - EDGE_OFFSET_MAX_DEG  # some footprint reaches the edge: partly empty tiles
     full_tile = 109.8 * 109.8
     areas = [shape(i["geometry"]).area for i in r065]
     assert all(a < full_tile for a in areas)
@@ -390,8 +393,8 @@ def test_default_region_spans_two_orbits_and_two_utm_zones(tmp_path):
     assert spec.orbits == (22, 65)
     assert {t.zone for t in spec.tiles} == {32, 33}
     lon = np.linspace(DEFAULT_BBOX_4326[0], DEFAULT_BBOX_4326[2], 50)
-    d = cross_track_distance_m(65, lon, np.full_like(lon, 47.9)) / 1000
-    assert d.min() < SWATH_HALF_WIDTH_M / 1000 < d.max()  # R065's eastern swath edge crosses the region
+    _, theta = view_coordinates(65, lon, np.full_like(lon, 47.9))
+    assert theta.min() < HALF_ANGLE_DEG < theta.max()  # R065's eastern swath edge crosses the region
 
 
 def test_region_covers_the_truth_grid():
@@ -422,3 +425,27 @@ def test_bad_arguments_say_what_to_change(tmp_path, kwargs, error, hint):
         generate_archive(tmp_path, **kwargs)
     assert issubclass(error, ValueError)
     assert not any(tmp_path.iterdir())
+
+
+def test_some_datatakes_end_mid_tile(summary, items):
+    """A pass whose datatake ends (or starts) in the region: its scenes hold data on one side of the cut only."""
+    swaths = read_swaths(summary.truth_dir / "jan-2022" / "swaths.json")
+    cut = [s for s in swaths if s.cut is not None]
+    assert cut and len(cut) < len(swaths)
+    checked = 0
+    for swath in cut:
+        day = dt.datetime.strptime(swath.key[:8], "%Y%m%d").date().isoformat()
+        orbit = f"_R{swath.relative_orbit:03d}_"
+        same_pass = [
+            i for i in items if i["properties"]["datetime"][:10] == day and orbit in i["properties"]["s2:product_uri"]
+        ]
+        for item in same_pass:
+            scl, transform, crs = read(summary, item, "scl")
+            rows, cols = np.nonzero(scl)
+            xs, ys = rasterio.transform.xy(transform, rows, cols)
+            lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(xs, ys)
+            t, theta = view_coordinates(swath.relative_orbit, np.asarray(lon), np.asarray(lat))
+            beyond_s = (t - swath.cut.time_at(theta - swath.offset_deg)) * (1 if swath.cut.ends else -1)
+            assert beyond_s.max() < 0.15  # 0.15 s: a 600 m pixel along track
+            checked += int(beyond_s.max() > -1.0)  # data reach the cut: the scene ends there
+    assert checked >= 1
