@@ -36,7 +36,6 @@ from compositor.synthetic.atmosphere import make_sky_grid
 from compositor.synthetic.edges import write_swaths
 from compositor.synthetic.geometry import RasterGrid, Region, check_bbox, locate_pixels, region_for, truth_grid_for
 from compositor.synthetic.reference_orbit import orbits_seeing, view_coordinates
-from compositor.synthetic.schedule import Acquisition, acquisitions_in
 from compositor.synthetic.scene import (
     ArchiveSpec,
     SceneResult,
@@ -45,6 +44,7 @@ from compositor.synthetic.scene import (
     render_acquisition,
     scene_count,
 )
+from compositor.synthetic.schedule import Acquisition, acquisitions_in
 from compositor.synthetic.tiles import check_pixel_size, tiles_covering
 from compositor.synthetic.truth import write_truth
 

@@ -33,6 +33,8 @@ from functools import lru_cache
 import numpy as np
 from pyproj import Transformer
 
+from compositor.errors import InvalidInputError
+
 ORBITS_PER_CYCLE = 143
 CYCLE_DAYS = 10
 NODAL_PERIOD_S = CYCLE_DAYS * 86_400.0 / ORBITS_PER_CYCLE  # 6041.958 s
@@ -79,7 +81,7 @@ _T_DESCENDING = (NODAL_PERIOD_S / 4, 3 * NODAL_PERIOD_S / 4)
 
 def check_relative_orbit(relative_orbit: int) -> int:
     if not 1 <= int(relative_orbit) <= ORBITS_PER_CYCLE:
-        raise ValueError(f"relative orbit {relative_orbit} is outside 1..{ORBITS_PER_CYCLE}: use 1 to 143")
+        raise InvalidInputError(f"relative orbit {relative_orbit} is outside 1..{ORBITS_PER_CYCLE}: use 1 to 143")
     return int(relative_orbit)
 
 
@@ -190,7 +192,7 @@ def view_coordinates(relative_orbit: int, lon_deg: np.ndarray, lat_deg: np.ndarr
 def anx_time(platform: str, relative_orbit: int, cycle: int) -> dt.datetime:
     """UTC time of the ANX of ``relative_orbit`` in repeat cycle ``cycle`` (0: the epoch's) of ``platform``."""
     if platform not in ANX_EPOCHS:
-        raise ValueError(f"platform {platform!r} is not one of {sorted(ANX_EPOCHS)}")
+        raise InvalidInputError(f"platform {platform!r} has no reference orbit here: use one of {sorted(ANX_EPOCHS)}")
     epoch, _ = ANX_EPOCHS[platform]
     r = check_relative_orbit(relative_orbit)
     return epoch + dt.timedelta(seconds=(r - 1 + cycle * ORBITS_PER_CYCLE) * NODAL_PERIOD_S)
@@ -206,7 +208,7 @@ def time_at_latitude(relative_orbit: int, lat_deg: float) -> float:
     """Seconds after the ANX at which the descending sub-satellite point reaches ``lat_deg`` (deg N)."""
     lo, hi = _T_DESCENDING
     if not -80.0 <= lat_deg <= 80.0:
-        raise ValueError(f"latitude {lat_deg} is outside -80..80 deg")
+        raise InvalidInputError(f"latitude {lat_deg} is outside -80..80 deg: give a latitude the pass flies over")
     for _ in range(36):  # latitude falls monotonically on the descending half
         mid = (lo + hi) / 2
         if float(subsatellite_lonlat(relative_orbit, np.array(mid))[1]) > lat_deg:

@@ -17,10 +17,11 @@ import pytest
 from pyproj import Geod, Transformer
 from shapely.geometry import shape
 
+from compositor.errors import InvalidInputError
+from compositor.seasons import Season
 from compositor.synthetic import reference_orbit as ro
 from compositor.synthetic.edges import EDGE_OFFSET_MAX_DEG, pass_swath
 from compositor.synthetic.schedule import acquisitions_in
-from compositor.seasons import Season
 
 REAL_ITEMS = Path(__file__).resolve().parents[1] / "data" / "real-footprints" / "partial-items-35-71N.jsonl"
 _GEOD = Geod(ellps="WGS84")
@@ -203,3 +204,16 @@ def test_pass_edges_scatter_like_the_real_ones():
     offsets = [pass_swath(0, 65, f"2022010{k}-R065", (2200.0, 2210.0)).offset_deg for k in range(10)]
     assert max(abs(o) for o in offsets) <= EDGE_OFFSET_MAX_DEG
     assert np.std(offsets) > 0.01
+
+
+@pytest.mark.parametrize(
+    ("call", "hint"),
+    [
+        (lambda: ro.anx_longitude_deg(144), "use 1 to 143"),
+        (lambda: ro.anx_time("S2X", 1, 0), "S2A"),
+        (lambda: ro.time_at_latitude(22, 85.0), "-80..80"),
+    ],
+)
+def test_bad_input_says_what_to_change(call, hint):
+    with pytest.raises(InvalidInputError, match=hint):
+        call()
