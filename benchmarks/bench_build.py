@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 SEASON = "2022-summer"
-BBOX = (12.30, 47.86, 12.40, 47.92)  # about 7.5 x 6.7 km, seen by orbits 22 and 65, two UTM zones
+BBOX = (11.95, 47.86, 12.05, 47.92)  # about 7.5 x 6.7 km, seen by orbits 22 and 65 (real tracks), two UTM zones
 BLOCK_PX = 256
 RESOLUTION_M = 30.0
 
