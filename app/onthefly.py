@@ -17,6 +17,7 @@ at most ``onthefly_max_scenes``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -103,7 +104,8 @@ class OnTheFly:
         self._n_waiting = 0
         self._results: SeasonCache[Composite] = SeasonCache(
             TTLCache(maxsize=kept_composites, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
-        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend_power=settings.blend_power,
+        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes,
+                                        mask_buffer_m=settings.mask_buffer_m, blend_power=settings.blend_power,
                                         use_overviews=True)
 
     @property
@@ -160,8 +162,7 @@ class OnTheFly:
         try:
             bbox = grid_bounds_4326(job.crs, job.transform, job.shape)
             job.scenes = self.select_scenes(job.season, bbox)
-            options = self.options if job.use_overviews else CompositeOptions(
-                invalid_classes=self.options.invalid_classes, blend_power=self.options.blend_power, use_overviews=False)
+            options = self.options if job.use_overviews else dataclasses.replace(self.options, use_overviews=False)
             strips = split_rows(job.shape[0], self.settings.onthefly_workers)
             job.parts = [None] * len(strips)
             job.remaining = len(strips)

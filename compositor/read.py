@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from compositor.errors import SourceUnavailableError
+from compositor.mask import grow_invalid
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,82 @@ def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: 
         if src.res[0] * factor <= target * 1.0001:
             level = i
     return level
+
+
+@dataclass(frozen=True)
+class FootprintMask:
+    """What one scene's SCL says about each pixel of a target grid, judged over the pixel's footprint.
+
+    ``covered``: (h, w) bool, the scene has data (SCL != 0) under the whole target pixel.
+    ``clear``: (h, w) bool, covered and no invalid SCL pixel (after growing them by the buffer) under it.
+    """
+
+    covered: np.ndarray
+    clear: np.ndarray
+
+
+# Share of a target pixel's area an invalid SCL pixel must overlap to count. It absorbs the
+# floating-point slivers where target and SCL pixel edges coincide (1e-4 of a 30 m pixel is 0.09 m2);
+# real overlaps are never that small on grids aligned to the 10 m / 20 m Sentinel-2 grids. On other
+# grids (another CRS) GDAL transforms the target pixel's corners (to 0.01 SCL px) and weighs the SCL
+# pixels of their source-aligned box, so a pixel is judged exactly but for slivers within about 0.5 m
+# of its edges (measured: tests/compositor/test_footprint_mask.py, EPSG:3035 over a UTM scene).
+FOOTPRINT_MIN_OVERLAP = 1e-4
+
+
+def read_scl_footprint(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
+                       valid_lookup: np.ndarray, buffer_m: float, *, use_overviews: bool = False) -> FootprintMask:
+    """Judge every pixel of the grid ``(dst_crs, dst_transform, dst_shape)`` by ALL SCL pixels under it.
+
+    The SCL is read in its own CRS at its own resolution (or, with ``use_overviews``, at the coarsest
+    overview still finer than the target pixel, as the bands are) over the grid's footprint plus
+    ``buffer_m``. Invalid classes (``valid_lookup[scl]`` False, SCL 0 aside) are grown by a disk of
+    ``buffer_m`` metres (SCL pixel centres within ``buffer_m`` of an invalid pixel's centre); SCL 0
+    (no data) is not grown. Both masks are then warped onto the target grid with GDAL's area-weighted
+    ``average`` of 0/1 floats: a target pixel is not covered / not clear when no-data / invalid SCL
+    pixels overlap more than `FOOTPRINT_MIN_OVERLAP` of its area, so a 20 m SCL pixel that touches
+    only the corner of a 30 m target pixel still makes it invalid. Outside the raster counts as no
+    data. Raises `SourceUnavailableError` naming the file when it cannot be read.
+    """
+    try:
+        with rasterio.open(href) as src:
+            level = _pick_overview(src, dst_crs, dst_transform) if use_overviews else None
+            if level is None:
+                return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
+        with rasterio.open(href, overview_level=level) as src:
+            return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
+    except (RasterioError, OSError) as exc:
+        raise SourceUnavailableError(f"cannot read {href}: {exc}") from None
+
+
+def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
+                      valid_lookup: np.ndarray, buffer_m: float) -> FootprintMask:
+    height, width = dst_shape
+    nothing = FootprintMask(np.zeros(dst_shape, dtype=bool), np.zeros(dst_shape, dtype=bool))
+    res_x, res_y = src.res
+    margin = buffer_m + 2 * max(res_x, res_y)
+    left, bottom, right, top = transform_bounds(dst_crs, src.crs, *array_bounds(height, width, dst_transform),
+                                                densify_pts=21)
+    area = from_bounds(left - margin, bottom - margin, right + margin, top + margin, src.transform)
+    col0, row0 = math.floor(area.col_off), math.floor(area.row_off)
+    col1, row1 = math.ceil(area.col_off + area.width), math.ceil(area.row_off + area.height)
+    inner = (max(col0, 0), max(row0, 0), min(col1, src.width), min(row1, src.height))
+    if inner[2] <= inner[0] or inner[3] <= inner[1]:
+        return nothing
+    scl = np.zeros((row1 - row0, col1 - col0), dtype=np.uint8)  # outside the raster: no data
+    scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = src.read(
+        1, window=Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
+    nodata = scl == 0
+    if nodata.all():
+        return nothing
+    invalid = grow_invalid(~valid_lookup[scl] & ~nodata, buffer_m, res_x, res_y) | nodata
+    shares = np.ones((2, height, width), dtype=np.float32)
+    # A 0.01 px transformer tolerance, as for the bands: the judgement of a pixel does not depend on the window.
+    reproject(np.stack([nodata, invalid]).astype(np.float32), shares, src_transform=src.transform @ Affine.translation(col0, row0),
+              src_crs=src.crs, dst_transform=dst_transform, dst_crs=dst_crs, resampling=Resampling.average,
+              init_dest_nodata=False, tolerance=0.01)
+    covered = shares[0] <= FOOTPRINT_MIN_OVERLAP
+    return FootprintMask(covered, covered & (shares[1] <= FOOTPRINT_MIN_OVERLAP))
 
 
 def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
