@@ -13,6 +13,13 @@ The compositing itself is `compositor.composite.composite_window` (SCL mask, per
 percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
 that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
 at most ``onthefly_max_scenes``.
+
+The SCL footprint rule and its buffer are the batch build's, applied to the SCL overview that is
+read: below zoom 12 or so that overview's pixels are coarser than 20 m and each one is a sample of
+the 20 m classes (the providers' overviews are resampled, not "any invalid"), so a small cloud or
+a cloud edge the 20 m SCL has can be missed, and a buffer smaller than one overview pixel adds
+nothing. On the fly approximates the build there; at full resolution (``use_overviews=False``) it
+is the build.
 """
 
 from __future__ import annotations

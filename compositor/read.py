@@ -120,13 +120,21 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
     if nodata.all():
         return nothing
     invalid = grow_invalid(~valid_lookup[scl] & ~nodata, buffer_m, res_x, res_y) | nodata
-    shares = np.ones((2, height, width), dtype=np.float32)
+    # Only what can vary is warped (the source covers every target pixel): no no-data in reach means
+    # every pixel is covered, no invalid pixel beyond the no-data means clear equals covered.
+    has_nodata, has_cloud = bool(nodata.any()), bool((invalid & ~nodata).any())
+    layers = [layer for layer, needed in ((nodata, has_nodata), (invalid, has_cloud)) if needed]
+    if not layers:
+        everything = np.ones(dst_shape, dtype=bool)
+        return FootprintMask(everything, everything)
+    shares = np.ones((len(layers), height, width), dtype=np.float32)
     # A 0.01 px transformer tolerance, as for the bands: the judgement of a pixel does not depend on the window.
-    reproject(np.stack([nodata, invalid]).astype(np.float32), shares, src_transform=src.transform @ Affine.translation(col0, row0),
+    reproject(np.stack(layers).astype(np.float32), shares, src_transform=src.transform @ Affine.translation(col0, row0),
               src_crs=src.crs, dst_transform=dst_transform, dst_crs=dst_crs, resampling=Resampling.average,
               init_dest_nodata=False, tolerance=0.01)
-    covered = shares[0] <= FOOTPRINT_MIN_OVERLAP
-    return FootprintMask(covered, covered & (shares[1] <= FOOTPRINT_MIN_OVERLAP))
+    covered = shares[0] <= FOOTPRINT_MIN_OVERLAP if has_nodata else np.ones(dst_shape, dtype=bool)
+    clear = covered & (shares[-1] <= FOOTPRINT_MIN_OVERLAP) if has_cloud else covered
+    return FootprintMask(covered, clear)
 
 
 def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
