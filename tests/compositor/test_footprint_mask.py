@@ -229,10 +229,16 @@ def test_footprint_rule_on_a_non_aligned_target_in_epsg3035(tmp_path):
     assert (far | under).mean() > 0.9
 
 
-def test_unclassified_is_an_opt_in_invalid_class():
+def test_unclassified_is_an_opt_in_invalid_class(monkeypatch):
     assert 7 not in Settings().invalid_scl_classes
     assert 7 in Settings(mask_unclassified=True).invalid_scl_classes
     assert 7 in Settings(mask_classes=(0, 1, 3, 7, 8, 9, 10)).invalid_scl_classes
+    monkeypatch.setenv("S2SEASONS_MASK_UNCLASSIFIED", "true")
+    monkeypatch.setenv("S2SEASONS_MASK_BUFFER_M", "25")
+    assert 7 in Settings().invalid_scl_classes and Settings().mask_buffer_m == 25.0
+    monkeypatch.delenv("S2SEASONS_MASK_UNCLASSIFIED")
+    monkeypatch.setenv("S2SEASONS_MASK_CLASSES", "[0,1,3,7,8,9,10]")
+    assert Settings().invalid_scl_classes == (0, 1, 3, 7, 8, 9, 10)
 
 
 def test_buffer_is_a_setting_carried_into_the_fingerprint():
