@@ -56,7 +56,7 @@ def disk_offsets(radius_m: float, res_x_m: float, res_y_m: float) -> np.ndarray:
 def grow_invalid(invalid: np.ndarray, buffer_m: float, res_x_m: float, res_y_m: float) -> np.ndarray:
     """``invalid`` grown by a disk: True where a pixel's centre is within ``buffer_m`` (m) of the
     centre of an invalid pixel. ``buffer_m`` 0, or a disk smaller than one pixel, changes nothing."""
-    disk = disk_offsets(buffer_m, res_x_m, res_y_m)
-    if buffer_m <= 0 or disk.size == 1 or not invalid.any():
+    if buffer_m <= 0 or not invalid.any():
         return invalid
-    return binary_dilation(invalid, structure=disk)
+    disk = disk_offsets(buffer_m, res_x_m, res_y_m)
+    return invalid if disk.size == 1 else binary_dilation(invalid, structure=disk)
