@@ -14,7 +14,8 @@ patches. Prints one table row per buffer (and with SCL 7 masked too):
     python -m benchmarks.bench_mask_buffer [--json out.json] [--seed 0]
 
 A fresh clone needs only `pip install -e .`. Generating the 10 m archive is most of the time
-(whole MGRS-tile COGs are written): about 4 minutes on 2 idle cores, 10 on a busy machine.
+(whole MGRS-tile COGs are written): 4-6.5 minutes on this project's 2 cores while other jobs ran,
+then 2-5 s per composite; the results for seeds 0 and 1 are in README.md, "Cloud edges".
 """
 
 from __future__ import annotations
