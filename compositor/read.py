@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform as warp_transform
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from compositor.errors import SourceUnavailableError
@@ -65,13 +67,9 @@ class FootprintMask:
     clear: np.ndarray
 
 
-# Share of a target pixel's area an invalid SCL pixel must overlap to count. It absorbs the
-# floating-point slivers where target and SCL pixel edges coincide (1e-4 of a 30 m pixel is 0.09 m2);
-# real overlaps are never that small on grids aligned to the 10 m / 20 m Sentinel-2 grids. On other
-# grids (another CRS) GDAL transforms the target pixel's corners (to 0.01 SCL px) and weighs the SCL
-# pixels of their source-aligned box, so a pixel is judged exactly but for slivers within about 0.5 m
-# of its edges (measured: tests/compositor/test_footprint_mask.py, EPSG:3035 over a UTM scene).
-FOOTPRINT_MIN_OVERLAP = 1e-4
+# How far (in SCL pixels) a target pixel's corner may reach into an SCL pixel without that pixel
+# counting: it absorbs floating-point noise where target and SCL pixel edges coincide.
+FOOTPRINT_EDGE_EPS_PX = 1e-6
 
 
 def read_scl_footprint(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
@@ -82,11 +80,10 @@ def read_scl_footprint(href: str, dst_crs: str, dst_transform: Affine, dst_shape
     overview still finer than the target pixel, as the bands are) over the grid's footprint plus
     ``buffer_m``. Invalid classes (``valid_lookup[scl]`` False, SCL 0 aside) are grown by a disk of
     ``buffer_m`` metres (SCL pixel centres within ``buffer_m`` of an invalid pixel's centre); SCL 0
-    (no data) is not grown. Both masks are then warped onto the target grid with GDAL's area-weighted
-    ``average`` of 0/1 floats: a target pixel is not covered / not clear when no-data / invalid SCL
-    pixels overlap more than `FOOTPRINT_MIN_OVERLAP` of its area, so a 20 m SCL pixel that touches
-    only the corner of a 30 m target pixel still makes it invalid. Outside the raster counts as no
-    data. Raises `SourceUnavailableError` naming the file when it cannot be read.
+    (no data) is not grown. A target pixel is then not covered / not clear when a no-data / invalid
+    SCL pixel overlaps its footprint (the source-aligned box of its exactly transformed corners, see
+    `_footprint_boxes`), so a 20 m SCL pixel that touches only the corner of a 30 m target pixel
+    still makes it invalid. Outside the raster counts as no data. Raises `SourceUnavailableError` naming the file when it cannot be read.
     """
     try:
         with rasterio.open(href) as src:
@@ -120,21 +117,55 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
     if nodata.all():
         return nothing
     invalid = grow_invalid(~valid_lookup[scl] & ~nodata, buffer_m, res_x, res_y) | nodata
-    # Only what can vary is warped (the source covers every target pixel): no no-data in reach means
-    # every pixel is covered, no invalid pixel beyond the no-data means clear equals covered.
     has_nodata, has_cloud = bool(nodata.any()), bool((invalid & ~nodata).any())
-    layers = [layer for layer, needed in ((nodata, has_nodata), (invalid, has_cloud)) if needed]
-    if not layers:
+    if not has_nodata and not has_cloud:  # the window covers every target pixel: all covered and clear
         everything = np.ones(dst_shape, dtype=bool)
         return FootprintMask(everything, everything)
-    shares = np.ones((len(layers), height, width), dtype=np.float32)
-    # A 0.01 px transformer tolerance, as for the bands: the judgement of a pixel does not depend on the window.
-    reproject(np.stack(layers).astype(np.float32), shares, src_transform=src.transform @ Affine.translation(col0, row0),
-              src_crs=src.crs, dst_transform=dst_transform, dst_crs=dst_crs, resampling=Resampling.average,
-              init_dest_nodata=False, tolerance=0.01)
-    covered = shares[0] <= FOOTPRINT_MIN_OVERLAP if has_nodata else np.ones(dst_shape, dtype=bool)
-    clear = covered & (shares[-1] <= FOOTPRINT_MIN_OVERLAP) if has_cloud else covered
+    boxes = _footprint_boxes(dst_crs, dst_transform, dst_shape, src.crs,
+                             ~(src.transform @ Affine.translation(col0, row0)), scl.shape)
+    covered = ~_any_in_boxes(nodata, boxes) if has_nodata else np.ones(dst_shape, dtype=bool)
+    clear = covered & ~_any_in_boxes(invalid, boxes) if has_cloud else covered
     return FootprintMask(covered, clear)
+
+
+def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int], src_crs: CRS,
+                     to_src_px: Affine, src_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Each target pixel's footprint as a box of SCL pixels ``[row0, row1) x [col0, col1)``.
+
+    The four corners of each target pixel are transformed exactly into the SCL's pixel coordinates
+    (``to_src_px`` maps SCL CRS coordinates to the window's pixels); the box holds the SCL pixels
+    that the corners' source-aligned bounding box overlaps. A pixel's box depends on nothing but its
+    corners, so blocks and tiles of any size judge it alike (GDAL's ``average`` warp does not: its
+    footprints depend on the chunk it warps, which made seams between blocks of other sizes). On a
+    grid rotated against the SCL's the box holds slightly more than the footprint: up to side x
+    sin(rotation) beyond it (0.8 m for a 30 m pixel at 1.5 degrees). Boxes are clipped to the window.
+    """
+    height, width = dst_shape
+    rows, cols = np.mgrid[0:height + 1, 0:width + 1].astype(np.float64)
+    xs, ys = dst_transform * (cols, rows)
+    if CRS.from_user_input(dst_crs) != src_crs:
+        tx, ty = warp_transform(dst_crs, src_crs, xs.ravel(), ys.ravel())
+        xs, ys = np.asarray(tx).reshape(rows.shape), np.asarray(ty).reshape(rows.shape)
+    px, py = to_src_px * (xs, ys)
+    src_h, src_w = src_shape
+
+    def edges(p: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        corners = np.stack([p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]])
+        low = np.floor(corners.min(axis=0) + FOOTPRINT_EDGE_EPS_PX)
+        high = np.ceil(corners.max(axis=0) - FOOTPRINT_EDGE_EPS_PX)
+        return np.clip(low, 0, size).astype(np.int64), np.clip(high, 0, size).astype(np.int64)
+
+    col0, col1 = edges(px, src_w)
+    row0, row1 = edges(py, src_h)
+    return row0, row1, col0, col1
+
+
+def _any_in_boxes(mask: np.ndarray, boxes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """True where ``mask`` has a True pixel inside the box (a summed-area table: O(1) per box)."""
+    row0, row1, col0, col1 = boxes
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
+    return table[row1, col1] - table[row0, col1] - table[row1, col0] + table[row0, col0] > 0
 
 
 def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
