@@ -222,8 +222,8 @@ def test_footprint_rule_on_a_non_aligned_target_in_epsg3035(tmp_path):
         distance_m.flat[i] = min(cloud.distance(poly) for cloud in clouds)
     assert mask.covered.all()
     assert ((overlap > 0) & (overlap < 0.5)).sum() > 80  # the planted clouds cover many target pixels in part
-    # Exact but for slivers within the documented tolerance (0.5 m of a pixel's edge): a pixel more than
-    # 0.5 m from every cloud pixel is clear, one overlapped over more than 1 % of its area is not.
+    # Exact but for the documented box of a rotated footprint (side x sin(rotation), about 0.8 m here):
+    # a pixel more than 0.5 m from every cloud pixel is clear, one overlapped over more than 1 % is not.
     far, under = distance_m > 0.5, overlap > 0.01
     assert mask.clear[far].all() and not mask.clear[under].any()
     assert (far | under).mean() > 0.9
@@ -274,3 +274,24 @@ def test_scl_overviews_are_judged_by_the_same_rule(tmp_path):
                               use_overviews=True)
     expected = ~(bad[:-1, :-1] | bad[1:, :-1] | bad[:-1, 1:] | bad[1:, 1:])
     np.testing.assert_array_equal(mask.clear, expected)
+
+
+def test_judgement_does_not_depend_on_the_window(tmp_path):
+    """A pixel is judged alike in a block, a strip of it or a tile: no seams where windows meet."""
+    rng = np.random.default_rng(8)
+    scl = _blobs(rng, (H20, W20), 25)
+    scl[:, 40:] = 0
+    refl = {b: np.full((H10, W10), 500, dtype=np.uint16) for b in BAND_NAMES}
+    scene = _scene(tmp_path, "windows", 0, refl, scl)
+    from rasterio.warp import transform as warp_transform
+
+    (x,), (y,) = warp_transform(CRS, "EPSG:3035", [X0 + 50.0], [Y0 - 50.0])
+    whole_transform = Affine(30.0, 0.0, round(x) + 3.7, 0.0, -30.0, round(y) - 8.9)
+    lookup = valid_scl_lookup(DEFAULT_MASK_CLASSES)
+    whole = read_scl_footprint(scene.hrefs["scl"], "EPSG:3035", whole_transform, (20, 27), lookup, 40.0)
+    assert 0.1 < whole.clear.mean() < 0.9 and not whole.covered.all()
+    for r0, c0, h, w in [(0, 0, 7, 27), (7, 0, 13, 27), (5, 11, 9, 9), (19, 26, 1, 1)]:
+        part = read_scl_footprint(scene.hrefs["scl"], "EPSG:3035", whole_transform @ Affine.translation(c0, r0),
+                                  (h, w), lookup, 40.0)
+        np.testing.assert_array_equal(part.clear, whole.clear[r0:r0 + h, c0:c0 + w])
+        np.testing.assert_array_equal(part.covered, whole.covered[r0:r0 + h, c0:c0 + w])
