@@ -142,11 +142,11 @@ def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, 
     """
     height, width = dst_shape
     rows, cols = np.mgrid[0:height + 1, 0:width + 1].astype(np.float64)
-    xs, ys = dst_transform * (cols, rows)
+    xs, ys = dst_transform @ (cols, rows)
     if CRS.from_user_input(dst_crs) != src_crs:
         tx, ty = warp_transform(dst_crs, src_crs, xs.ravel(), ys.ravel())
         xs, ys = np.asarray(tx).reshape(rows.shape), np.asarray(ty).reshape(rows.shape)
-    px, py = to_src_px * (xs, ys)
+    px, py = to_src_px @ (xs, ys)
     src_h, src_w = src_shape
 
     def edges(p: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
