@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -140,12 +141,7 @@ def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, 
     grid rotated against the SCL's the box holds slightly more than the footprint: up to side x
     sin(rotation) beyond it (0.8 m for a 30 m pixel at 1.5 degrees). Boxes are clipped to the window.
     """
-    height, width = dst_shape
-    rows, cols = np.mgrid[0:height + 1, 0:width + 1].astype(np.float64)
-    xs, ys = dst_transform @ (cols, rows)
-    if CRS.from_user_input(dst_crs) != src_crs:
-        tx, ty = warp_transform(dst_crs, src_crs, xs.ravel(), ys.ravel())
-        xs, ys = np.asarray(tx).reshape(rows.shape), np.asarray(ty).reshape(rows.shape)
+    xs, ys = _corners_in(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src_crs.to_string())
     px, py = to_src_px @ (xs, ys)
     src_h, src_w = src_shape
 
@@ -158,6 +154,24 @@ def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, 
     col0, col1 = edges(px, src_w)
     row0, row1 = edges(py, src_h)
     return row0, row1, col0, col1
+
+
+@functools.lru_cache(maxsize=4)
+def _corners_in(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple[int, int],
+                src_crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (h + 1, w + 1) pixel corners of a grid, in ``src_crs`` coordinates (read-only arrays).
+
+    Kept for the few last grids: the scenes of a window share one or two CRSs, and transforming a
+    strip's million corners costs about a second."""
+    height, width = dst_shape
+    rows, cols = np.mgrid[0:height + 1, 0:width + 1].astype(np.float64)
+    xs, ys = Affine(*dst_transform) @ (cols, rows)
+    if CRS.from_user_input(dst_crs) != CRS.from_user_input(src_crs):
+        tx, ty = warp_transform(dst_crs, src_crs, xs.ravel(), ys.ravel())
+        xs, ys = np.asarray(tx).reshape(rows.shape), np.asarray(ty).reshape(rows.shape)
+    xs.flags.writeable = False
+    ys.flags.writeable = False
+    return xs, ys
 
 
 def _any_in_boxes(mask: np.ndarray, boxes: tuple[np.ndarray, ...]) -> np.ndarray:
