@@ -17,6 +17,13 @@ offset its data show (`compositor.offsets.check_offsets`, cached per process, as
 The blend weights also see the footprints of the scenes within the taper's reach around the tile
 (`compositor.blend.context_distance_m`), as a built block does, so that a tile and the block it
 overlaps weigh the orbits alike.
+
+The SCL footprint rule and its buffer are the batch build's, applied to the SCL overview that is
+read: below zoom 12 or so that overview's pixels are coarser than 20 m and each one is a sample of
+the 20 m classes (the providers' overviews are resampled, not "any invalid"), so a small cloud or
+a cloud edge the 20 m SCL has can be missed, and a buffer smaller than one overview pixel adds
+nothing. On the fly approximates the build there; at full resolution (``use_overviews=False``) it
+is the build.
 """
 
 from __future__ import annotations
@@ -120,7 +127,8 @@ class OnTheFly:
         self._n_waiting = 0
         self._results: SeasonCache[Composite] = SeasonCache(
             TTLCache(maxsize=kept_composites, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
-        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend_power=settings.blend_power,
+        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes,
+                                        mask_buffer_m=settings.mask_buffer_m, blend_power=settings.blend_power,
                                         use_overviews=True, blend_edge_margin_m=settings.blend_edge_margin_m,
                                         blend_edge_ramp_m=settings.blend_edge_ramp_m)
 

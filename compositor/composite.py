@@ -2,10 +2,11 @@
 
 The batch build calls `composite_window` for each strip of a block; the tile server calls it for
 a map tile it cannot read from built blocks. Steps: group scenes into acquisitions (one
-acquisition seen in two MGRS tiles is one observation), mask with SCL, per relative orbit the
-percentiles and count, then blend orbits (`compositor.blend`) with weights tapered inside the
-edge of each orbit's footprints: those of the window's readable scenes and of the ``footprints``
-scenes around it that the caller passes.
+acquisition seen in two MGRS tiles is one observation), mask with SCL (every SCL pixel under an
+output pixel's footprint, invalid ones grown by a buffer), per relative orbit the percentiles and
+count, then blend orbits (`compositor.blend`) with weights tapered inside the edge of each orbit's
+footprints: those of the window's readable scenes and of the ``footprints`` scenes around it that
+the caller passes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from affine import Affine
@@ -24,8 +26,9 @@ from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
 from compositor.mask import apply_mask, valid_scl_lookup
-from compositor.read import read_warped
-from compositor.settings import DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_CLASSES
+from compositor.read import FootprintMask, read_scl_footprint, read_warped
+from compositor.settings import (DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_BUFFER_M,
+                                 DEFAULT_MASK_CLASSES)
 from compositor.stats import PERCENTILES, percentiles_and_count, percentiles_by_orbit
 
 logger = logging.getLogger(__name__)
@@ -33,13 +36,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CompositeOptions:
-    """How to composite: masked SCL classes, blending, and whether overviews may be read.
+    """How to composite: masked SCL classes and their buffer, blending, and whether overviews may be read.
 
+    ``mask_buffer_m``: invalid SCL pixels are grown by a disk of this radius (m) before a pixel is
+    judged by every SCL pixel under its footprint (`compositor.read.read_scl_footprint`).
     ``blend_edge_margin_m`` and ``blend_edge_ramp_m`` (ground metres) place the taper of an orbit's
     weight inside the edge of its footprints: zero up to the margin, 1 beyond margin + ramp
     (`compositor.blend`)."""
 
     invalid_classes: tuple[int, ...] = DEFAULT_MASK_CLASSES
+    mask_buffer_m: float = DEFAULT_MASK_BUFFER_M
     blend: bool = True
     blend_power: float = 2.0
     use_overviews: bool = False
@@ -53,7 +59,8 @@ class CompositeOptions:
 
     def fingerprint(self) -> dict[str, object]:
         """What changes the pixels of a build (recorded in block manifests)."""
-        return {"invalid_classes": list(self.invalid_classes), "blend": self.blend,
+        return {"invalid_classes": list(self.invalid_classes), "mask_buffer_m": self.mask_buffer_m,
+                "mask_rule": "footprint", "blend": self.blend,
                 "blend_power": self.blend_power, "percentiles": list(self.percentiles),
                 "blend_edge_margin_m": self.blend_edge_margin_m, "blend_edge_ramp_m": self.blend_edge_ramp_m}
 
@@ -77,21 +84,21 @@ class _Acquisition:
 
 
 Reader = Callable[[Scene, str, Resampling], np.ndarray]
+T = TypeVar("T")
 
 
-def _read_many(requests: Sequence[tuple[Scene, str, Resampling]], reader: Reader, skipped: dict[str, str],
-               pool: ThreadPoolExecutor | None) -> list[np.ndarray | None]:
-    """Read several scene assets (in parallel threads: GDAL releases the GIL); None where unreadable."""
-    def read_one(request: tuple[Scene, str, Resampling]) -> np.ndarray | str:
-        scene, key, resampling = request
+def _read_many(scenes: Sequence[Scene], read: Callable[[Scene], T], skipped: dict[str, str],
+               pool: ThreadPoolExecutor | None) -> list[T | None]:
+    """``read(scene)`` for several scenes (in parallel threads: GDAL releases the GIL); None where unreadable."""
+    def read_one(scene: Scene) -> T | str:
         try:
-            return reader(scene, key, resampling)
+            return read(scene)
         except SourceUnavailableError as exc:
             return str(exc)
 
-    results = list(pool.map(read_one, requests)) if pool and len(requests) > 1 else [read_one(r) for r in requests]
-    out: list[np.ndarray | None] = []
-    for (scene, _, _), result in zip(requests, results):
+    results = list(pool.map(read_one, scenes)) if pool and len(scenes) > 1 else [read_one(s) for s in scenes]
+    out: list[T | None] = []
+    for scene, result in zip(scenes, results):
         if isinstance(result, str):
             skipped.setdefault(scene.id, result)
             logger.warning("skip scene %s: %s", scene.id, result)
@@ -101,24 +108,27 @@ def _read_many(requests: Sequence[tuple[Scene, str, Resampling]], reader: Reader
     return out
 
 
-def _select_sources(groups: Sequence[Sequence[Scene]], reader: Reader, valid_lookup: np.ndarray,
+def _select_sources(groups: Sequence[Sequence[Scene]], read_footprint: Callable[[Scene], FootprintMask],
                     shape: tuple[int, int], skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
     """For each acquisition, which of its scenes (MGRS tiles) supplies each pixel.
 
-    The first scene (in time and id order) with data at a pixel decides it: its value if the SCL
-    class is valid, no observation otherwise. A later scene of the acquisition is not read at
-    all when the earlier ones already have data at every pixel of the window.
+    Every SCL pixel under a target pixel's footprint counts (`compositor.read.read_scl_footprint`).
+    The first scene (in time and id order) whose data cover the whole pixel decides it: its value
+    if no invalid SCL pixel (grown by the buffer) lies under it, no observation otherwise. A pixel
+    only partly covered by a scene's data is left to the next scene of the acquisition, and is no
+    observation when no scene covers it whole. A later scene is not read at all when the earlier
+    ones already decided every pixel of the window.
     """
     sources = [np.full(shape, -1, dtype=np.int8) for _ in groups]
     decided = [np.zeros(shape, dtype=bool) for _ in groups]
     for rank in range(max((len(g) for g in groups), default=0)):
         todo = [(i, g[rank]) for i, g in enumerate(groups) if rank < len(g) and not decided[i].all()]
-        scls = _read_many([(scene, "scl", Resampling.nearest) for _, scene in todo], reader, skipped, pool)
-        for (i, _), scl in zip(todo, scls):
-            if scl is None:
+        masks = _read_many([scene for _, scene in todo], read_footprint, skipped, pool)
+        for (i, _), mask in zip(todo, masks):
+            if mask is None:
                 continue
-            new = ~decided[i] & (scl != 0)
-            sources[i][new & valid_lookup[scl]] = rank
+            new = ~decided[i] & mask.covered
+            sources[i][new & mask.clear] = rank
             decided[i] |= new
     return sources
 
@@ -129,7 +139,8 @@ def _band_layers(acquisitions: Sequence[_Acquisition], band: str, reader: Reader
     layers = np.zeros((len(acquisitions), *shape), dtype=np.uint16)
     todo = [(i, rank, scene) for i, acq in enumerate(acquisitions) for rank, scene in enumerate(acq.scenes)
             if scene.id not in skipped and (acq.source == rank).any()]
-    values = _read_many([(scene, band, Resampling.average) for _, _, scene in todo], reader, skipped, pool)
+    values = _read_many([scene for _, _, scene in todo], lambda scene: reader(scene, band, Resampling.average),
+                        skipped, pool)
     for (i, rank, scene), dn in zip(todo, values):
         if dn is None:
             continue
@@ -153,8 +164,14 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
     def reader(scene: Scene, key: str, resampling: Resampling) -> np.ndarray:
         return read_warped(scene.hrefs[key], crs, transform, shape, resampling, use_overviews=options.use_overviews)
 
+    lookup = valid_scl_lookup(options.invalid_classes)
+
+    def read_footprint(scene: Scene) -> FootprintMask:
+        return read_scl_footprint(scene.hrefs["scl"], crs, transform, shape, lookup, options.mask_buffer_m,
+                                  use_overviews=options.use_overviews)
+
     with ThreadPoolExecutor(options.read_threads) if options.read_threads > 1 else nullcontext() as pool:
-        return _composite(scenes, bands, crs, transform, shape, options, reader, pool, footprints)
+        return _composite(scenes, bands, crs, transform, shape, options, reader, read_footprint, pool, footprints)
 
 
 def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints: Sequence[Scene] | None,
@@ -165,12 +182,12 @@ def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints
 
 
 def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine, shape: tuple[int, int],
-               options: CompositeOptions, reader: Reader, pool: ThreadPoolExecutor | None,
+               options: CompositeOptions, reader: Reader, read_footprint: Callable[[Scene], FootprintMask],
+               pool: ThreadPoolExecutor | None,
                footprints: Sequence[Scene] | None = None) -> Composite:
     skipped: dict[str, str] = {}
-    lookup = valid_scl_lookup(options.invalid_classes)
     groups = deduplicate_acquisitions(scenes)
-    sources = _select_sources(groups, reader, lookup, shape, skipped, pool)
+    sources = _select_sources(groups, read_footprint, shape, skipped, pool)
     acquisitions = [_Acquisition(g[0].relative_orbit, list(g), src) for g, src in zip(groups, sources)]
     acquisitions = [a for a in acquisitions if (a.source >= 0).any()]
     k = len(options.percentiles)

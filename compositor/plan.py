@@ -71,8 +71,9 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     bbox = check_bbox(bbox_4326)
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
-    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, blend=blend,
-                               blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
+    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, mask_buffer_m=settings.mask_buffer_m,
+                               blend=blend, blend_power=settings.blend_power,
+                               blend_edge_margin_m=settings.blend_edge_margin_m,
                                blend_edge_ramp_m=settings.blend_edge_ramp_m)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         str(catalog or settings.catalog), options, collection or settings.collection)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
+from rasterio.warp import transform as warp_transform
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from compositor.errors import SourceUnavailableError
+from compositor.mask import grow_invalid
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,132 @@ def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: 
         if src.res[0] * factor <= target * 1.0001:
             level = i
     return level
+
+
+@dataclass(frozen=True)
+class FootprintMask:
+    """What one scene's SCL says about each pixel of a target grid, judged over the pixel's footprint.
+
+    ``covered``: (h, w) bool, the scene has data (SCL != 0) under the whole target pixel.
+    ``clear``: (h, w) bool, covered and no invalid SCL pixel (after growing them by the buffer) under it.
+    """
+
+    covered: np.ndarray
+    clear: np.ndarray
+
+
+# How far (in SCL pixels) a target pixel's corner may reach into an SCL pixel without that pixel
+# counting: it absorbs floating-point noise where target and SCL pixel edges coincide.
+FOOTPRINT_EDGE_EPS_PX = 1e-6
+
+
+def read_scl_footprint(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
+                       valid_lookup: np.ndarray, buffer_m: float, *, use_overviews: bool = False) -> FootprintMask:
+    """Judge every pixel of the grid ``(dst_crs, dst_transform, dst_shape)`` by ALL SCL pixels under it.
+
+    The SCL is read in its own CRS at its own resolution (or, with ``use_overviews``, at the coarsest
+    overview still finer than the target pixel, as the bands are) over the grid's footprint plus
+    ``buffer_m``. Invalid classes (``valid_lookup[scl]`` False, SCL 0 aside) are grown by a disk of
+    ``buffer_m`` metres (SCL pixel centres within ``buffer_m`` of an invalid pixel's centre); SCL 0
+    (no data) is not grown. A target pixel is then not covered / not clear when a no-data / invalid
+    SCL pixel overlaps its footprint (the source-aligned box of its exactly transformed corners, see
+    `_footprint_boxes`), so a 20 m SCL pixel that touches only the corner of a 30 m target pixel
+    still makes it invalid. Outside the raster counts as no data. Raises `SourceUnavailableError` naming the file when it cannot be read.
+    """
+    try:
+        with rasterio.open(href) as src:
+            level = _pick_overview(src, dst_crs, dst_transform) if use_overviews else None
+            if level is None:
+                return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
+        with rasterio.open(href, overview_level=level) as src:
+            return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
+    except (RasterioError, OSError) as exc:
+        raise SourceUnavailableError(f"cannot read {href}: {exc}") from None
+
+
+def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
+                      valid_lookup: np.ndarray, buffer_m: float) -> FootprintMask:
+    height, width = dst_shape
+    nothing = FootprintMask(np.zeros(dst_shape, dtype=bool), np.zeros(dst_shape, dtype=bool))
+    res_x, res_y = src.res
+    margin = buffer_m + 2 * max(res_x, res_y)
+    left, bottom, right, top = transform_bounds(dst_crs, src.crs, *array_bounds(height, width, dst_transform),
+                                                densify_pts=21)
+    area = from_bounds(left - margin, bottom - margin, right + margin, top + margin, src.transform)
+    col0, row0 = math.floor(area.col_off), math.floor(area.row_off)
+    col1, row1 = math.ceil(area.col_off + area.width), math.ceil(area.row_off + area.height)
+    inner = (max(col0, 0), max(row0, 0), min(col1, src.width), min(row1, src.height))
+    if inner[2] <= inner[0] or inner[3] <= inner[1]:
+        return nothing
+    scl = np.zeros((row1 - row0, col1 - col0), dtype=np.uint8)  # outside the raster: no data
+    scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = src.read(
+        1, window=Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
+    nodata = scl == 0
+    if nodata.all():
+        return nothing
+    invalid = grow_invalid(~valid_lookup[scl] & ~nodata, buffer_m, res_x, res_y) | nodata
+    has_nodata, has_cloud = bool(nodata.any()), bool((invalid & ~nodata).any())
+    if not has_nodata and not has_cloud:  # the window covers every target pixel: all covered and clear
+        everything = np.ones(dst_shape, dtype=bool)
+        return FootprintMask(everything, everything)
+    boxes = _footprint_boxes(dst_crs, dst_transform, dst_shape, src.crs,
+                             ~(src.transform @ Affine.translation(col0, row0)), scl.shape)
+    covered = ~_any_in_boxes(nodata, boxes) if has_nodata else np.ones(dst_shape, dtype=bool)
+    clear = covered & ~_any_in_boxes(invalid, boxes) if has_cloud else covered
+    return FootprintMask(covered, clear)
+
+
+def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int], src_crs: CRS,
+                     to_src_px: Affine, src_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Each target pixel's footprint as a box of SCL pixels ``[row0, row1) x [col0, col1)``.
+
+    The four corners of each target pixel are transformed exactly into the SCL's pixel coordinates
+    (``to_src_px`` maps SCL CRS coordinates to the window's pixels); the box holds the SCL pixels
+    that the corners' source-aligned bounding box overlaps. A pixel's box depends on nothing but its
+    corners, so blocks and tiles of any size judge it alike (GDAL's ``average`` warp does not: its
+    footprints depend on the chunk it warps, which made seams between blocks of other sizes). On a
+    grid rotated against the SCL's the box holds slightly more than the footprint: up to side x
+    sin(rotation) beyond it (0.8 m for a 30 m pixel at 1.5 degrees). Boxes are clipped to the window.
+    """
+    xs, ys = _corners_in(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src_crs.to_string())
+    px, py = to_src_px @ (xs, ys)
+    src_h, src_w = src_shape
+
+    def edges(p: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        corners = np.stack([p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]])
+        low = np.floor(corners.min(axis=0) + FOOTPRINT_EDGE_EPS_PX)
+        high = np.ceil(corners.max(axis=0) - FOOTPRINT_EDGE_EPS_PX)
+        return np.clip(low, 0, size).astype(np.int64), np.clip(high, 0, size).astype(np.int64)
+
+    col0, col1 = edges(px, src_w)
+    row0, row1 = edges(py, src_h)
+    return row0, row1, col0, col1
+
+
+@functools.lru_cache(maxsize=4)
+def _corners_in(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple[int, int],
+                src_crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (h + 1, w + 1) pixel corners of a grid, in ``src_crs`` coordinates (read-only arrays).
+
+    Kept for the few last grids: the scenes of a window share one or two CRSs, and transforming a
+    strip's million corners costs about a second."""
+    height, width = dst_shape
+    rows, cols = np.mgrid[0:height + 1, 0:width + 1].astype(np.float64)
+    xs, ys = Affine(*dst_transform) @ (cols, rows)
+    if CRS.from_user_input(dst_crs) != CRS.from_user_input(src_crs):
+        tx, ty = warp_transform(dst_crs, src_crs, xs.ravel(), ys.ravel())
+        xs, ys = np.asarray(tx).reshape(rows.shape), np.asarray(ty).reshape(rows.shape)
+    xs.flags.writeable = False
+    ys.flags.writeable = False
+    return xs, ys
+
+
+def _any_in_boxes(mask: np.ndarray, boxes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """True where ``mask`` has a True pixel inside the box (a summed-area table: O(1) per box)."""
+    row0, row1, col0, col1 = boxes
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
+    return table[row1, col1] - table[row0, col1] - table[row1, col0] + table[row0, col0] > 0
 
 
 def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],

@@ -26,6 +26,8 @@ SNOW_CLASS = 11
 # the taper (15 km) a quarter of a 61 km block.
 DEFAULT_BLEND_EDGE_MARGIN_M = 5_000.0
 DEFAULT_BLEND_EDGE_RAMP_M = 10_000.0
+UNCLASSIFIED_CLASS = 7
+DEFAULT_MASK_BUFFER_M = 40.0  # chosen by benchmarks/bench_mask_buffer.py, see README "Cloud edges"
 
 
 class Settings(BaseSettings):
@@ -49,8 +51,17 @@ class Settings(BaseSettings):
     crs: str = Field("EPSG:3035", description="CRS of the built mosaics.")
     resolution_m: float = Field(30.0, gt=0, description="Pixel size of the built mosaics, in CRS units (m).")
     block_size_px: int = Field(2048, ge=256, description="Side of a square build block in pixels (multiple of 256).")
-    mask_classes: tuple[int, ...] = Field(DEFAULT_MASK_CLASSES, description="SCL classes that are not valid.")
+    mask_classes: tuple[int, ...] = Field(
+        DEFAULT_MASK_CLASSES, description="SCL classes that are not valid (0 no data is never valid), JSON like "
+                                          "[0,1,3,8,9,10]; add 7 here or set mask_unclassified to mask unclassified.")
     mask_snow: bool = Field(False, description="Also mask snow (SCL 11); the original product keeps snow.")
+    mask_unclassified: bool = Field(
+        False, description="Also mask SCL 7 (unclassified): often cloud edges and haze that Sen2Cor could not "
+                           "label, but also bright or mixed ground; off by default as it costs observations.")
+    mask_buffer_m: float = Field(
+        DEFAULT_MASK_BUFFER_M, ge=0, le=1000,
+        description="Grow the invalid SCL pixels by a disk of this radius (m) before an output pixel is judged "
+                    "by every SCL pixel under it; catches cloud edges SCL missed. 0 keeps the SCL as it is.")
     blend_power: float = Field(2.0, gt=0, description="Power of the inverse-distance weights between orbits.")
     blend_edge_margin_m: float = Field(
         DEFAULT_BLEND_EDGE_MARGIN_M, ge=0, description="An orbit's blend weight is zero this far (m) inside the "
@@ -111,6 +122,8 @@ class Settings(BaseSettings):
 
     @property
     def invalid_scl_classes(self) -> tuple[int, ...]:
-        """SCL classes masked out: the configured ones, plus snow when ``mask_snow`` is set."""
-        classes = set(self.mask_classes) | ({SNOW_CLASS} if self.mask_snow else set())
+        """SCL classes masked out: the configured ones, plus snow when ``mask_snow`` is set and
+        unclassified when ``mask_unclassified`` is set."""
+        classes = (set(self.mask_classes) | ({SNOW_CLASS} if self.mask_snow else set())
+                   | ({UNCLASSIFIED_CLASS} if self.mask_unclassified else set()))
         return tuple(sorted(classes))

@@ -27,15 +27,18 @@ def write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine) -> None
 
 def planted_scene(folder: Path, scene_id: str, when: dt.datetime, orbit: int, crs: str, transform: Affine,
                   bands: dict[str, np.ndarray], scl: np.ndarray, *, offset_dn: int = 0,
-                  platform: str = "sentinel-2a", mgrs: str = "32UQU") -> Scene:
-    """Write the bands (uint16 DN as stored, offset included) and SCL as COGs and describe them."""
+                  platform: str = "sentinel-2a", mgrs: str = "32UQU", scl_transform: Affine | None = None) -> Scene:
+    """Write the bands (uint16 DN as stored, offset included) and SCL as COGs and describe them.
+
+    The SCL is on the bands' grid unless ``scl_transform`` gives its own (e.g. 20 m beside 10 m bands).
+    """
     hrefs = {}
     for name in BAND_NAMES:
         write_cog(folder / scene_id / f"{name}.tif", bands[name], crs, transform)
         hrefs[name] = str(folder / scene_id / f"{name}.tif")
-    write_cog(folder / scene_id / "scl.tif", scl.astype(np.uint8), crs, transform)
+    write_cog(folder / scene_id / "scl.tif", scl.astype(np.uint8), crs, scl_transform or transform)
     hrefs["scl"] = str(folder / scene_id / "scl.tif")
-    h, w = scl.shape
+    h, w = bands[BAND_NAMES[0]].shape
     outline = box(*rasterio.transform.array_bounds(h, w, transform))
     # Densified, so that the lon/lat polygon follows the raster's straight edges (within centimetres).
     footprint = reproject_geometry(outline.segmentize(max(h, w) * abs(transform.a) / 64), crs, "EPSG:4326")
