@@ -53,15 +53,6 @@ DISTANCE_QUANTUM_M = 1e-3  # node distances rounded to this: float noise of a un
 WORKING_CRS_IF_GEOGRAPHIC = "EPSG:3857"
 
 
-def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Longitude and latitude (EPSG:4326, degrees) of the pixel centres of a grid."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
-    xs = transform.c + cols * transform.a + rows * transform.b
-    ys = transform.f + cols * transform.d + rows * transform.e
-    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
-    return np.asarray(lon), np.asarray(lat)
-
-
 def orbit_weights(orbit: int, lon: np.ndarray, lat: np.ndarray, power: float = 2.0) -> np.ndarray:
     """Inverse-distance weight ``max(0, d^-p - h^-p)`` (float32, >= 0) of a relative orbit at points
     (EPSG:4326): the untapered part of the blend weight, zero beyond the model half swath ``h``."""

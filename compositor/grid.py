@@ -23,6 +23,15 @@ from compositor.errors import InvalidBBoxError, InvalidInputError
 BBox = tuple[float, float, float, float]
 
 
+def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude (EPSG:4326, degrees) of the pixel centres of a grid."""
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
+    xs = transform.c + cols * transform.a + rows * transform.b
+    ys = transform.f + cols * transform.d + rows * transform.e
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    return np.asarray(lon), np.asarray(lat)
+
+
 def reproject_geometry(geometry: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
     """A geometry's coordinates transformed between CRSs (axis order x/lon first)."""
     transformer = Transformer.from_crs(src_crs, dst_crs, always_xy=True)

@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from affine import Affine
-from pyproj import Geod, Transformer
+from pyproj import Geod
 
 from compositor.synthetic.edges import PassSwath
 from compositor.synthetic.reference_orbit import ground_point, view_coordinates
@@ -47,15 +46,6 @@ class EdgeJump:
     @property
     def baseline_rms(self) -> float:
         return float(np.sqrt(np.mean(np.square(self.baseline)))) if self.baseline else float("nan")
-
-
-def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Longitude and latitude (EPSG:4326, deg) of the pixel centres of a north-up grid."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
-    x = transform.c + cols * transform.a + rows * transform.b
-    y = transform.f + cols * transform.d + rows * transform.e
-    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
-    return np.asarray(lon), np.asarray(lat)
 
 
 def _km_per_deg(orbit: int, t: float, theta: float) -> float:

@@ -33,14 +33,13 @@ from compositor.blend import (
     blend_orbits,
     context_distance_m,
     orbit_weights,
-    pixel_lonlat,
     window_weights,
 )
 from compositor.catalog import Scene
 from compositor.composite import CompositeOptions, composite_window
 from compositor.errors import InvalidInputError
 from compositor.block import BlockJob, build_block
-from compositor.grid import Block, OutputGrid, reproject_geometry
+from compositor.grid import Block, OutputGrid, pixel_lonlat, reproject_geometry
 from compositor.layout import SeasonLayout
 from compositor.plan import make_request, plan_build
 from compositor.seasons import resolve_season

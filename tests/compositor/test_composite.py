@@ -9,7 +9,8 @@ import pytest
 from affine import Affine
 
 from compositor.bands import BAND_NAMES
-from compositor.blend import orbit_weights, pixel_lonlat
+from compositor.blend import orbit_weights
+from compositor.grid import pixel_lonlat
 from compositor.composite import CompositeOptions, composite_window
 from compositor.settings import DEFAULT_MASK_CLASSES
 from tests.compositor.planted import planted_scene

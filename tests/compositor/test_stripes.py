@@ -18,7 +18,8 @@ import rasterio
 from rasterio.windows import from_bounds
 
 from compositor.synthetic.edges import read_swaths
-from compositor.synthetic.stripes import EdgeJump, edge_distances_km, pixel_lonlat, relative_error, stripe_jumps
+from compositor.grid import pixel_lonlat
+from compositor.synthetic.stripes import EdgeJump, edge_distances_km, relative_error, stripe_jumps
 from tests.conftest import SYNTH_SEASON, build_synthetic
 
 BANDS = ("nir", "swir16", "swir22")
