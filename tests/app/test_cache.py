@@ -96,7 +96,9 @@ def test_building_a_block_invalidates_tiles_and_searches(built, tmp_path):
         assert before.headers["x-s2seasons-source"] == "on-the-fly"
         assert client.get(url).headers["x-s2seasons-cache"] == "hit"
         other = client.get(tile_url(BUILT_LONLAT, 13))
-        assert len(services.tiles) == 2 and len(services.scenes) == 1
+        # Two catalog searches of the season: the tile's scenes, and the footprints within the blend
+        # taper's reach around it (a bbox grown by 15 km, cached under its own 1-degree cells).
+        assert len(services.tiles) == 2 and len(services.scenes) == 2
 
         build_block(data, built.archive.catalog, UNBUILT_BLOCK)  # as `s2seasons build` in another process
 

@@ -20,11 +20,12 @@ from rasterio.enums import Resampling
 from app.main import create_app
 from app.onthefly import least_cloudy
 from app.services import make_services
-from compositor.catalog import load_scenes
+from compositor.catalog import deduplicate_acquisitions, load_scenes
 from compositor.composite import composite_window
 from compositor.errors import SourceUnavailableError
 from compositor.read import GDAL_ENV, read_warped
 from compositor.seasons import resolve_season
+from compositor.settings import Settings
 from tests.app.helpers import BUILT_LONLAT, SEASON, UNBUILT_LONLAT, app_settings, free_port, tile_of, tile_url
 from tests.app.upstreams import (
     broken_catalog,
@@ -42,13 +43,18 @@ ONTHEFLY_OTHER = tile_url(UNBUILT_LONLAT, 13)
 BUILT = tile_url(BUILT_LONLAT, 12)
 
 
-def tile_scenes(archive, lonlat=UNBUILT_LONLAT, z=12) -> list:
-    """The scenes an on-the-fly tile reads (ids sorted), as the server chooses them."""
+def tile_scenes(archive, lonlat=UNBUILT_LONLAT, z=12, *, surely_read: bool = False) -> list:
+    """The scenes touching an on-the-fly tile (ids sorted); with ``surely_read`` only those the server
+    certainly reads: among the ``onthefly_max_scenes`` least cloudy, the first MGRS tile of each
+    acquisition (a second one is read only where the first has no data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bounds = tuple(morecantile.tms.get("WebMercatorQuad").bounds(tile_of(lonlat, z)))
-    scenes = least_cloudy(load_scenes(archive.catalog, season=resolve_season(SEASON)), bounds, 1000)
-    return sorted(s.id for s in scenes)
+    scenes = load_scenes(archive.catalog, season=resolve_season(SEASON))
+    if not surely_read:
+        return sorted(s.id for s in least_cloudy(scenes, bounds, len(scenes)))
+    chosen = least_cloudy(scenes, bounds, Settings().onthefly_max_scenes - 1)  # one spare: ties at the cap
+    return sorted(group[0].id for group in deduplicate_acquisitions(chosen))
 
 
 # --- the catalog --------------------------------------------------------------------------------------
@@ -97,8 +103,12 @@ def test_slow_catalog_gives_503_and_never_holds_up_built_tiles(built):
 def test_unreadable_scenes_are_skipped_and_counted(archive, tmp_path):
     """One scene's SCL is missing, one truncated, one corrupt: the tile renders from the others, says
     ``X-S2Seasons-Skipped-Scenes: 3`` and is not cached (those scenes may be readable next time)."""
-    ids = tile_scenes(archive)
-    breaks = {ids[0]: missing, ids[len(ids) // 2]: truncated, ids[-1]: corrupt}
+    ids = tile_scenes(archive, surely_read=True)
+    # The scene with the largest SCL file is truncated (the SCL of a scene with little data in the
+    # archive's region compresses to a few kB: half of it is cut).
+    scl_size = {s.id: Path(s.hrefs["scl"]).stat().st_size for s in load_scenes(archive.catalog) if s.id in ids}
+    cut = max(ids[1:-1], key=lambda i: scl_size[i])
+    breaks = {ids[0]: missing, cut: truncated, ids[-1]: corrupt}
     catalog = broken_catalog(archive.catalog, tmp_path / "broken", breaks)
     settings = app_settings(tmp_path / "data", catalog)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
@@ -159,9 +169,9 @@ class SlowComposite:
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
 
-    def __call__(self, scenes, bands, crs, transform, shape, options):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
         time.sleep(self.delay_s)
-        return composite_window(scenes, bands, crs, transform, shape, options)
+        return composite_window(scenes, bands, crs, transform, shape, options, footprints=footprints)
 
 
 async def _get(app, path: str, disconnect_after_s: float | None) -> tuple[int, float]:

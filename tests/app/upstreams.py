@@ -131,7 +131,8 @@ def missing(source: Path, target: Path) -> Path:
 
 
 def truncated(source: Path, target: Path) -> Path:
-    target.write_bytes(source.read_bytes()[:2048])  # the header, and no pixel
+    data = source.read_bytes()
+    target.write_bytes(data[:min(2048, len(data) // 2)])  # the header, and not all of the pixels
     return target
 
 
