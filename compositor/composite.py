@@ -22,11 +22,12 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
 
+from compositor.bands import BANDS_BY_NAME
 from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
 from compositor.mask import apply_mask, valid_scl_lookup
-from compositor.read import FootprintMask, read_scl_footprint, read_warped
+from compositor.read import FootprintMask, read_scl_footprint, read_warped_bands
 from compositor.settings import (DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_BUFFER_M,
                                  DEFAULT_MASK_CLASSES)
 from compositor.stats import PERCENTILES, percentiles_and_count, percentiles_by_orbit
@@ -83,23 +84,44 @@ class _Acquisition:
     source: np.ndarray  # (h, w) int8: index in `scenes` of the scene that supplies each pixel, -1 none
 
 
-Reader = Callable[[Scene, str, Resampling], np.ndarray]
+# A reader gives the bands (asset keys) of one scene warped into the window: (n_bands, h, w) uint16.
+Reader = Callable[[Scene, Sequence[str], Resampling], np.ndarray]
 T = TypeVar("T")
+I = TypeVar("I")
+
+# Bands of one native resolution are read and warped together (one warp set-up per scene instead of
+# one per band) while their layers fit this budget; beyond it, fewer at a time (down to one band).
+BAND_GROUP_BYTES = 768 * 2**20
 
 
-def _read_many(scenes: Sequence[Scene], read: Callable[[Scene], T], skipped: dict[str, str],
-               pool: ThreadPoolExecutor | None) -> list[T | None]:
-    """``read(scene)`` for several scenes (in parallel threads: GDAL releases the GIL); None where unreadable."""
-    def read_one(scene: Scene) -> T | str:
+def band_groups(bands: Sequence[str], n_layers: int, shape: tuple[int, int],
+                budget: int = BAND_GROUP_BYTES) -> list[list[str]]:
+    """``bands`` in groups read together: same native resolution, layers within ``budget`` bytes."""
+    per_band = max(1, n_layers * shape[0] * shape[1] * 2)
+    size = max(1, budget // per_band)
+    groups: list[list[str]] = []
+    for resolution in sorted({BANDS_BY_NAME[b].native_resolution_m for b in bands}):
+        same = [b for b in bands if BANDS_BY_NAME[b].native_resolution_m == resolution]
+        groups.extend(same[i:i + size] for i in range(0, len(same), size))
+    return groups
+
+
+def _read_many(items: Sequence[I], read: Callable[[I], T], skipped: dict[str, str],
+               pool: ThreadPoolExecutor | None, scene_of: Callable[[I], Scene] = lambda item: item) -> list[T | None]:
+    """``read(item)`` for several scenes (in parallel threads: GDAL releases the GIL); None where unreadable.
+
+    ``scene_of`` names the scene an item reads (the item itself by default)."""
+    def read_one(item: I) -> T | str:
         try:
-            return read(scene)
+            return read(item)
         except SourceUnavailableError as exc:
             return str(exc)
 
-    results = list(pool.map(read_one, scenes)) if pool and len(scenes) > 1 else [read_one(s) for s in scenes]
+    results = list(pool.map(read_one, items)) if pool and len(items) > 1 else [read_one(s) for s in items]
     out: list[T | None] = []
-    for scene, result in zip(scenes, results):
+    for item, result in zip(items, results):
         if isinstance(result, str):
+            scene = scene_of(item)
             skipped.setdefault(scene.id, result)
             logger.warning("skip scene %s: %s", scene.id, result)
             out.append(None)
@@ -133,19 +155,26 @@ def _select_sources(groups: Sequence[Sequence[Scene]], read_footprint: Callable[
     return sources
 
 
-def _band_layers(acquisitions: Sequence[_Acquisition], band: str, reader: Reader, shape: tuple[int, int],
-                 skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> np.ndarray:
-    """(n_acquisitions, h, w) uint16 reflectance DN of ``band``, offset removed, 0 where not valid."""
-    layers = np.zeros((len(acquisitions), *shape), dtype=np.uint16)
+def _band_layers(acquisitions: Sequence[_Acquisition], bands: Sequence[str], reader: Reader, shape: tuple[int, int],
+                 skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> dict[str, np.ndarray]:
+    """Per band, (n_acquisitions, h, w) uint16 reflectance DN, offset removed, 0 where not valid.
+
+    The ``bands`` of each scene are read in one call of ``reader`` (warped together), and what the
+    scene supplies is stored as soon as it is read: the warped bands of all scenes are never held at
+    once. (Scenes of one acquisition write disjoint pixels of its layer, so threads do not collide.)"""
+    layers = {band: np.zeros((len(acquisitions), *shape), dtype=np.uint16) for band in bands}
     todo = [(i, rank, scene) for i, acq in enumerate(acquisitions) for rank, scene in enumerate(acq.scenes)
             if scene.id not in skipped and (acq.source == rank).any()]
-    values = _read_many([scene for _, _, scene in todo], lambda scene: reader(scene, band, Resampling.average),
-                        skipped, pool)
-    for (i, rank, scene), dn in zip(todo, values):
-        if dn is None:
-            continue
+
+    def read(job: tuple[int, int, Scene]) -> bool:
+        i, rank, scene = job
+        dn = reader(scene, bands, Resampling.average)
         chosen = acquisitions[i].source == rank
-        layers[i][chosen] = apply_mask(dn, chosen, scene.offset_dn)[chosen]
+        for band, band_dn in zip(bands, dn):
+            layers[band][i][chosen] = apply_mask(band_dn, chosen, scene.offset_dn)[chosen]
+        return True
+
+    _read_many(todo, read, skipped, pool, scene_of=lambda job: job[2])
     return layers
 
 
@@ -161,8 +190,9 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
     ``scenes`` are always among them, those that fail to read here are left out). Without it, only
     ``scenes``: then a footprint ending just outside the window is missed and windows may disagree.
     """
-    def reader(scene: Scene, key: str, resampling: Resampling) -> np.ndarray:
-        return read_warped(scene.hrefs[key], crs, transform, shape, resampling, use_overviews=options.use_overviews)
+    def reader(scene: Scene, keys: Sequence[str], resampling: Resampling) -> np.ndarray:
+        return read_warped_bands([scene.hrefs[k] for k in keys], crs, transform, shape, resampling,
+                                 use_overviews=options.use_overviews)
 
     lookup = valid_scl_lookup(options.invalid_classes)
 
@@ -204,20 +234,24 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
                                           ramp_m=options.blend_edge_ramp_m)
         return weights[key]
 
-    for band in bands:
-        if not acquisitions:
+    if not acquisitions:
+        for band in bands:
             stats[band] = np.full((k, *shape), np.nan, dtype=np.float32)
             counts[band] = np.zeros(shape, dtype=np.uint16)
-            continue
-        layers = _band_layers(acquisitions, band, reader, shape, skipped, pool)
-        if not options.blend or len(orbits) == 1:
-            stats[band], counts[band] = percentiles_and_count(layers, options.percentiles)
-            continue
-        per_orbit = percentiles_by_orbit(layers, np.array([a.orbit for a in acquisitions]), options.percentiles)
-        tapered, untapered = weights_now()
-        stats[band] = blend_orbits({o: s for o, (s, _) in per_orbit.items()},
-                                   {o: c for o, (_, c) in per_orbit.items()}, tapered, untapered)
-        counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0, dtype=np.uint32).clip(0, 65535).astype(np.uint16)
+    for group in band_groups(bands, len(acquisitions), shape) if acquisitions else ():
+        group_layers = _band_layers(acquisitions, group, reader, shape, skipped, pool)
+        for band in group:
+            layers = group_layers.pop(band)
+            if not options.blend or len(orbits) == 1:
+                stats[band], counts[band] = percentiles_and_count(layers, options.percentiles)
+                continue
+            per_orbit = percentiles_by_orbit(layers, np.array([a.orbit for a in acquisitions]), options.percentiles)
+            del layers
+            tapered, untapered = weights_now()
+            stats[band] = blend_orbits({o: s for o, (s, _) in per_orbit.items()},
+                                       {o: c for o, (_, c) in per_orbit.items()}, tapered, untapered)
+            counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0,
+                                  dtype=np.uint32).clip(0, 65535).astype(np.uint16)
     return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions))
 
 
