@@ -50,7 +50,7 @@ from shapely.geometry import box
 from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
-from app.projection import project_bounds
+from compositor.grid import project_bounds
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
 from compositor.composite import Composite, CompositeOptions, composite_window

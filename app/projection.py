@@ -17,7 +17,6 @@ import numpy as np
 import shapely
 from rasterio.crs import CRS
 from rasterio.warp import transform as transform_points
-from rasterio.warp import transform_bounds
 from shapely.geometry import Polygon, box
 
 from compositor.grid import Block
@@ -30,17 +29,6 @@ def crs_key(crs: CRS | str) -> str:
     if isinstance(crs, str):
         return crs
     return crs.to_string() or crs.to_wkt()
-
-
-def project_bounds(src: CRS | str, dst: CRS | str, bounds: tuple[float, ...]) -> tuple[float, float, float, float] | None:
-    """``bounds`` in ``dst`` (edges densified), or None when they cannot be projected."""
-    if crs_key(src) == crs_key(dst):
-        return tuple(bounds)  # type: ignore[return-value]
-    try:
-        out = transform_bounds(src, dst, *bounds, densify_pts=21)
-    except Exception:
-        return None
-    return tuple(out) if all(math.isfinite(v) for v in out) else None  # type: ignore[return-value]
 
 
 def project_squares(blocks: list[Block], dst: str) -> list[Polygon]:

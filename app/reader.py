@@ -23,7 +23,7 @@ from rasterio.crs import CRS
 from rasterio.features import geometry_mask
 from rasterio.transform import array_bounds, from_bounds
 from rasterio.warp import transform as transform_points
-from rasterio.warp import transform_bounds, transform_geom
+from rasterio.warp import transform_geom
 from rio_tiler.constants import WEB_MERCATOR_TMS, WGS84_CRS
 from rio_tiler.io.base import BaseReader
 from rio_tiler.models import BandStatistics, ImageData, Info, PointData
@@ -39,7 +39,7 @@ from app.context import (
     note_skipped_scenes,
 )
 from app.errors import NotFoundError
-from app.projection import project_bounds
+from compositor.grid import project_bounds
 from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
 from app.queue import blocks_in_bounds
 from app.registry import SeasonState
@@ -275,12 +275,11 @@ class SeasonReader(BaseReader):
         if bounds_crs.is_geographic and not (-180 <= west and east <= 180 and -90 <= south and north <= 90):
             raise InvalidInputError(f"bbox {bbox} is outside -180..180, -90..90 (degrees)")
         if bounds_crs != dst_crs:
-            try:
-                west, south, east, north = transform_bounds(bounds_crs, dst_crs, west, south, east, north,
-                                                            densify_pts=21)
-            except Exception:
-                raise InvalidInputError(f"bbox {bbox} cannot be projected to {dst_crs}") from None
-            if not all(math.isfinite(v) for v in (west, south, east, north)) or west >= east or south >= north:
+            projected = project_bounds(bounds_crs, dst_crs, (west, south, east, north))
+            if projected is None:
+                raise InvalidInputError(f"bbox {bbox} cannot be projected to {dst_crs}")
+            west, south, east, north = projected
+            if west >= east or south >= north:
                 raise InvalidInputError(f"bbox {bbox} cannot be projected to {dst_crs}")
         h, w = self._output_size(dst_crs, (west, south, east, north), max_size, height, width)
         transform = from_bounds(west, south, east, north, w, h)
@@ -308,7 +307,10 @@ class SeasonReader(BaseReader):
         west, south, east, north = bounds
         grid_crs = CRS.from_user_input(self.state.grid.crs)
         try:
-            gw, gs, ge, gn = transform_bounds(crs, grid_crs, west, south, east, north, densify_pts=21)
+            projected = project_bounds(crs, grid_crs, (west, south, east, north))
+            if projected is None:
+                raise ValueError
+            gw, gs, ge, gn = projected
             res = self.state.grid.resolution_m
             cols, rows = (ge - gw) / res, (gn - gs) / res
             if not (math.isfinite(cols) and math.isfinite(rows)):

@@ -5,16 +5,28 @@ at 30 m in EPSG:3035 with one worker process, and measures seconds per block. Fr
 output pixel and per scene read it extrapolates to the product's 2048 px blocks and to one season
 of Europe (assumptions printed with the figures).
 
-    python -m benchmarks.bench_build [--json out.json]
+    python -m benchmarks.bench_build [--json out.json] [--archive DIR] [--profile [FILE]]
+    python -m benchmarks.bench_build --show-profile FILE      # the table of a profile kept before
+
+``--profile`` samples the build with py-spy (native frames included: GDAL, PROJ, sqlite, zlib) and
+prints the functions with the most busy samples, by their own time and with what they call. Samples
+of threads that wait (an idle pool thread, a lock, a queue, the progress bar's monitor) are left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SEASON = "2022-summer"
@@ -32,23 +44,47 @@ PRODUCT_BLOCK_PX = 2048
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--archive", type=Path,
+                        help="keep the synthetic 10 m archive in this folder and reuse it when it is there "
+                             "(generating it takes about 2.5 minutes); default: a temporary folder")
+    parser.add_argument("--profile", nargs="?", type=Path, const=True, default=None, metavar="FILE",
+                        help="sample the build with py-spy (pip install py-spy; needs ptrace rights, e.g. root) "
+                             "and print the top entries, native frames included; with FILE, also keep the "
+                             "collapsed stacks there (for flamegraph.pl, speedscope or --show-profile)")
+    parser.add_argument("--show-profile", type=Path, metavar="FILE",
+                        help="print the table of a profile kept with --profile FILE, and run nothing")
+    parser.add_argument("--top", type=int, default=25, help="entries shown by --profile (default 25)")
     args = parser.parse_args()
+    if args.show_profile:
+        print_profile(args.show_profile.read_text(), args.top)
+        return 0
+    if args.profile and not shutil.which("py-spy"):
+        print("--profile needs py-spy: pip install py-spy", file=sys.stderr)
+        return 2
     from compositor.build import run_build
     from compositor.settings import Settings
     from compositor.synthetic import generate_archive
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        started = time.perf_counter()
-        generate_archive(root / "archive", seasons=(SEASON,), bbox_4326=BBOX, pixel_size_m=10.0,
-                         truth_resolution_m=RESOLUTION_M, workers=2)
-        print(f"archive at 10 m written in {time.perf_counter() - started:.0f} s", flush=True)
-        settings = Settings(data_dir=root / "data", catalog=str(root / "archive" / "catalog.json"),
+        archive = args.archive or root / "archive"
+        if not (archive / "catalog.json").exists():
+            started = time.perf_counter()
+            generate_archive(archive, seasons=(SEASON,), bbox_4326=BBOX, pixel_size_m=10.0,
+                             truth_resolution_m=RESOLUTION_M, workers=2)
+            print(f"archive at 10 m written in {time.perf_counter() - started:.0f} s", flush=True)
+        settings = Settings(data_dir=root / "data", catalog=str(archive / "catalog.json"),
                             resolution_m=RESOLUTION_M, block_size_px=BLOCK_PX, max_cloud_cover=100)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        summary = run_build(settings, SEASON, BBOX, workers=1, progress=False)  # in this process
-        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        profile_out = None if args.profile is None else (
+            root / "profile.txt" if args.profile is True else args.profile)
+        phases = _phase_clock() if args.profile is not None else contextlib.nullcontext(None)
+        with phases as clock, _sampled(profile_out, args.top):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            summary = run_build(settings, SEASON, BBOX, workers=1, progress=False)  # in this process
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    if args.profile is not None:
+        clock.report(cpu_seconds)
     built = [r for r in summary.results if r.status == "built"]
     if not built or summary.failed:
         print(summary.describe())
@@ -81,6 +117,137 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+@contextlib.contextmanager
+def _sampled(out: Path | None, top: int) -> Iterator[None]:
+    """With ``out``, py-spy samples this process (all threads, native frames) while the block runs."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--native", "--rate", "100",
+                            "--format", "raw", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # let py-spy attach
+    try:
+        yield
+    finally:
+        spy.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+        _, err = spy.communicate(timeout=60)
+        if not out.exists():
+            print(f"py-spy wrote no profile: {err.strip()[-500:]}", file=sys.stderr)
+        else:
+            print_profile(out.read_text(), top)
+
+
+# The build's phases, timed by the CPU time of the thread that runs them (module, function, name).
+PHASES = (
+    ("compositor.composite", "read_warped_bands", "read and warp bands"),
+    ("compositor.composite", "read_scl_footprint", "read and judge SCL footprints"),
+    ("compositor.composite", "percentiles_by_orbit", "percentiles"),
+    ("compositor.composite", "percentiles_and_count", "percentiles"),
+    ("compositor.composite", "blend_orbits", "blend orbits"),
+    ("compositor.composite", "window_weights", "blend weights"),
+    ("compositor.composite", "apply_mask", "mask and store layers"),
+    ("compositor.block", "check_offsets", "offset checks"),
+    ("compositor.block", "to_dn", "write strips"),
+    ("compositor.block", "write_strip", "write strips"),
+    ("compositor.block", "open_strip_writer", "write strips"),
+    ("compositor.block", "translate_to_cog", "write COGs"),
+)
+
+
+class _PhaseClock:
+    """Thread CPU seconds spent in each phase (wrapped functions; nested calls are not counted twice)."""
+
+    def __init__(self) -> None:
+        import threading
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._inside = threading.local()
+
+    def wrap(self, name: str, fn):  # noqa: ANN001, ANN201
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            if getattr(self._inside, "busy", False):
+                return fn(*args, **kwargs)
+            self._inside.busy = True
+            started = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                self._inside.busy = False
+                with self._lock:
+                    self.seconds[name] += spent
+        return timed
+
+    def report(self, cpu_seconds: float) -> None:
+        print(f"CPU by phase (thread CPU time, {cpu_seconds:.1f} CPU-s in all):")
+        for name, spent in self.seconds.most_common():
+            print(f"{100 * spent / cpu_seconds:6.1f} %  {spent:7.2f} s  {name}")
+        rest = cpu_seconds - sum(self.seconds.values())
+        print(f"{100 * rest / cpu_seconds:6.1f} %  {rest:7.2f} s  everything else (Python between phases, "
+              "catalog, manifests)")
+
+
+@contextlib.contextmanager
+def _phase_clock() -> Iterator[_PhaseClock]:
+    import importlib
+    clock = _PhaseClock()
+    originals = []
+    for module_name, attr, name in PHASES:
+        module = importlib.import_module(module_name)
+        originals.append((module, attr, getattr(module, attr)))
+        setattr(module, attr, clock.wrap(name, getattr(module, attr)))
+    try:
+        yield clock
+    finally:
+        for module, attr, fn in originals:
+            setattr(module, attr, fn)
+
+
+# Frames of a thread that waits, not works: such samples are not busy time.
+WAITING = ("Condition.wait", "Event.wait", "_queue_SimpleQueue_get", "lock_PyThread_acquire_lock", "TMonitor.run",
+           "pthread_cond_wait", "pthread_cond_timedwait", "Thread.join", "select", "epoll_wait", "poll", "time_sleep")
+
+
+def print_profile(collapsed: str, top: int) -> None:
+    """The busiest functions of a py-spy ``raw`` (collapsed stacks) profile, by self and total samples."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = waiting = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [re.sub(r" \(.*\)$", "", f) for f in stack.split(";")[1:]]  # drop the thread frame
+        if not frames:
+            continue
+        if any(f in WAITING for f in frames):
+            waiting += n
+            continue
+        samples += n
+        own[frames[-1]] += n
+        for name in set(frames):
+            total[name] += n
+    if not samples:
+        print("profile: no busy samples")
+        return
+    print(f"profile: {samples} busy samples (100 per second, all threads; {waiting} samples of waiting threads "
+          "left out)")
+    print(f"{'own %':>6} {'total %':>8}  function")
+    for name, n in own.most_common(top):
+        print(f"{100 * n / samples:6.1f} {100 * total[name] / samples:8.1f}  {name}")
+    print(f"{'total %':>8}  function (most inclusive, outside the interpreter's own frames)")
+    shown = 0
+    for name, n in total.most_common():
+        if name.startswith(("_Py", "Py", "<module>", "run_build", "main", "_bootstrap")) or n == samples:
+            continue
+        print(f"{100 * n / samples:8.1f}  {name}")
+        shown += 1
+        if shown >= top:
+            break
 
 
 if __name__ == "__main__":

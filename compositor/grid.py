@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
+from rasterio.warp import transform as warp_transform
 import shapely
 from shapely.geometry import Polygon, box
 from shapely.geometry.base import BaseGeometry
@@ -30,6 +31,33 @@ def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, int]) -> tuple[n
     ys = transform.f + cols * transform.d + rows * transform.e
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
     return np.asarray(lon), np.asarray(lat)
+
+
+def project_bounds(src_crs: str | object, dst_crs: str | object, bounds: tuple[float, ...],
+                   densify_pts: int = 21) -> BBox | None:
+    """``bounds`` (left, bottom, right, top) in ``dst_crs``: the box around its edges, each densified with
+    ``densify_pts`` points; None when they cannot be projected (no finite point).
+
+    GDAL's point transformation with a cached coordinate operation: about 0.5 ms, where
+    ``rasterio.warp.transform_bounds`` sets up a new one (PROJ database searches) at each call, about
+    20 ms, which made it a tenth of a build's time when called for every scene and strip."""
+    left, bottom, right, top = (float(v) for v in bounds)
+    if str(src_crs) == str(dst_crs):
+        return left, bottom, right, top
+    t = np.linspace(0.0, 1.0, densify_pts + 2)
+    xs = np.concatenate([left + (right - left) * t, np.full_like(t, right), right - (right - left) * t,
+                         np.full_like(t, left)])
+    ys = np.concatenate([np.full_like(t, bottom), bottom + (top - bottom) * t, np.full_like(t, top),
+                         top - (top - bottom) * t])
+    try:
+        px, py = warp_transform(src_crs, dst_crs, xs, ys)
+    except Exception:  # noqa: BLE001 - a CRS that GDAL cannot use: nothing projects
+        return None
+    px, py = np.asarray(px), np.asarray(py)
+    ok = np.isfinite(px) & np.isfinite(py)
+    if not ok.any():
+        return None
+    return float(px[ok].min()), float(py[ok].min()), float(px[ok].max()), float(py[ok].max())
 
 
 def reproject_geometry(geometry: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:

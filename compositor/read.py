@@ -19,10 +19,10 @@ from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as warp_transform
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from compositor.errors import SourceUnavailableError
+from compositor.grid import project_bounds
 from compositor.mask import grow_invalid
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,10 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
     nothing = FootprintMask(np.zeros(dst_shape, dtype=bool), np.zeros(dst_shape, dtype=bool))
     res_x, res_y = src.res
     margin = buffer_m + 2 * max(res_x, res_y)
-    left, bottom, right, top = transform_bounds(dst_crs, src.crs, *array_bounds(height, width, dst_transform),
-                                                densify_pts=21)
+    projected = project_bounds(dst_crs, src.crs, array_bounds(height, width, dst_transform))
+    if projected is None:  # the grid has no place in the scene's CRS
+        return nothing
+    left, bottom, right, top = projected
     area = from_bounds(left - margin, bottom - margin, right + margin, top + margin, src.transform)
     col0, row0 = math.floor(area.col_off), math.floor(area.row_off)
     col1, row1 = math.ceil(area.col_off + area.width), math.ceil(area.row_off + area.height)
@@ -231,19 +233,22 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
     try:
         with rasterio.open(hrefs[0]) as first:
             level = _pick_overview(first, dst_crs, dst_transform) if use_overviews else None
-            if level is None:
-                grid = (first.crs, first.transform, first.width, first.height, first.dtypes[0])
-        if level is not None:
-            with rasterio.open(hrefs[0], overview_level=level) as first:
-                grid = (first.crs, first.transform, first.width, first.height, first.dtypes[0])
-        with rasterio.open(_stack_vrt(hrefs, *grid, level)) as stack:
-            return _warp(stack, dst_crs, dst_transform, width, height, resampling, None, indexes=None)
-    except (RasterioError, OSError):
-        return np.stack([read_warped(h, dst_crs, dst_transform, dst_shape, resampling, use_overviews=use_overviews)
-                         for h in hrefs])
+        grids = set()
+        for href in hrefs:  # header reads only (GDAL caches them for the stack's own opening)
+            with rasterio.open(href, **({} if level is None else {"overview_level": level})) as src:
+                grids.add((src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0]))
+        if len(grids) == 1:  # one pixel grid (the Sentinel-2 layout): stack and warp once
+            crs_wkt, transform, w, h, _, dtype = grids.pop()
+            with rasterio.open(_stack_vrt(hrefs, crs_wkt, transform, w, h, dtype, level)) as stack:
+                return _warp(stack, dst_crs, dst_transform, width, height, resampling, None, indexes=None)
+    except (RasterioError, OSError, KeyError):
+        pass
+    # Files on different grids, or one that cannot be read: each alone (the error names the file).
+    return np.stack([read_warped(h, dst_crs, dst_transform, dst_shape, resampling, use_overviews=use_overviews)
+                     for h in hrefs])
 
 
-def _stack_vrt(hrefs: Sequence[str], crs: CRS, transform: Affine, width: int, height: int, dtype: str,
+def _stack_vrt(hrefs: Sequence[str], crs_wkt: str, transform: Affine, width: int, height: int, dtype: str,
                overview_level: int | None) -> str:
     """VRT XML stacking band 1 of each file (all on the grid of the first) as bands 1..n."""
     data_type = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}[dtype]
@@ -256,5 +261,5 @@ def _stack_vrt(hrefs: Sequence[str], crs: CRS, transform: Affine, width: int, he
         f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
         f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource></VRTRasterBand>'
         for i, href in enumerate(hrefs, start=1))
-    return (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs.to_wkt())}</SRS>'
+    return (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
             f'<GeoTransform>{", ".join(repr(v) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>')

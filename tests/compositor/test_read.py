@@ -1,0 +1,103 @@
+"""Reading a scene's bands warped together equals reading them one by one (the real sample scene).
+
+The reference is `read_warped`, one file at a time: the path the build used before bands were
+stacked. Equality is exact (the same warp, the same pixels), in the sample's UTM grid and in
+EPSG:3035, at full resolution and from overviews, averaged and nearest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.warp import transform_bounds
+
+from compositor.composite import band_groups
+from compositor.errors import SourceUnavailableError
+from compositor.read import GDAL_ENV, read_warped, read_warped_bands
+from tests.app.upstreams import corrupt, file_handler, http_server, truncated
+
+TEN_M = ("blue", "green", "red", "nir")
+TWENTY_M = ("swir16", "swir22")
+
+
+def _grid_3035(scene, resolution_m: float, shrink: float = 0.1) -> tuple[Affine, tuple[int, int]]:
+    """An EPSG:3035 grid inside the sample scene (``shrink`` of each side left out)."""
+    with rasterio.open(scene.hrefs["red"]) as src:
+        left, bottom, right, top = transform_bounds(src.crs, "EPSG:3035", *src.bounds)
+    dx, dy = (right - left) * shrink, (top - bottom) * shrink
+    left, top = round(left + dx, -1), round(top - dy, -1)
+    width, height = int((right - dx - left) // resolution_m), int((top - bottom - dy) // resolution_m)
+    return Affine(resolution_m, 0, left, 0, -resolution_m, top), (height, width)
+
+
+def _one_by_one(hrefs, crs, transform, shape, resampling, use_overviews):
+    return np.stack([read_warped(h, crs, transform, shape, resampling, use_overviews=use_overviews) for h in hrefs])
+
+
+@pytest.mark.parametrize("bands", [TEN_M, TWENTY_M], ids=["10m", "20m"])
+@pytest.mark.parametrize("resolution_m, use_overviews", [(150.0, False), (250.0, False), (450.0, True), (900.0, True)])
+@pytest.mark.parametrize("resampling", [Resampling.average, Resampling.nearest], ids=["average", "nearest"])
+def test_bands_warped_together_equal_bands_warped_alone(sample_scene, bands, resolution_m, use_overviews, resampling):
+    transform, shape = _grid_3035(sample_scene, resolution_m)
+    hrefs = [sample_scene.hrefs[b] for b in bands]
+    together = read_warped_bands(hrefs, "EPSG:3035", transform, shape, resampling, use_overviews=use_overviews)
+    alone = _one_by_one(hrefs, "EPSG:3035", transform, shape, resampling, use_overviews)
+    assert together.shape == (len(bands), *shape) and together.dtype == np.uint16
+    assert (together > 0).mean() > 0.5  # the grid is inside the scene: mostly data
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_bands_warped_together_in_the_scene_crs_and_partly_outside_it(sample_scene):
+    """Same CRS as the files (no reprojection) and a grid hanging over the scene's edge: still equal."""
+    with rasterio.open(sample_scene.hrefs["red"]) as src:
+        transform = Affine(30.0, 0, src.bounds.left - 3000.0, 0, -30.0, src.bounds.top - 20_000.0)
+    shape = (400, 900)
+    hrefs = [sample_scene.hrefs[b] for b in TEN_M]
+    together = read_warped_bands(hrefs, "EPSG:32629", transform, shape, Resampling.average)
+    alone = _one_by_one(hrefs, "EPSG:32629", transform, shape, Resampling.average, False)
+    assert (together[:, :, :50] == 0).all() and (together[:, :, 200:] > 0).any()
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_bands_warped_together_over_http(sample_scene):
+    """Remote files (GDAL /vsicurl/ with range requests) are stacked like local ones."""
+    transform, shape = _grid_3035(sample_scene, 300.0)
+    handler, statuses = file_handler(Path(sample_scene.hrefs["red"]))
+    with http_server(handler) as base, rasterio.Env(**GDAL_ENV):
+        remote = read_warped_bands([f"{base}/a/B04.tif", f"{base}/b/B04.tif?x=1&y=2"], "EPSG:3035", transform, shape,
+                                   Resampling.average)
+    local = read_warped(sample_scene.hrefs["red"], "EPSG:3035", transform, shape, Resampling.average)
+    assert statuses and set(statuses) <= {200, 206}
+    np.testing.assert_array_equal(remote, np.stack([local, local]))
+
+
+@pytest.mark.parametrize("breaks", [corrupt, truncated], ids=["corrupt", "truncated"])
+def test_a_broken_band_fails_naming_its_file(sample_scene, tmp_path, breaks):
+    transform, shape = _grid_3035(sample_scene, 300.0)
+    broken = breaks(Path(sample_scene.hrefs["green"]), tmp_path / "B03.tif")
+    hrefs = [sample_scene.hrefs["blue"], str(broken), sample_scene.hrefs["red"]]
+    with pytest.raises(SourceUnavailableError, match="B03.tif"):
+        read_warped_bands(hrefs, "EPSG:3035", transform, shape, Resampling.average)
+
+
+def test_bands_on_another_grid_than_the_first_are_not_misplaced(sample_scene):
+    """A 20 m file stacked behind 10 m files (not the Sentinel-2 layout, but a catalog may do it):
+    each band is still warped from its own grid."""
+    transform, shape = _grid_3035(sample_scene, 300.0)
+    hrefs = [sample_scene.hrefs["red"], sample_scene.hrefs["swir16"]]
+    together = read_warped_bands(hrefs, "EPSG:3035", transform, shape, Resampling.average)
+    np.testing.assert_array_equal(together, _one_by_one(hrefs, "EPSG:3035", transform, shape, Resampling.average, False))
+
+
+def test_band_groups_split_by_resolution_and_memory():
+    bands = ["blue", "swir16", "green", "red", "swir22", "nir"]
+    assert band_groups(bands, 10, (100, 100)) == [["blue", "green", "red", "nir"], ["swir16", "swir22"]]
+    # 40 layers of 2048 x 2048 uint16 are 320 MiB per band: two bands fit a 768 MiB budget
+    assert band_groups(bands, 40, (2048, 2048)) == [["blue", "green"], ["red", "nir"], ["swir16", "swir22"]]
+    assert band_groups(bands, 400, (2048, 2048)) == [[b] for b in ("blue", "green", "red", "nir", "swir16", "swir22")]
+    assert band_groups(["red"], 0, (10, 10)) == [["red"]]
