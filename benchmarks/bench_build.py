@@ -8,9 +8,15 @@ of Europe (assumptions printed with the figures).
     python -m benchmarks.bench_build [--json out.json] [--archive DIR] [--profile [FILE]]
     python -m benchmarks.bench_build --show-profile FILE      # the table of a profile kept before
 
-``--profile`` samples the build with py-spy (native frames included: GDAL, PROJ, sqlite, zlib) and
-prints the functions with the most busy samples, by their own time and with what they call. Samples
-of threads that wait (an idle pool thread, a lock, a queue, the progress bar's monitor) are left out.
+``--profile`` prints two views of where the build's time goes:
+
+* CPU by phase: the CPU time of the thread running each phase (reading and warping bands, judging
+  SCL footprints, percentiles, blending, writing strips and COGs). These shares add up to the
+  build's CPU time: quote them.
+* py-spy's samples (native frames included: GDAL, PROJ, sqlite, zlib): the functions with the most
+  samples, by their own time and with what they call, to see what happens inside a phase. Threads
+  that wait on a lock, a queue or the progress bar are left out, but a sample is not CPU: a thread
+  blocked in a file read counts too.
 """
 
 from __future__ import annotations
@@ -242,7 +248,7 @@ def print_profile(collapsed: str, top: int) -> None:
     print(f"{'total %':>8}  function (most inclusive, outside the interpreter's own frames)")
     shown = 0
     for name, n in total.most_common():
-        if name.startswith(("_Py", "Py", "<module>", "run_build", "main", "_bootstrap")) or n == samples:
+        if name.startswith(("_Py", "Py", "<module>", "run_build", "main", "_bootstrap", "_PhaseClock")) or n == samples:
             continue
         print(f"{100 * n / samples:8.1f}  {name}")
         shown += 1
