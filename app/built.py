@@ -14,7 +14,6 @@ import contextlib
 import functools
 from collections.abc import Sequence
 from pathlib import Path, PurePath
-from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
@@ -27,6 +26,7 @@ from rio_tiler.io import Reader
 from app.registry import BuiltBlock, SeasonState
 from compositor.bands import COUNT
 from compositor.errors import SourceUnavailableError
+from compositor.read import stack_vrt
 
 OVERVIEW_USE_RATIO = 0.75  # read the season overview when target pixels are at least this fraction of its size
 
@@ -53,27 +53,6 @@ def covering_blocks(state: SeasonState, crs: CRS, transform: Affine, shape: tupl
     return [state.built.blocks[i] for i in hits], labels, pixel_size_grid
 
 
-def stack_vrt(paths: Sequence[Path], crs: str, transform: Affine, shape: tuple[int, int], nodata: int | None) -> str:
-    """A VRT (XML text) whose band i is band 1 of ``paths[i]``, all on the same grid.
-
-    One rio-tiler read of it costs one warp setup for all bands instead of one per file; GDAL uses
-    the files' overviews through the VRT's implicit overviews.
-    """
-    nodata_xml = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
-    bands = "".join(
-        f'<VRTRasterBand dataType="UInt16" band="{i}">{nodata_xml}<SimpleSource>'
-        f'<SourceFilename relativeToVRT="0">{escape(str(path))}</SourceFilename><SourceBand>1</SourceBand>'
-        f"</SimpleSource></VRTRasterBand>"
-        for i, path in enumerate(paths, start=1))
-    return (f'<VRTDataset rasterXSize="{shape[1]}" rasterYSize="{shape[0]}"><SRS>{escape(_wkt(crs))}</SRS>'
-            f"<GeoTransform>{', '.join(repr(float(v)) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>")
-
-
-@functools.lru_cache(maxsize=16)
-def _wkt(crs: str) -> str:
-    return CRS.from_user_input(crs).to_wkt()
-
-
 @functools.lru_cache(maxsize=256)
 def _grid_of(path: PurePath, version: int) -> tuple[str, Affine, tuple[int, int]]:
     """The grid of the raster at ``path`` (``version``: the season's generation, new when files change)."""
@@ -95,7 +74,7 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
             source = str(paths[0])
         else:
             grid = source_grid or _grid_of.__wrapped__(paths[0], 0)
-            source = stack_vrt(paths, *grid, nodata)
+            source = stack_vrt(paths, *grid, nodata=nodata)
         with Reader(source) as src:
             image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
                              width=shape[1], max_size=None, resampling_method=resampling,

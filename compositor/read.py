@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -239,7 +240,7 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                 grids.add((src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0]))
         if len(grids) == 1:  # one pixel grid (the Sentinel-2 layout): stack and warp once
             crs_wkt, transform, w, h, _, dtype = grids.pop()
-            with rasterio.open(_stack_vrt(hrefs, crs_wkt, transform, w, h, dtype, level)) as stack:
+            with rasterio.open(stack_vrt(hrefs, crs_wkt, transform, (h, w), dtype=dtype, overview_level=level)) as stack:
                 return _warp(stack, dst_crs, dst_transform, width, height, resampling, None, indexes=None)
     except (RasterioError, OSError, KeyError):
         pass
@@ -248,18 +249,28 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                      for h in hrefs])
 
 
-def _stack_vrt(hrefs: Sequence[str], crs_wkt: str, transform: Affine, width: int, height: int, dtype: str,
-               overview_level: int | None) -> str:
-    """VRT XML stacking band 1 of each file (all on the grid of the first) as bands 1..n."""
+def stack_vrt(hrefs: Sequence[str | PurePath], crs: str, transform: Affine, shape: tuple[int, int], *,
+              nodata: int | None = 0, dtype: str = "uint16", overview_level: int | None = None) -> str:
+    """A VRT (XML text) whose band i is band 1 of ``hrefs[i]``, all on one grid ``(crs, transform, shape)``.
+
+    Read or warped, it costs one set-up for all its bands instead of one per file. ``overview_level``
+    reads that overview of every file (its grid is then the overview's); without it, GDAL can use the
+    files' overviews through the VRT's implicit overviews. ``crs`` is anything rasterio's CRS takes
+    (an EPSG code, WKT). Used for a scene's bands (`read_warped_bands`) and for built blocks' COGs.
+    """
     data_type = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}[dtype]
+    nodata_xml = "" if nodata is None else f"<NoDataValue>{nodata}</NoDataValue>"
     options = ("" if overview_level is None else
                f'<OpenOptions><OOI key="OVERVIEW_LEVEL">{overview_level}</OOI></OpenOptions>')
     bands = "".join(
-        f'<VRTRasterBand dataType="{data_type}" band="{i}"><NoDataValue>0</NoDataValue>'
-        f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(_parse_path(href).as_vsi())}</SourceFilename>'
-        f'{options}<SourceBand>1</SourceBand>'
-        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
-        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource></VRTRasterBand>'
+        f'<VRTRasterBand dataType="{data_type}" band="{i}">{nodata_xml}<SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{escape(_parse_path(str(href)).as_vsi())}</SourceFilename>'
+        f'{options}<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>'
         for i, href in enumerate(hrefs, start=1))
-    return (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
-            f'<GeoTransform>{", ".join(repr(v) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>')
+    return (f'<VRTDataset rasterXSize="{shape[1]}" rasterYSize="{shape[0]}"><SRS>{escape(_wkt(crs))}</SRS>'
+            f'<GeoTransform>{", ".join(repr(float(v)) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>')
+
+
+@functools.lru_cache(maxsize=32)
+def _wkt(crs: str) -> str:
+    return CRS.from_user_input(crs).to_wkt()
