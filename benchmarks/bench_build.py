@@ -149,6 +149,7 @@ def _sampled(out: Path | None, top: int) -> Iterator[None]:
 # The build's phases, timed by the CPU time of the thread that runs them (module, function, name).
 PHASES = (
     ("compositor.composite", "read_warped_bands", "read and warp bands"),
+    ("compositor.composite", "read_warped", "read and warp bands"),  # the code before bands were stacked
     ("compositor.composite", "read_scl_footprint", "read and judge SCL footprints"),
     ("compositor.composite", "percentiles_by_orbit", "percentiles"),
     ("compositor.composite", "percentiles_and_count", "percentiles"),
@@ -203,6 +204,8 @@ def _phase_clock() -> Iterator[_PhaseClock]:
     originals = []
     for module_name, attr, name in PHASES:
         module = importlib.import_module(module_name)
+        if not hasattr(module, attr):  # another version of the code: a phase it does not have
+            continue
         originals.append((module, attr, getattr(module, attr)))
         setattr(module, attr, clock.wrap(name, getattr(module, attr)))
     try:
