@@ -13,6 +13,9 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from affine import Affine
+from pyproj import CRS as ProjCRS
+from pyproj import Transformer
+from pyproj.transformer import TransformerGroup
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio._path import _parse_path
@@ -240,13 +243,107 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                 grids.add((src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0]))
         if len(grids) == 1:  # one pixel grid (the Sentinel-2 layout): stack and warp once
             crs_wkt, transform, w, h, _, dtype = grids.pop()
-            with rasterio.open(stack_vrt(hrefs, crs_wkt, transform, (h, w), dtype=dtype, overview_level=level)) as stack:
-                return _warp(stack, dst_crs, dst_transform, width, height, resampling, None, indexes=None)
+            stack = stack_vrt(hrefs, crs_wkt, transform, (h, w), dtype=dtype, overview_level=level)
+            pipeline = coordinate_operation(crs_wkt, str(dst_crs))
+            if pipeline is not None:
+                warped = warped_vrt(stack, crs_wkt, transform, len(hrefs), dtype, dst_crs, dst_transform,
+                                    (height, width), resampling, pipeline)
+                with rasterio.open(warped) as vrt:
+                    return vrt.read()
+            with rasterio.open(stack) as src:
+                return _warp(src, dst_crs, dst_transform, width, height, resampling, None, indexes=None)
     except (RasterioError, OSError, KeyError):
         pass
     # Files on different grids, or one that cannot be read: each alone (the error names the file).
     return np.stack([read_warped(h, dst_crs, dst_transform, dst_shape, resampling, use_overviews=use_overviews)
                      for h in hrefs])
+
+
+# GDAL's names of the resampling methods in a warped VRT's XML.
+_RESAMPLE_ALG = {Resampling.nearest: "NearestNeighbour", Resampling.bilinear: "Bilinear", Resampling.cubic: "Cubic",
+                 Resampling.average: "Average", Resampling.mode: "Mode"}
+_GDAL_TYPE = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}
+
+
+@functools.lru_cache(maxsize=64)
+def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
+    """The PROJ pipeline from ``src_crs`` to ``dst_crs`` (in their axis orders), when it is unambiguous.
+
+    A warp set up by GDAL searches PROJ's database for the operations between its CRSs; GDAL caches
+    one per CRS pair, so warps running at once in several threads each search again (about 20 ms,
+    a sixth of a build with 4 read threads). Given the pipeline, GDAL only parses it. Every candidate
+    operation PROJ knows must give the same coordinates on a lattice over the source CRS's area of
+    use (WGS 84 UTM to ETRS89 LAEA: the null ETRS89 shift and its ballpark twin); otherwise GDAL's
+    own choice stands (None), since it may depend on the area being warped.
+    """
+    try:
+        # GDAL looks operations up by the CRSs' EPSG codes when they have one (a WKT1 has no area of use).
+        src, dst = (f"EPSG:{code}" if (code := ProjCRS.from_user_input(c).to_epsg()) else c for c in (src_crs, dst_crs))
+        group = TransformerGroup(src, dst)
+        area = ProjCRS.from_user_input(src).area_of_use
+        if not group.transformers or group.unavailable_operations or area is None:
+            return None  # no operation, or a better one needs a grid this installation lacks
+        lons, lats = np.meshgrid(np.linspace(area.west, area.east, 7)[1:-1], np.linspace(area.south, area.north, 7)[1:-1])
+        to_src = Transformer.from_crs("EPSG:4326", src, always_xy=True)
+        xs, ys = to_src.transform(lons.ravel(), lats.ravel())
+        results = []
+        for candidate in group.transformers:
+            # Candidates work in the CRSs' own axis order; give them the source's first and second axes.
+            first, second = (ys, xs) if _northing_first(src) else (xs, ys)
+            out = candidate.transform(first, second, errcheck=False)
+            results.append(np.column_stack(out))
+        reference = results[0]
+        if not np.isfinite(reference).all():
+            return None
+        if any(not np.allclose(r, reference, rtol=0, atol=1e-6) for r in results[1:]):
+            return None
+        definition = group.transformers[0].definition
+    except Exception:  # noqa: BLE001 - anything PROJ cannot answer: GDAL's own choice
+        return None
+    return " ".join("+" + word for word in definition.split())
+
+
+def _northing_first(crs: str) -> bool:
+    axes = ProjCRS.from_user_input(crs).axis_info
+    return len(axes) >= 2 and axes[0].direction.lower() in ("north", "south")
+
+
+def warped_vrt(source: str, src_crs_wkt: str, src_transform: Affine, n_bands: int, dtype: str, dst_crs: str,
+               dst_transform: Affine, dst_shape: tuple[int, int], resampling: Resampling, pipeline: str) -> str:
+    """A warped VRT (XML text) of ``source``'s bands on the grid ``(dst_crs, dst_transform, dst_shape)``.
+
+    What rasterio's `WarpedVRT` sets up (nodata 0 in and out, a 0.01 px approximate transformer,
+    GDAL's default blocks and warp memory), with the coordinate operation given as ``pipeline`` so
+    that GDAL does not search PROJ's database for it. Pixels equal `WarpedVRT`'s (tested)."""
+    height, width = dst_shape
+    dst_wkt = _wkt(dst_crs)
+
+    def gt(transform: Affine) -> str:
+        return ",".join(repr(float(v)) for v in transform.to_gdal())
+
+    data_type = _GDAL_TYPE[dtype]
+    bands = "".join(f'<VRTRasterBand dataType="{data_type}" band="{i}" subClass="VRTWarpedRasterBand">'
+                    f'<NoDataValue>0</NoDataValue></VRTRasterBand>' for i in range(1, n_bands + 1))
+    mapping = "".join(f'<BandMapping src="{i}" dst="{i}"><SrcNoDataReal>0</SrcNoDataReal><SrcNoDataImag>0</SrcNoDataImag>'
+                      f'<DstNoDataReal>0</DstNoDataReal><DstNoDataImag>0</DstNoDataImag></BandMapping>'
+                      for i in range(1, n_bands + 1))
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}" subClass="VRTWarpedDataset">'
+        f'<SRS>{escape(dst_wkt)}</SRS><GeoTransform>{gt(dst_transform)}</GeoTransform>{bands}'
+        f'<BlockXSize>{min(width, 512)}</BlockXSize><BlockYSize>{min(height, 128)}</BlockYSize>'
+        f'<GDALWarpOptions><WarpMemoryLimit>6.71089e+07</WarpMemoryLimit>'
+        f'<ResampleAlg>{_RESAMPLE_ALG[resampling]}</ResampleAlg><WorkingDataType>{data_type}</WorkingDataType>'
+        f'<Option name="UNIFIED_SRC_NODATA">YES</Option><Option name="INIT_DEST">NO_DATA</Option>'
+        f'<Option name="ERROR_OUT_IF_EMPTY_SOURCE_WINDOW">FALSE</Option>'
+        f'<SourceDataset relativeToVRT="0">{escape(source)}</SourceDataset>'
+        f'<Transformer><ApproxTransformer><MaxError>0.01</MaxError><BaseTransformer><GenImgProjTransformer>'
+        f'<SrcGeoTransform>{gt(src_transform)}</SrcGeoTransform><SrcInvGeoTransform>{gt(~src_transform)}</SrcInvGeoTransform>'
+        f'<DstGeoTransform>{gt(dst_transform)}</DstGeoTransform><DstInvGeoTransform>{gt(~dst_transform)}</DstInvGeoTransform>'
+        f'<ReprojectTransformer><ReprojectionTransformer><SourceSRS>{escape(src_crs_wkt)}</SourceSRS>'
+        f'<TargetSRS>{escape(dst_wkt)}</TargetSRS>'
+        f'<Options><Option key="COORDINATE_OPERATION">{escape(pipeline)}</Option></Options>'
+        f'</ReprojectionTransformer></ReprojectTransformer></GenImgProjTransformer></BaseTransformer>'
+        f'</ApproxTransformer></Transformer><BandList>{mapping}</BandList></GDALWarpOptions></VRTDataset>')
 
 
 def stack_vrt(hrefs: Sequence[str | PurePath], crs: str, transform: Affine, shape: tuple[int, int], *,
@@ -258,7 +355,7 @@ def stack_vrt(hrefs: Sequence[str | PurePath], crs: str, transform: Affine, shap
     files' overviews through the VRT's implicit overviews. ``crs`` is anything rasterio's CRS takes
     (an EPSG code, WKT). Used for a scene's bands (`read_warped_bands`) and for built blocks' COGs.
     """
-    data_type = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}[dtype]
+    data_type = _GDAL_TYPE[dtype]
     nodata_xml = "" if nodata is None else f"<NoDataValue>{nodata}</NoDataValue>"
     options = ("" if overview_level is None else
                f'<OpenOptions><OOI key="OVERVIEW_LEVEL">{overview_level}</OOI></OpenOptions>')

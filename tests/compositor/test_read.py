@@ -18,19 +18,22 @@ from rasterio.warp import transform_bounds
 
 from compositor.composite import band_groups
 from compositor.errors import SourceUnavailableError
-from compositor.read import GDAL_ENV, read_warped, read_warped_bands
+import rasterio.crs
+
+from compositor.read import GDAL_ENV, coordinate_operation, read_warped, read_warped_bands
 from tests.app.upstreams import corrupt, file_handler, http_server, truncated
 
 TEN_M = ("blue", "green", "red", "nir")
 TWENTY_M = ("swir16", "swir22")
 
 
-def _grid_3035(scene, resolution_m: float, shrink: float = 0.1) -> tuple[Affine, tuple[int, int]]:
-    """An EPSG:3035 grid inside the sample scene (``shrink`` of each side left out)."""
+def _grid_3035(scene, resolution_m: float, shrink: float = 0.1, crs: str = "EPSG:3035") -> tuple[Affine, tuple[int, int]]:
+    """A grid of ``crs`` (EPSG:3035 by default) inside the sample scene (``shrink`` of each side left out);
+    ``resolution_m`` in the CRS's units."""
     with rasterio.open(scene.hrefs["red"]) as src:
-        left, bottom, right, top = transform_bounds(src.crs, "EPSG:3035", *src.bounds)
+        left, bottom, right, top = transform_bounds(src.crs, crs, *src.bounds)
     dx, dy = (right - left) * shrink, (top - bottom) * shrink
-    left, top = round(left + dx, -1), round(top - dy, -1)
+    left, top = left + dx, top - dy
     width, height = int((right - dx - left) // resolution_m), int((top - bottom - dy) // resolution_m)
     return Affine(resolution_m, 0, left, 0, -resolution_m, top), (height, width)
 
@@ -50,6 +53,27 @@ def test_bands_warped_together_equal_bands_warped_alone(sample_scene, bands, res
     assert together.shape == (len(bands), *shape) and together.dtype == np.uint16
     assert (together > 0).mean() > 0.5  # the grid is inside the scene: mostly data
     np.testing.assert_array_equal(together, alone)
+
+
+@pytest.mark.parametrize("crs, resolution", [("EPSG:3857", 200.0), ("EPSG:4326", 0.002), ("EPSG:32630", 150.0)])
+def test_bands_warped_together_into_map_tile_crss(sample_scene, crs, resolution):
+    """Web Mercator and WGS 84 tiles (the on-the-fly path) and a neighbouring UTM zone: still equal."""
+    transform, shape = _grid_3035(sample_scene, resolution, crs=crs)
+    hrefs = [sample_scene.hrefs[b] for b in TEN_M]
+    for resampling in (Resampling.average, Resampling.nearest):
+        together = read_warped_bands(hrefs, crs, transform, shape, resampling)
+        assert (together > 0).mean() > 0.5
+        np.testing.assert_array_equal(together, _one_by_one(hrefs, crs, transform, shape, resampling, False))
+
+
+def test_the_coordinate_operation_is_given_only_when_unambiguous():
+    """UTM (WGS 84) to the product's and the map's CRSs: one pipeline, no database search per warp. A CRS
+    pair whose candidate operations disagree (DHDN to ETRS89: Helmert variants) is left to GDAL."""
+    utm = rasterio.crs.CRS.from_epsg(32632).to_wkt()
+    assert "+proj=utm +zone=32" in coordinate_operation(utm, "EPSG:3035")
+    assert "+proj=webmerc" in coordinate_operation(utm, "EPSG:3857")
+    assert coordinate_operation(rasterio.crs.CRS.from_epsg(31468).to_wkt(), "EPSG:3035") is None
+    assert coordinate_operation("not a CRS", "EPSG:3035") is None
 
 
 def test_bands_warped_together_in_the_scene_crs_and_partly_outside_it(sample_scene):
