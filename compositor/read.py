@@ -131,15 +131,16 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
     if not has_nodata and not has_cloud:  # the window covers every target pixel: all covered and clear
         everything = np.ones(dst_shape, dtype=bool)
         return FootprintMask(everything, everything)
-    boxes = _footprint_boxes(dst_crs, dst_transform, dst_shape, src.crs,
-                             ~(src.transform @ Affine.translation(col0, row0)), scl.shape)
+    boxes = _footprint_boxes(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src.crs.to_wkt(),
+                             tuple(~(src.transform @ Affine.translation(col0, row0)))[:6], scl.shape)
     covered = ~_any_in_boxes(nodata, boxes) if has_nodata else np.ones(dst_shape, dtype=bool)
     clear = covered & ~_any_in_boxes(invalid, boxes) if has_cloud else covered
     return FootprintMask(covered, clear)
 
 
-def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int], src_crs: CRS,
-                     to_src_px: Affine, src_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+@functools.lru_cache(maxsize=8)
+def _footprint_boxes(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple[int, int], src_crs: str,
+                     to_src_px: tuple[float, ...], src_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Each target pixel's footprint as a box of SCL pixels ``[row0, row1) x [col0, col1)``.
 
     The four corners of each target pixel are transformed exactly into the SCL's pixel coordinates
@@ -149,19 +150,24 @@ def _footprint_boxes(dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, 
     footprints depend on the chunk it warps, which made seams between blocks of other sizes). On a
     grid rotated against the SCL's the box holds slightly more than the footprint: up to side x
     sin(rotation) beyond it (0.8 m for a 30 m pixel at 1.5 degrees). Boxes are clipped to the window.
+
+    Kept for the last grids and windows (read-only arrays): the acquisitions of one MGRS tile share
+    the SCL grid, so their boxes are the same; a 512 x 2048 strip's boxes take 16 MB.
     """
-    xs, ys = _corners_in(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src_crs.to_string())
-    px, py = to_src_px @ (xs, ys)
+    xs, ys = _corners_in(dst_crs, dst_transform, dst_shape, src_crs)
+    px, py = Affine(*to_src_px) @ (xs, ys)
     src_h, src_w = src_shape
 
     def edges(p: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         corners = np.stack([p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]])
         low = np.floor(corners.min(axis=0) + FOOTPRINT_EDGE_EPS_PX)
         high = np.ceil(corners.max(axis=0) - FOOTPRINT_EDGE_EPS_PX)
-        return np.clip(low, 0, size).astype(np.int64), np.clip(high, 0, size).astype(np.int64)
+        return np.clip(low, 0, size).astype(np.int32), np.clip(high, 0, size).astype(np.int32)
 
     col0, col1 = edges(px, src_w)
     row0, row1 = edges(py, src_h)
+    for a in (row0, row1, col0, col1):
+        a.flags.writeable = False
     return row0, row1, col0, col1
 
 
