@@ -48,19 +48,33 @@ GDAL_ENV: dict[str, str | int] = {
 
 def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine) -> int | None:
     """Index of the coarsest overview still at least as fine as the target pixel, or None."""
-    factors = src.overviews(1)
+    return _overview_for(tuple(src.overviews(1)), src.res[0], src.crs, dst_crs, dst_transform)
+
+
+def _overview_for(factors: tuple[int, ...], res: float, src_crs: CRS | str, dst_crs: str,
+                  dst_transform: Affine) -> int | None:
     if not factors:
         return None
     # Target pixel size expressed in source units, from the size of one target pixel's diagonal.
     x0, y0 = dst_transform.c, dst_transform.f
     x1, y1 = dst_transform.c + dst_transform.a + dst_transform.b, dst_transform.f + dst_transform.d + dst_transform.e
-    xs, ys = rasterio.warp.transform(dst_crs, src.crs, [x0, x1], [y0, y1])
+    xs, ys = rasterio.warp.transform(dst_crs, src_crs, [x0, x1], [y0, y1])
     target = math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / math.sqrt(2)
     level = None
     for i, factor in enumerate(factors):
-        if src.res[0] * factor <= target * 1.0001:
+        if res * factor <= target * 1.0001:
             level = i
     return level
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_grid(href: str, overview_level: int | None) -> tuple:
+    """(CRS WKT, transform, width, height, bands, dtype, overview factors, x resolution) of a file, or of
+    one of its overviews: read once per file (scene files do not change), then known for every strip
+    and tile. A failed read is not kept."""
+    with rasterio.open(href, **({} if overview_level is None else {"overview_level": overview_level})) as src:
+        return (src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0],
+                tuple(src.overviews(1)), src.res[0])
 
 
 @dataclass(frozen=True)
@@ -241,12 +255,11 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
         return read_warped(hrefs[0], dst_crs, dst_transform, dst_shape, resampling, use_overviews=use_overviews)[None]
     height, width = dst_shape
     try:
-        with rasterio.open(hrefs[0]) as first:
-            level = _pick_overview(first, dst_crs, dst_transform) if use_overviews else None
-        grids = set()
-        for href in hrefs:  # header reads only (GDAL caches them for the stack's own opening)
-            with rasterio.open(href, **({} if level is None else {"overview_level": level})) as src:
-                grids.add((src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0]))
+        level = None
+        if use_overviews:
+            crs_wkt, _, _, _, _, _, factors, res = _file_grid(hrefs[0], None)
+            level = _overview_for(factors, res, crs_wkt, dst_crs, dst_transform)
+        grids = {_file_grid(href, level)[:6] for href in hrefs}  # headers, read once per file
         if len(grids) == 1:  # one pixel grid (the Sentinel-2 layout): stack and warp once
             crs_wkt, transform, w, h, _, dtype = grids.pop()
             stack = stack_vrt(hrefs, crs_wkt, transform, (h, w), dtype=dtype, overview_level=level)
