@@ -65,7 +65,7 @@ def main() -> int:
     if args.show_profile:
         print_profile(args.show_profile.read_text(), args.top)
         return 0
-    if args.profile and not shutil.which("py-spy"):
+    if args.profile is not None and not _py_spy():
         print("--profile needs py-spy: pip install py-spy", file=sys.stderr)
         return 2
     from compositor.build import run_build
@@ -125,13 +125,19 @@ def main() -> int:
     return 0
 
 
+def _py_spy() -> str | None:
+    """py-spy beside this Python (the venv's, when it is not activated), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 @contextlib.contextmanager
 def _sampled(out: Path | None, top: int) -> Iterator[None]:
     """With ``out``, py-spy samples this process (all threads, native frames) while the block runs."""
     if out is None:
         yield
         return
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--native", "--rate", "100",
+    spy = subprocess.Popen([_py_spy(), "record", "--pid", str(os.getpid()), "--native", "--rate", "100",
                             "--format", "raw", "--output", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # let py-spy attach
