@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import PurePath
 from xml.sax.saxutils import escape
 
@@ -67,14 +68,30 @@ def _overview_for(factors: tuple[int, ...], res: float, src_crs: CRS | str, dst_
     return level
 
 
+class _FileGrid(NamedTuple):
+    """What the header of a file (or of one of its overviews) says about its pixels."""
+
+    crs_wkt: str
+    transform: Affine
+    width: int
+    height: int
+    dtype: str
+    overviews: tuple[int, ...]  # decimation factors of band 1's overviews
+    res: float  # pixel width in CRS units
+
+    @property
+    def pixel_grid(self) -> tuple:
+        """What files must share to be stacked: CRS, transform, size and data type."""
+        return self.crs_wkt, self.transform, self.width, self.height, self.dtype
+
+
 @functools.lru_cache(maxsize=4096)
-def _file_grid(href: str, overview_level: int | None) -> tuple:
-    """(CRS WKT, transform, width, height, bands, dtype, overview factors, x resolution) of a file, or of
-    one of its overviews: read once per file (scene files do not change), then known for every strip
-    and tile. A failed read is not kept."""
+def _file_grid(href: str, overview_level: int | None) -> _FileGrid:
+    """The grid of a file, or of one of its overviews: read once per file (scene files do not
+    change), then known for every strip and tile. A failed read is not kept."""
     with rasterio.open(href, **({} if overview_level is None else {"overview_level": overview_level})) as src:
-        return (src.crs.to_wkt(), src.transform, src.width, src.height, src.count, src.dtypes[0],
-                tuple(src.overviews(1)), src.res[0])
+        return _FileGrid(src.crs.to_wkt(), src.transform, src.width, src.height, src.dtypes[0],
+                         tuple(src.overviews(1)), src.res[0])
 
 
 @dataclass(frozen=True)
@@ -258,11 +275,11 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
     try:
         level = None
         if use_overviews:
-            crs_wkt, _, _, _, _, _, factors, res = _file_grid(hrefs[0], None)
-            level = _overview_for(factors, res, crs_wkt, dst_crs, dst_transform)
-        grids = {_file_grid(href, level)[:6] for href in hrefs}  # headers, read once per file
+            first = _file_grid(hrefs[0], None)
+            level = _overview_for(first.overviews, first.res, first.crs_wkt, dst_crs, dst_transform)
+        grids = {_file_grid(href, level).pixel_grid for href in hrefs}  # headers, read once per file
         if len(grids) == 1:  # one pixel grid (the Sentinel-2 layout): stack and warp once
-            crs_wkt, transform, w, h, _, dtype = grids.pop()
+            crs_wkt, transform, w, h, dtype = grids.pop()
             stack = stack_vrt(hrefs, crs_wkt, transform, (h, w), dtype=dtype, overview_level=level)
             pipeline = coordinate_operation(crs_wkt, str(dst_crs))
             if pipeline is not None:
@@ -306,12 +323,10 @@ def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
         lons, lats = np.meshgrid(np.linspace(area.west, area.east, 7)[1:-1], np.linspace(area.south, area.north, 7)[1:-1])
         to_src = Transformer.from_crs("EPSG:4326", src, always_xy=True)
         xs, ys = to_src.transform(lons.ravel(), lats.ravel())
-        results = []
-        for candidate in group.transformers:
-            # Candidates work in the CRSs' own axis order; give them the source's first and second axes.
-            first, second = (ys, xs) if _northing_first(src) else (xs, ys)
-            out = candidate.transform(first, second, errcheck=False)
-            results.append(np.column_stack(out))
+        # Candidates work in the CRSs' own axis order: give them the source's first and second axes.
+        first, second = (ys, xs) if _northing_first(src) else (xs, ys)
+        results = [np.column_stack(candidate.transform(first, second, errcheck=False))
+                   for candidate in group.transformers]
         reference = results[0]
         if not np.isfinite(reference).all():
             return None
