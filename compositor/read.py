@@ -262,6 +262,8 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                       resampling: Resampling, *, use_overviews: bool = False) -> np.ndarray:
     """(len(hrefs), h, w): single-band files on one pixel grid (a scene's 10 m or 20 m bands) warped together.
 
+    One file too goes this way (a one-band tile, a group of one), so that it gets the same warp set-up.
+
     The files are stacked in a VRT (`stack_vrt`) and warped in one pass: one warp set-up for all of
     them instead of one per band, given its coordinate operation (`coordinate_operation`) so that no
     PROJ database search happens per warp. Each band's pixels are those `read_warped` gives (the same
@@ -269,8 +271,6 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
     Files on different grids, an unreadable stack or a resampling the warped VRT does not name are
     read file by file, so that a `SourceUnavailableError` names the file that failed.
     """
-    if len(hrefs) == 1:
-        return read_warped(hrefs[0], dst_crs, dst_transform, dst_shape, resampling, use_overviews=use_overviews)[None]
     height, width = dst_shape
     try:
         level = None

@@ -25,6 +25,7 @@ from tests.app.upstreams import corrupt, file_handler, http_server, truncated
 
 TEN_M = ("blue", "green", "red", "nir")
 TWENTY_M = ("swir16", "swir22")
+ONE = ("red",)  # a one-band tile or band group: the same path
 
 
 def _grid_3035(scene, resolution_m: float, shrink: float = 0.1, crs: str = "EPSG:3035") -> tuple[Affine, tuple[int, int]]:
@@ -42,7 +43,7 @@ def _one_by_one(hrefs, crs, transform, shape, resampling, use_overviews):
     return np.stack([read_warped(h, crs, transform, shape, resampling, use_overviews=use_overviews) for h in hrefs])
 
 
-@pytest.mark.parametrize("bands", [TEN_M, TWENTY_M], ids=["10m", "20m"])
+@pytest.mark.parametrize("bands", [TEN_M, TWENTY_M, ONE], ids=["10m", "20m", "one"])
 @pytest.mark.parametrize("resolution_m, use_overviews", [(150.0, False), (250.0, False), (450.0, True), (900.0, True)])
 @pytest.mark.parametrize("resampling", [Resampling.average, Resampling.nearest], ids=["average", "nearest"])
 def test_bands_warped_together_equal_bands_warped_alone(sample_scene, bands, resolution_m, use_overviews, resampling):
