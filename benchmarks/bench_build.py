@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--archive", type=Path,
                         help="keep the synthetic 10 m archive in this folder and reuse it when it is there "
-                             "(generating it takes about 10 minutes); default: a temporary folder")
+                             "(generating it takes about 3 minutes); default: a temporary folder")
     parser.add_argument("--profile", nargs="?", type=Path, const=True, default=None, metavar="FILE",
                         help="sample the build with py-spy (pip install py-spy; needs ptrace rights, e.g. root) "
                              "and print the top entries, native frames included; with FILE, also keep the "
@@ -85,7 +85,7 @@ def main() -> int:
             return 2
         if not (archive / "catalog.json").exists():
             started = time.perf_counter()
-            print(f"generating the synthetic archive at 10 m over {region} (about 10 minutes) ...", flush=True)
+            print(f"generating the synthetic archive at 10 m over {region} (about 3 minutes) ...", flush=True)
             generate_archive(archive, seasons=(SEASON,), bbox_4326=region, pixel_size_m=10.0,
                              truth_resolution_m=RESOLUTION_M, workers=2)
             marker.write_text(json.dumps({"bbox_4326": list(region)}))
