@@ -21,10 +21,13 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import array_bounds
+from rasterio.windows import Window
 from rio_tiler.io import Reader
 
 from app.registry import BuiltBlock, SeasonState
 from compositor.bands import COUNT
+from compositor.cog import overview_count
+from compositor.grid import Block
 from compositor.errors import SourceUnavailableError
 from compositor.read import stack_vrt
 
@@ -120,3 +123,76 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
                 for variable, values in zip(group, data):
                     out[variable][inside] = values[inside]
     return out
+
+
+# --- cutting tiles from arrays on a block's grid, exactly as from the block's COGs ---------------------------
+
+@functools.lru_cache(maxsize=32)
+def _constant_file(size: int, value: int) -> str:
+    """A square uint16 GTiff in GDAL's memory file system, every pixel ``value`` (for `read_level`)."""
+    path = f"/vsimem/s2seasons-level-probe-{size}-{value}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint16", tiled=True,
+                       blockxsize=min(256, size), blockysize=min(256, size), compress="deflate",
+                       transform=Affine.translation(0, size) @ Affine.scale(1, -1)) as dst:  # georeferenced: no warning
+        dst.write(np.full((size, size), value, dtype=np.uint16), 1)
+    return path
+
+
+def _probe_vrt(block_crs: str, transform: Affine, size: int, levels: int) -> str:
+    """A VRT with a block's grid and overview structure whose level k reads as the value k + 1."""
+    def source(element: str, level: int) -> str:
+        return (f"<{element}><SourceFilename relativeToVRT=\"0\">{_constant_file(size >> level, level + 1)}"
+                f"</SourceFilename><SourceBand>1</SourceBand></{element}>")
+
+    overviews = "".join(source("Overview", k) for k in range(1, levels + 1))
+    geotransform = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    return (f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{CRS.from_user_input(block_crs).to_wkt()}'
+            f'</SRS><GeoTransform>{geotransform}</GeoTransform><VRTRasterBand dataType="UInt16" band="1">'
+            f'{source("SimpleSource", 0)}{overviews}</VRTRasterBand></VRTDataset>')
+
+
+def read_level(block: Block, crs: CRS, transform: Affine, shape: tuple[int, int], *, resampling: str = "nearest",
+               reproject: str = "nearest") -> int:
+    """The overview level (0 = full resolution) that GDAL reads of a built block's COGs for this target grid.
+
+    Asked of GDAL itself rather than re-derived: a VRT with the block's grid and overview levels
+    (`compositor.cog.overview_count`), each level a constant, is read the way `read_files` reads a
+    built COG, and the value that comes back names the level. On-the-fly compositing then works at
+    that level, so that its tile is cut from the pixels a built tile would be cut from."""
+    levels = overview_count(block.size_px)
+    vrt = _probe_vrt(block.crs, block.transform, block.size_px, levels)
+    west, south, east, north = array_bounds(shape[0], shape[1], transform)
+    with Reader(vrt) as src:
+        image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0], width=shape[1],
+                         max_size=None, resampling_method=resampling, reproject_method=reproject)
+    values = image.array.data[0][~image.array.mask[0]]
+    if not values.size:
+        return 0
+    return int(np.bincount(values).argmax()) - 1
+
+
+def read_block_arrays(block: Block, level: int, pieces: Sequence[tuple[int, int, np.ndarray]], nodata: int | None,
+                      crs: CRS, transform: Affine, shape: tuple[int, int], *, resampling: str = "nearest",
+                      reproject: str = "nearest") -> np.ndarray:
+    """Windows of a block's grid at overview ``level`` cut into the target grid: ``(n, h, w)`` uint16.
+
+    ``pieces`` are ``(row, col, layers)``: ``layers`` (n, rows, cols) uint16 placed at that pixel of
+    the block's grid at that level. They are put in an in-memory GeoTIFF with the grid of the block's
+    COGs at that level (the rest of it empty, 0) and read with the same call as `read_files`, so that
+    a tile of them equals a tile of the built COGs holding the same pixels."""
+    factor = 2**level
+    level_transform = block.transform @ Affine.scale(factor)
+    size = block.size_px // factor
+    west, south, east, north = array_bounds(shape[0], shape[1], transform)
+    tile = min(256, size)
+    count = pieces[0][2].shape[0]
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=size, height=size, count=count, dtype="uint16", crs=block.crs,
+                         transform=level_transform, nodata=nodata, tiled=True, blockxsize=tile, blockysize=tile,
+                         sparse_ok=True) as dst:
+            for row, col, layers in pieces:
+                dst.write(layers, window=Window(col, row, layers.shape[2], layers.shape[1]))
+        with memory.open() as dataset, Reader(None, dataset=dataset) as src:
+            image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
+                             width=shape[1], max_size=None, resampling_method=resampling, reproject_method=reproject)
+    return image.array.data

@@ -1,29 +1,30 @@
-"""Compositing from the source scenes where nothing is built: bounded, time-limited, shared.
+"""Compositing from the source scenes where nothing is built: on the season's own grid, shared, bounded.
 
-On-the-fly work runs in its own small thread pool (``onthefly_workers``), never in the threads
-that serve built tiles, and at most a few requests may wait on it: beyond that the answer is an
+An on-the-fly tile is the tile the server will give once its block is built. The season grid's
+blocks are composited where a tile needs them, in square chunks (``onthefly_chunk_px``) of the
+block's grid at the overview level GDAL reads of a built block's COGs for that tile
+(`app.built.read_level`): level 0, full resolution, at the zooms where built tiles read the
+full-resolution COGs; a coarser level below. Each chunk is composited once, with the scenes and
+options the block build uses (`block_scenes`: the scenes touching the block, the footprints of those
+within the blend taper's reach, every scene, no cloud-cover cap unless the preview setting
+``onthefly_max_scenes`` is set; the season's own build options where blocks are built), and kept;
+every tile of a viewport is then cut from the chunks it covers exactly as from the built COGs
+(`app.built.read_block_arrays`). Neighbouring tiles share chunks, so a viewport composites its
+region once.
+
+At level 0 a chunk is the build's computation on a smaller window: the same pixels except where
+GDAL's averaging warp of the 10/20 m bands gives a last-digit difference at another window size
+(within 1 DN, measured and tested). At coarser levels a built COG's overview is the average of its
+full-resolution percentiles, which on the fly would cost the build itself; there the chunk is
+composited at the level's own resolution, from the scenes' overviews (percentiles of averages
+instead of averages of percentiles: the tolerance is measured and stated in the README).
+
+The work runs in its own small thread pool (``onthefly_workers``), never in the threads that
+serve built tiles, and at most a few requests may wait on it: beyond that the answer is an
 immediate 503, so built areas keep being served while the pool is saturated. A request waits at
-most until its time budget (``onthefly_budget_s``, counted from the start of the request) is
-spent, then gets a 503 with ``Retry-After``; the composite it started goes on and is kept, so the
-retry finds it. Identical requests in flight share one composite. A composite is computed in
-horizontal strips, one per worker, as the batch build does (each pixel is computed on its own, so
-strips change nothing but the time an idle server takes); the scenes are chosen once for the grid.
-
-The compositing itself is `compositor.composite.composite_window` (SCL mask, per-orbit
-percentiles and counts, orbit blending), on the requested grid, reading the scenes' overviews at
-that grid's resolution; scenes come from the catalog (cached by 1-degree cell), least cloudy first,
-at most ``onthefly_max_scenes`` (a cap for speed that the batch build does not have), each with the
-offset its data show (`compositor.offsets.check_offsets`, cached per process, as the build does).
-The blend weights also see the footprints of the scenes within the taper's reach around the tile
-(`compositor.blend.context_distance_m`), as a built block does, so that a tile and the block it
-overlaps weigh the orbits alike.
-
-The SCL footprint rule and its buffer are the batch build's, applied to the SCL overview that is
-read: below zoom 12 or so that overview's pixels are coarser than 20 m and each one is a sample of
-the 20 m classes (the providers' overviews are resampled, not "any invalid"), so a small cloud or
-a cloud edge the 20 m SCL has can be missed, and a buffer smaller than one overview pixel adds
-nothing. On the fly approximates the build there; at full resolution (``use_overviews=False``) it
-is the build.
+most until its time budget (``onthefly_budget_s``) is spent, then gets a 503 with
+``Retry-After``; the chunks it started go on and are kept, so the retry finds them. Requests
+needing the same chunk share it.
 """
 
 from __future__ import annotations
@@ -38,35 +39,44 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
 from cachetools import TTLCache
 from rasterio.crs import CRS
+from rasterio.features import rasterize
 from rasterio.transform import array_bounds
 from shapely.geometry import box
 
+from app.built import read_block_arrays, read_level
 from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
-from compositor.grid import project_bounds
+from app.projection import crs_key, project_squares
+from app.registry import SeasonState
+from compositor.bands import COUNT, STATISTICS
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
-from compositor.composite import Composite, CompositeOptions, composite_window
+from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
 from compositor.errors import InvalidInputError
+from compositor.grid import Block, OutputGrid, project_bounds
 from compositor.offsets import check_offsets
+from compositor.plan import buffered_footprint_4326
 from compositor.read import GDAL_ENV
-from compositor.seasons import Season
 from compositor.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CompositeFn = Callable[..., Composite]
-WAITERS_PER_WORKER = 4
-JOBS_PER_WORKER = 8
-QUEUE_FULL_RETRY_AFTER_S = 2  # a place frees when a composite ends or a waiting client leaves: soon
-MIN_STRIP_ROWS = 128  # below this, the per-read setup of a second strip costs more than it saves
+Variable = tuple[str, str]  # (band, statistic or count)
+WAITERS_PER_WORKER = 4  # requests waiting for chunks, per worker
+JOBS_PER_WORKER = 32  # chunks running or queued, per worker: a viewport of unbuilt tiles needs up to ~30
+QUEUE_FULL_RETRY_AFTER_S = 2  # a place frees when a chunk ends or a waiting client leaves: soon
+MAX_BLOCKS_PER_READ = 64
+CHUNK_MARGIN_PX = 2  # chunks a read needs: its bounds grown by this many level pixels (warp look-around)
 
 
 def grid_bounds_4326(crs: CRS | str, transform: Affine, shape: tuple[int, int]) -> BBox:
@@ -77,12 +87,11 @@ def grid_bounds_4326(crs: CRS | str, transform: Affine, shape: tuple[int, int]) 
     return bounds
 
 
-def least_cloudy(scenes: Sequence[Scene], bbox_4326: BBox, limit: int) -> list[Scene]:
-    """Scenes touching the box, least cloudy first (unknown cover last), at most ``limit``."""
-    area = box(*bbox_4326)
-    touching = [s for s in scenes if s.footprint.intersects(area)]
-    touching.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 101.0, s.datetime, s.id))
-    return touching[:limit]
+def least_cloudy(scenes: Sequence[Scene], limit: int) -> list[Scene]:
+    """The ``limit`` least cloudy scenes (unknown cover last), in their original order."""
+    ranked = sorted(scenes, key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 101.0, s.datetime, s.id))
+    kept = {s.id for s in ranked[:limit]}
+    return [s for s in scenes if s.id in kept]
 
 
 def grow_bbox_4326(bbox_4326: BBox, distance_m: float) -> BBox:
@@ -108,11 +117,105 @@ def lower_thread_priority(steps: int) -> None:
         logger.warning("on-the-fly threads keep the server's CPU priority: %s", exc)
 
 
+def blocks_under(grid: OutputGrid, crs: CRS, transform: Affine, shape: tuple[int, int]) -> tuple[list[Block], np.ndarray]:
+    """The grid blocks under a target grid and its label raster (0 none, else 1 + index), rasterized
+    from the same densified outlines as the built blocks' (`app.projection`), so that the edge
+    between a built and an unbuilt block falls on the same pixels either way."""
+    bounds = array_bounds(shape[0], shape[1], transform)
+    bounds_grid = project_bounds(crs, grid.crs, bounds)
+    if bounds_grid is None:
+        return [], np.zeros(shape, dtype=np.int32)
+    span = grid.block_size_px * grid.resolution_m
+    cols = range(math.floor(bounds_grid[0] / span), math.ceil(bounds_grid[2] / span))
+    rows = range(math.floor(bounds_grid[1] / span), math.ceil(bounds_grid[3] / span))
+    if len(cols) * len(rows) > MAX_BLOCKS_PER_READ:
+        raise InvalidInputError(f"this area spans more than {MAX_BLOCKS_PER_READ} blocks of the season grid: "
+                                "ask for a smaller area or zoom in")
+    blocks = [grid.block(c, r) for r in reversed(rows) for c in cols]
+    outlines = project_squares(blocks, crs_key(crs))
+    shapes = [(o, n) for n, o in enumerate(outlines, start=1) if not o.is_empty]
+    if not shapes:
+        return [], np.zeros(shape, dtype=np.int32)
+    labels = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="int32", all_touched=False)
+    return blocks, labels
+
+
+@dataclass(frozen=True)
+class BlockScenes:
+    """What a block build of a season would read: ``scenes`` touch the block, ``nearby`` only shape
+    the blend weights near its edges (`compositor.plan.plan_build` chooses them the same way)."""
+
+    scenes: tuple[Scene, ...]
+    nearby: tuple[Scene, ...]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One square window of a block's grid at an overview level: the unit composited and kept."""
+
+    block: Block
+    level: int
+    col: int  # level pixels from the block's left edge
+    row: int
+    size: int
+
+    @property
+    def transform(self) -> Affine:
+        return self.block.transform @ Affine.scale(2**self.level) @ Affine.translation(self.col, self.row)
+
+    @property
+    def bounds(self) -> BBox:
+        return array_bounds(self.size, self.size, self.transform)
+
+
+def chunks_for(block: Block, level: int, chunk_px: int, bounds_grid: BBox) -> list[Chunk]:
+    """The chunks of ``block`` at ``level`` that a read of ``bounds_grid`` (grid CRS) needs."""
+    size_level = block.size_px >> level
+    chunk = max(1, min(chunk_px, size_level))
+    pixel = block.resolution_m * 2**level
+    west, south, east, north = block.bounds
+    margin = CHUNK_MARGIN_PX * pixel
+    x0 = max(0, math.floor((bounds_grid[0] - margin - west) / pixel) // chunk)
+    x1 = min(math.ceil(size_level / chunk), math.ceil((bounds_grid[2] + margin - west) / pixel / chunk))
+    y0 = max(0, math.floor((north - bounds_grid[3] - margin) / pixel) // chunk)
+    y1 = min(math.ceil(size_level / chunk), math.ceil((north - bounds_grid[1] + margin) / pixel / chunk))
+    return [Chunk(block, level, i * chunk, j * chunk, min(chunk, size_level - i * chunk))
+            for j in range(y0, y1) for i in range(x0, x1)]
+
+
+@dataclass
+class ChunkResult:
+    """A composited chunk: uint16 DN per (band, statistic) and counts, and what it read."""
+
+    chunk: Chunk
+    values: dict[Variable, np.ndarray]
+    n_scenes: int
+    n_acquisitions: int
+    skipped: dict[str, str]
+
+
+@dataclass
+class OnTheFlyRead:
+    """What an on-the-fly read gives the reader: values per variable (0 where nothing), whether the
+    pixels had scenes at all, and the scenes that could not be read."""
+
+    values: dict[Variable, np.ndarray]
+    covered: np.ndarray  # pixels of blocks with at least one scene
+    skipped: dict[str, str]
+    n_acquisitions: int
+
+
+def _done(result: ChunkResult) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
 class OnTheFly:
-    """The bounded pool, the in-flight table and the cache of on-the-fly composites."""
+    """The bounded pool, the in-flight table and the cache of composited chunks."""
 
     def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window,
-                 kept_composites: int = 64) -> None:
+                 kept_composites: int = 256) -> None:
         self.settings = settings
         self.scenes = scenes
         self._composite = composite
@@ -125,12 +228,14 @@ class OnTheFly:
         self._inflight: dict[tuple, Future] = {}
         self._waiters: dict[tuple, int] = {}
         self._n_waiting = 0
-        self._results: SeasonCache[Composite] = SeasonCache(
-            TTLCache(maxsize=kept_composites, ttl=max(settings.catalog_cache_ttl_s, 1.0)))
-        self.options = CompositeOptions(invalid_classes=settings.invalid_scl_classes,
-                                        mask_buffer_m=settings.mask_buffer_m, blend_power=settings.blend_power,
-                                        use_overviews=True, blend_edge_margin_m=settings.blend_edge_margin_m,
-                                        blend_edge_ramp_m=settings.blend_edge_ramp_m)
+        ttl = max(settings.catalog_cache_ttl_s, 1.0)
+        self._results: SeasonCache[ChunkResult] = SeasonCache(TTLCache(maxsize=kept_composites, ttl=ttl))
+        self._block_scenes: SeasonCache[BlockScenes] = SeasonCache(TTLCache(maxsize=4096, ttl=ttl))
+        self._levels: dict[tuple, int] = {}
+        self.default_options = CompositeOptions(
+            invalid_classes=settings.invalid_scl_classes, mask_buffer_m=settings.mask_buffer_m,
+            blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
+            blend_edge_ramp_m=settings.blend_edge_ramp_m)
 
     @property
     def retry_after_s(self) -> float:
@@ -141,139 +246,198 @@ class OnTheFly:
 
     def invalidate(self, season: str) -> None:
         self._results.invalidate(season)
+        self._block_scenes.invalidate(season)
 
-    def select_scenes(self, season: Season, bbox_4326: BBox) -> list[Scene]:
-        return least_cloudy(self.scenes.find(season.name, bbox_4326), bbox_4326, self.settings.onthefly_max_scenes)
+    # --- what a block build would do ---------------------------------------------------------------
 
-    def footprint_scenes(self, season: Season, bbox_4326: BBox, selected: Sequence[Scene]) -> list[Scene]:
-        """The scenes whose footprints shape the blend weights of a composite of ``bbox_4326``: the
-        ``selected`` ones and those within the taper's reach that do not touch the box (a block
-        build gives its blocks the same). Scenes touching the box but left out by
-        ``onthefly_max_scenes`` are not read, so their footprints are left out too."""
-        reach = context_distance_m(self.options.blend_edge_margin_m, self.options.blend_edge_ramp_m)
-        around = grow_bbox_4326(bbox_4326, reach)
-        area, near = box(*bbox_4326), box(*around)
-        outside = [s for s in self.scenes.find(season.name, around)
-                   if s.footprint.intersects(near) and not s.footprint.intersects(area)]
-        return [*selected, *outside]
+    def options_for(self, state: SeasonState) -> CompositeOptions:
+        """The season's build options where blocks are built (their manifests), else the settings'."""
+        recorded = state.built.options
+        if recorded:
+            try:
+                return CompositeOptions.from_fingerprint(recorded)
+            except (TypeError, ValueError) as exc:
+                logger.warning("season %s: build options %s not usable (%s); on the fly uses the settings'",
+                               state.name, recorded, exc)
+        return self.default_options
 
-    def composite(self, season: Season, crs: CRS, transform: Affine, shape: tuple[int, int], bands: Sequence[str],
-                  *, deadline: float, use_overviews: bool = True) -> Composite:
-        """Percentiles and counts of ``bands`` on the grid, within the request's ``deadline`` (monotonic)."""
-        crs_text = crs.to_string()
-        key = (season.name, crs_text, tuple(transform)[:6], tuple(shape), tuple(bands), use_overviews)
-        hit = self._results.get(key)
+    def block_scenes(self, state: SeasonState, block: Block, options: CompositeOptions) -> BlockScenes:
+        """The scenes a build of ``block`` reads and those whose footprints it sees (cached)."""
+        key = (state.name, block.id, block.size_px, block.resolution_m, block.crs,
+               options.blend_edge_margin_m, options.blend_edge_ramp_m)
+        hit = self._block_scenes.get(key)
         if hit is not None:
             return hit
-        with self._lock:
-            job = self._inflight.get(key)
-            if job is None and (self._n_waiting >= self.max_waiters or len(self._inflight) >= self.max_jobs):
-                raise ServerBusyError(
-                    f"{len(self._inflight)} on-the-fly composites are running or queued: retry in a moment, "
-                    "or view the built areas meanwhile", QUEUE_FULL_RETRY_AFTER_S)
-            if job is None:
-                job = _Job(key, season, crs_text, transform, tuple(shape), tuple(bands), use_overviews)
-                job.plan = self._pool.submit(self._plan, job)
-                self._inflight[key] = job
-            self._waiters[key] = self._waiters.get(key, 0) + 1
-            self._n_waiting += 1
+        reach = context_distance_m(options.blend_edge_margin_m, options.blend_edge_ramp_m)
+        outline = block.footprint_4326()
+        around = buffered_footprint_4326(block.bounds, reach, block.crs)
+        found = self.scenes.find(state.name, around.bounds)
+        touching = shapely.intersects([s.footprint for s in found], outline) if found else []
+        near = shapely.intersects([s.footprint for s in found], around) if found else []
+        scenes = [s for s, t in zip(found, touching) if t]
+        if self.settings.onthefly_max_scenes is not None:
+            scenes = least_cloudy(scenes, self.settings.onthefly_max_scenes)
+        result = BlockScenes(tuple(scenes), tuple(s for s, t, n in zip(found, touching, near) if n and not t))
+        self._block_scenes.put(key, result)
+        return result
+
+    def level(self, block: Block, crs: CRS, transform: Affine, shape: tuple[int, int], resampling: str,
+              reproject: str) -> int:
+        """`app.built.read_level`, kept per block geometry and target pixel size (a zoom's tiles share it)."""
+        bounds_grid = project_bounds(crs, block.crs, array_bounds(shape[0], shape[1], transform))
+        pixel = 0.0 if bounds_grid is None else min((bounds_grid[2] - bounds_grid[0]) / shape[1],
+                                                    (bounds_grid[3] - bounds_grid[1]) / shape[0])
+        ratio = round(math.log2(pixel / block.resolution_m), 3) if pixel > 0 else None
+        key = (block.size_px, block.resolution_m, block.crs, crs_key(crs), ratio, resampling, reproject)
+        found = self._levels.get(key) if ratio is not None else None
+        if found is None:
+            found = read_level(block, crs, transform, shape, resampling=resampling, reproject=reproject)
+            if ratio is not None and len(self._levels) < 4096:
+                self._levels[key] = found
+        return found
+
+    # --- the read ----------------------------------------------------------------------------------
+
+    def read(self, state: SeasonState, crs: CRS, transform: Affine, shape: tuple[int, int],
+             variables: Sequence[Variable], where: np.ndarray, *, deadline: float, resampling: str = "nearest",
+             reproject: str = "nearest") -> OnTheFlyRead:
+        """``variables`` on the target grid where ``where``, cut from composited chunks of the season grid."""
+        blocks, labels = blocks_under(state.grid, crs, transform, shape)
+        labels = np.where(where, labels, 0)
+        wanted = [(i, b) for i, b in enumerate(blocks, start=1) if (labels == i).any()]
+        bands = tuple(dict.fromkeys(band for band, _ in variables))
+        values = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
+        covered = np.zeros(shape, dtype=bool)
+        skipped: dict[str, str] = {}
+        n_acq = 0
+        if not wanted:
+            return OnTheFlyRead(values, covered, skipped, n_acq)
+        options = self.options_for(state)
+        bounds_grid = project_bounds(crs, state.grid.crs, array_bounds(shape[0], shape[1], transform))
+        level = self.level(wanted[0][1], crs, transform, shape, resampling, reproject)
+        plans = [(index, block, chunks_for(block, level, self.settings.onthefly_chunk_px, bounds_grid))
+                 for index, block in wanted]
+        futures: dict[Chunk, Future] = {}
+        waiting = False
         try:
-            return wait_result(job.result, deadline)  # gives up early when the client goes away
+            for _, _, chunks in plans:
+                for chunk in chunks:
+                    key = self._key(state, chunk, bands, options)
+                    done = self._results.get(key)
+                    if done is not None:
+                        futures[chunk] = _done(done)
+                        continue
+                    if not waiting:
+                        self._enter_waiting_room()
+                        waiting = True
+                    futures[chunk] = self._submit(key, state, chunk, bands, options)
+            results = {chunk: wait_result(job, deadline) for chunk, job in futures.items()}
         except FutureTimeout:
             raise ServerBusyError(
                 f"the on-the-fly composite took longer than the budget of {self.settings.onthefly_budget_s:g} s; "
                 "it goes on in the background: retry shortly", self.retry_after_s) from None
         finally:
-            with self._lock:
+            self._release(futures, waiting)
+        for index, block, chunks in plans:
+            if not any(results[chunk].n_scenes for chunk in chunks):
+                continue  # no scene touches the block: nothing to cut
+            inside = labels == index
+            covered |= inside
+            for group in ([v for v in variables if v[1] != COUNT], [v for v in variables if v[1] == COUNT]):
+                if not group:
+                    continue
+                pieces = [(chunk.row, chunk.col, np.stack([results[chunk].values[v] for v in group]))
+                          for chunk in chunks]
+                nodata = None if group[0][1] == COUNT else 0
+                data = read_block_arrays(block, level, pieces, nodata, crs, transform, shape, resampling=resampling,
+                                         reproject=reproject)
+                for variable, plane in zip(group, data):
+                    values[variable][inside] = plane[inside]
+            for chunk in chunks:
+                skipped.update(results[chunk].skipped)
+                n_acq = max(n_acq, results[chunk].n_acquisitions)
+        return OnTheFlyRead(values, covered, skipped, n_acq)
+
+    # --- chunks: shared, bounded, kept ---------------------------------------------------------------
+
+    def _key(self, state: SeasonState, chunk: Chunk, bands: tuple[str, ...], options: CompositeOptions) -> tuple:
+        fingerprint = tuple(sorted((k, str(v)) for k, v in options.fingerprint().items()))
+        return (state.name, chunk.block.id, chunk.block.size_px, chunk.block.resolution_m, chunk.block.crs,
+                chunk.level, chunk.col, chunk.row, bands, fingerprint, self.settings.onthefly_max_scenes)
+
+    def _enter_waiting_room(self) -> None:
+        """Take one of the ``max_waiters`` places of requests waiting for chunks, or `ServerBusyError`."""
+        with self._lock:
+            if self._n_waiting >= self.max_waiters:
+                raise ServerBusyError(
+                    f"{self._n_waiting} requests wait for on-the-fly composites: retry in a moment, "
+                    "or view the built areas meanwhile", QUEUE_FULL_RETRY_AFTER_S)
+            self._n_waiting += 1
+
+    def _submit(self, key: tuple, state: SeasonState, chunk: Chunk, bands: tuple[str, ...],
+                options: CompositeOptions) -> Future:
+        """The chunk's job, shared with the requests already waiting for it, or a new one."""
+        with self._lock:
+            job = self._inflight.get(key)
+            if job is None and len(self._inflight) >= self.max_jobs:
+                raise ServerBusyError(
+                    f"{len(self._inflight)} on-the-fly composites are running or queued: retry in a moment, "
+                    "or view the built areas meanwhile", QUEUE_FULL_RETRY_AFTER_S)
+            if job is None:
+                job = self._pool.submit(self._run, key, state, chunk, bands, options)
+                job.key = key  # type: ignore[attr-defined]
+                self._inflight[key] = job
+            self._waiters[key] = self._waiters.get(key, 0) + 1
+        return job
+
+    def _release(self, futures: dict[Chunk, Future], waiting: bool) -> None:
+        """Leave the waiting room; a chunk nobody waits for any more and that never started is dropped."""
+        with self._lock:
+            if waiting:
                 self._n_waiting -= 1
+            for job in futures.values():
+                key = getattr(job, "key", None)
+                if key is None or key not in self._waiters:
+                    continue
                 self._waiters[key] -= 1
                 if not self._waiters[key]:
                     del self._waiters[key]
-                    if job.plan is not None and job.plan.cancel():  # nobody waits and it never started
+                    if job.cancel():  # nobody waits and it never started
                         self._inflight.pop(key, None)
-                        job.result.cancel()
 
-    def _plan(self, job: _Job) -> None:
-        """Choose the scenes once for the whole grid, then composite it in strips on every worker."""
+    def _run(self, key: tuple, state: SeasonState, chunk: Chunk, bands: tuple[str, ...],
+             options: CompositeOptions) -> ChunkResult:
+        """Composite one chunk with what the block's build reads (its scenes touching the chunk, the
+        footprints of all the block's scenes and of those nearby); kept unless a scene failed."""
+        started = time.perf_counter()
         try:
-            bbox = grid_bounds_4326(job.crs, job.transform, job.shape)
+            found = self.block_scenes(state, chunk.block, options)
+            shape = (chunk.size, chunk.size)
+            area = box(*grid_bounds_4326(chunk.block.crs, chunk.transform, shape))
+            readable = [s for s in found.scenes if s.footprint.intersects(area)]
+            if not readable:
+                values = {(band, kind): np.zeros(shape, dtype=np.uint16) for band in bands for kind in (*STATISTICS, COUNT)}
+                result = ChunkResult(chunk, values, 0, 0, {})
+                self._results.put(key, result)
+                return result
             with rasterio.Env(**GDAL_ENV):
-                job.scenes, _ = check_offsets(self.select_scenes(job.season, bbox), self.options.read_threads)
-            job.footprints = self.footprint_scenes(job.season, bbox, job.scenes)
-            options = self.options if job.use_overviews else dataclasses.replace(self.options, use_overviews=False)
-            strips = split_rows(job.shape[0], self.settings.onthefly_workers)
-            job.parts = [None] * len(strips)
-            job.remaining = len(strips)
-            for index, (row, rows) in enumerate(strips):
-                transform = job.transform @ Affine.translation(0, row)
-                part = self._pool.submit(self._strip, job, transform, (rows, job.shape[1]), options)
-                part.add_done_callback(lambda future, index=index: self._strip_done(job, index, future))
-        except BaseException as exc:
-            self._finish(job, error=exc)
-
-    def _strip(self, job: _Job, transform: Affine, shape: tuple[int, int], options: CompositeOptions) -> Composite:
-        with rasterio.Env(**GDAL_ENV):
-            return self._composite(job.scenes, job.bands, job.crs, transform, shape, options, footprints=job.footprints)
-
-    def _strip_done(self, job: _Job, index: int, future: Future) -> None:
-        try:
-            part = future.result()
-        except BaseException as exc:
-            self._finish(job, error=exc)
-            return
-        with self._lock:
-            job.parts[index] = part
-            job.remaining -= 1
-            last = job.remaining == 0
-        if last:
-            self._finish(job, result=merge_strips(job.parts))
-
-    def _finish(self, job: _Job, *, result: Composite | None = None, error: BaseException | None = None) -> None:
-        with self._lock:
-            self._inflight.pop(job.key, None)
-        if job.result.done():
-            return
-        if error is not None:
-            job.result.set_exception(error)
-            return
-        if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
-            self._results.put(job.key, result)
-        logger.info("on-the-fly %s %s %dx%d: %d scenes, %d acquisitions in %d strips, %.2f s", job.season.name,
-                    job.bands, job.shape[1], job.shape[0], len(job.scenes), result.n_acquisitions, len(job.parts),
-                    time.perf_counter() - job.started)
-        job.result.set_result(result)
-
-
-class _Job:
-    """One on-the-fly composite in flight: its plan step, its strips and the merged result."""
-
-    def __init__(self, key: tuple, season: Season, crs: str, transform: Affine, shape: tuple[int, int],
-                 bands: tuple[str, ...], use_overviews: bool) -> None:
-        self.key, self.season, self.crs, self.transform, self.shape = key, season, crs, transform, shape
-        self.bands, self.use_overviews = bands, use_overviews
-        self.started = time.perf_counter()
-        self.plan: Future | None = None
-        self.scenes: list[Scene] = []
-        self.footprints: list[Scene] = []
-        self.parts: list[Composite | None] = []
-        self.remaining = 0
-        self.result: Future = Future()
-
-
-def split_rows(height: int, n: int) -> list[tuple[int, int]]:
-    """``(first row, rows)`` of at most ``n`` strips of at least `MIN_STRIP_ROWS` rows covering ``height``."""
-    count = max(1, min(n, height // MIN_STRIP_ROWS))
-    edges = [round(i * height / count) for i in range(count + 1)]
-    return [(edges[i], edges[i + 1] - edges[i]) for i in range(count)]
-
-
-def merge_strips(parts: Sequence[Composite]) -> Composite:
-    """One composite from horizontal strips, top to bottom (every pixel is computed on its own)."""
-    if len(parts) == 1:
-        return parts[0]
-    stats = {band: np.concatenate([p.stats[band] for p in parts], axis=1) for band in parts[0].stats}
-    counts = {band: np.concatenate([p.counts[band] for p in parts], axis=0) for band in parts[0].counts}
-    skipped: dict[str, str] = {}
-    for part in parts:
-        skipped.update(part.skipped)
-    return Composite(stats, counts, skipped, max(p.n_acquisitions for p in parts))
+                scenes, _ = check_offsets(readable, options.read_threads)
+                footprints = [*scenes, *(s for s in found.scenes if s not in readable), *found.nearby]
+                chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0)
+                composite = self._composite(scenes, bands, chunk.block.crs, chunk.transform, shape, chunk_options,
+                                            footprints=footprints)
+            values: dict[Variable, np.ndarray] = {}
+            for band in bands:
+                for i, kind in enumerate(STATISTICS):
+                    values[band, kind] = to_dn(composite.stats[band][i])
+                values[band, COUNT] = composite.counts[band]
+            result = ChunkResult(chunk, values, len(scenes), composite.n_acquisitions, dict(composite.skipped))
+            if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
+                self._results.put(key, result)
+            logger.info("on-the-fly %s %s level %d chunk %d,%d (%d px): %d scenes, %d acquisitions, %.2f s",
+                        key[0], chunk.block.id, chunk.level, chunk.col, chunk.row, chunk.size, len(scenes),
+                        composite.n_acquisitions, time.perf_counter() - started)
+            return result
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)

@@ -9,6 +9,7 @@ otherwise. The request record says which happened (``X-S2Seasons-Source``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -42,17 +43,17 @@ from app.errors import NotFoundError
 from compositor.grid import project_bounds
 from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
 from app.queue import blocks_in_bounds
+from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import COUNT, STATISTICS
-from compositor.composite import to_dn
+from compositor.bands import COUNT
 from compositor.errors import InvalidInputError
 
 WEBMERCATOR_WORLD_M = 2 * math.pi * 6378137.0
 MAX_PIXELS = 4096 * 4096
 MAX_TILESIZE = 1024
 DEFAULT_MAX_SIZE = 1024
-COARSEN_TOLERANCE = 1.1  # on-the-fly pixels may be this much coarser than the season's
+NO_SCENES = "no scenes"  # X-S2Seasons-Not-Built where no scene of the season touches the unbuilt pixels
 WORLD_4326 = (-180.0, -85.0511, 180.0, 85.0511)
 
 
@@ -91,22 +92,22 @@ class SeasonReader(BaseReader):
     tms: TileMatrixSet = attr.ib(default=WEB_MERCATOR_TMS)
 
     def __attrs_post_init__(self) -> None:
-        state = self.state
-        self.crs = _crs(state.grid.crs)
-        built = state.built.bounds_grid
-        if built is not None:
-            self.bounds = built
+        self.crs = _crs(self.state.grid.crs)
+        bounds = map_bounds(self.state, self.services.regions)  # built blocks + on-the-fly region (app.region)
+        if bounds is None:
+            self.crs, self.bounds = WGS84_CRS, WORLD_4326
         else:
-            projected = project_bounds(WGS84_CRS, self.crs, state.grid.area_of_use_4326 or WORLD_4326)
-            if projected is None:
-                self.crs, self.bounds = WGS84_CRS, WORLD_4326
-            else:
-                self.bounds = projected
+            self.bounds = bounds
 
     @cached_property
     def maxzoom(self) -> int:
-        """The TMS zoom whose pixels are at least as fine as the season's."""
-        return self._zoom_for_size(self.state.grid.resolution_m, self.crs, strategy="upper")
+        """The TMS zoom whose pixels are at least as fine as the season's, at the centre of the bounds and
+        of the built blocks (a wide on-the-fly region around them must not lower their detail)."""
+        zoom = self._zoom_for_size(self.state.grid.resolution_m, self.crs, strategy="upper")
+        built = self.state.built.bounds_grid
+        if built is not None and built != self.bounds:
+            zoom = max(zoom, zoom_for_pixel(self.tms, self.crs, built, self.state.grid.resolution_m))
+        return zoom
 
     @cached_property
     def minzoom(self) -> int:
@@ -125,24 +126,13 @@ class SeasonReader(BaseReader):
         return self.input.services
 
     def _zoom_for_size(self, size: float, crs: CRS, strategy: str = "auto") -> int:
-        """TMS zoom whose pixel is about ``size`` units of ``crs`` at the centre of the bounds (``upper``:
-        the first zoom at least that fine)."""
-        try:
-            west, south, east, north = self.bounds
-            cx, cy = (west + east) / 2, (south + north) / 2
-            xs, ys = transform_points(self.crs, crs, [cx], [cy])
-            xs2, ys2 = transform_points(crs, self.tms.rasterio_crs, [xs[0], xs[0] + size], [ys[0], ys[0]])
-            resolution = math.hypot(xs2[1] - xs2[0], ys2[1] - ys2[0])
-            if not math.isfinite(resolution) or resolution <= 0:
-                raise ValueError(resolution)
-            return int(self.tms.zoom_for_res(resolution, zoom_level_strategy=strategy))
-        except Exception:
-            return self.tms.maxzoom
+        """TMS zoom whose pixel is about ``size`` units of ``crs`` at the centre of the bounds."""
+        return zoom_for_pixel(self.tms, self.crs, self.bounds, size, crs, strategy)
 
     # --- the one read ----------------------------------------------------------------------------
 
     def read_grid(self, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer, *,
-                  resampling: str = "nearest", reproject: str = "nearest", use_overviews: bool = True) -> np.ma.MaskedArray:
+                  resampling: str = "nearest", reproject: str = "nearest") -> np.ma.MaskedArray:
         """The layer's rasters on the grid, built where built, composited on the fly elsewhere."""
         if shape[0] * shape[1] > MAX_PIXELS or min(shape) < 1:
             raise InvalidInputError(f"output of {shape[1]}x{shape[0]} pixels: ask for at most {MAX_PIXELS} pixels")
@@ -163,9 +153,13 @@ class SeasonReader(BaseReader):
         if source is None:
             unbuilt = ~built
             if extent_3857_m(crs, bounds) <= onthefly_max_extent_m(settings.onthefly_min_zoom) * 1.001:
-                self._composite_into(values, valid, unbuilt, crs, transform, shape, layer, record.started,
-                                     use_overviews)
-                source = SOURCE_MIXED if built.any() else SOURCE_ONTHEFLY
+                composited = self._composite_into(values, valid, unbuilt, crs, transform, shape, layer,
+                                                  record.started, resampling, reproject)
+                if composited:
+                    source = SOURCE_MIXED if built.any() else SOURCE_ONTHEFLY
+                else:
+                    record.not_built = NO_SCENES
+                    source = SOURCE_BUILT if built.any() else SOURCE_NOT_BUILT
                 if settings.queue_unbuilt:
                     self._queue_blocks(crs, bounds)
             else:
@@ -178,44 +172,24 @@ class SeasonReader(BaseReader):
 
     def _composite_into(self, values: dict[Variable, np.ndarray], valid: dict[Variable, np.ndarray],
                         where: np.ndarray, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer,
-                        started: float, use_overviews: bool) -> None:
+                        started: float, resampling: str, reproject: str) -> bool:
+        """Fill ``where`` from chunks composited on the season grid (`app.onthefly`); False when no
+        scene touches any of those pixels (nothing could ever be composited there)."""
         deadline = started + self.services.settings.onthefly_budget_s
-        factor = self._coarsening(crs, transform, shape)
-        coarse_shape = (shape[0] // factor, shape[1] // factor)
-        result = self.services.onthefly.composite(self.state.season, crs, transform @ Affine.scale(factor),
-                                                  coarse_shape, layer.bands, deadline=deadline,
-                                                  use_overviews=use_overviews)
-        if result.skipped:
-            note_skipped_scenes(result)
+        result = self.services.onthefly.read(self.state, crs, transform, shape, layer.variables, where,
+                                             deadline=deadline, resampling=resampling, reproject=reproject)
+        if not result.covered.any():
+            return False
+        fill = where & result.covered
+        if result.skipped:  # scenes could not be read: not kept; a 503 when these pixels got nothing at all
+            got_any = any((result.values[v][fill] > 0).any() for v in layer.variables)
+            note_skipped_scenes(result if got_any else dataclasses.replace(result, n_acquisitions=0))
         for variable in layer.variables:
-            band, kind = variable
-            if kind == COUNT:
-                data = result.counts[band]
-            else:
-                data = to_dn(result.stats[band][STATISTICS.index(kind)])
-            if factor > 1:
-                data = data.repeat(factor, axis=0).repeat(factor, axis=1)
-            ok = np.ones(shape, dtype=bool) if kind == COUNT else data > 0
-            values[variable][where] = data[where]
-            valid[variable][where] = ok[where]
-
-    def _coarsening(self, crs: CRS, transform: Affine, shape: tuple[int, int]) -> int:
-        """How many target pixels (per side, a power of 2 dividing the shape) make one season pixel.
-
-        Where the target is finer than the season's resolution, the composite is computed at about
-        the season's resolution (at most 10 % coarser) and its pixels repeated: the on-the-fly tile
-        shows what the built one will (a built block is never finer than its grid), for a fraction of
-        the work.
-        """
-        bounds_grid = project_bounds(crs, self.state.grid.crs, array_bounds(shape[0], shape[1], transform))
-        if bounds_grid is None:
-            return 1
-        pixel = min((bounds_grid[2] - bounds_grid[0]) / shape[1], (bounds_grid[3] - bounds_grid[1]) / shape[0])
-        factor = 1
-        while (factor * 2 * pixel <= self.state.grid.resolution_m * COARSEN_TOLERANCE and shape[0] % (factor * 2) == 0
-               and shape[1] % (factor * 2) == 0):
-            factor *= 2
-        return factor
+            data = result.values[variable]
+            ok = np.ones(shape, dtype=bool) if variable[1] == COUNT else data > 0
+            values[variable][fill] = data[fill]
+            valid[variable][fill] = ok[fill]
+        return True
 
     def _queue_blocks(self, crs: CRS, bounds: tuple[float, ...]) -> None:
         state = self.state
@@ -325,8 +299,10 @@ class SeasonReader(BaseReader):
 
     def preview(self, layer: Layer | None = None, max_size: int | None = DEFAULT_MAX_SIZE, height: int | None = None,
                 width: int | None = None, dst_crs: CRS | None = None, **kwargs: Any) -> ImageData:
-        """The season's built extent (or its grid's area of use, when nothing is built) as one image."""
-        return self.part(self.bounds, dst_crs=dst_crs or self.crs, bounds_crs=self.crs, layer=layer,
+        """The season's built extent (or, when nothing is built, where tiles can come from) as one image."""
+        built = self.state.built.bounds_grid
+        bounds, crs = (built, _crs(self.state.grid.crs)) if built is not None else (self.bounds, self.crs)
+        return self.part(bounds, dst_crs=dst_crs or crs, bounds_crs=crs, layer=layer,
                          max_size=max_size, height=height, width=width, **kwargs)
 
     def feature(self, shape: dict, dst_crs: CRS | None = None, shape_crs: CRS = WGS84_CRS, layer: Layer | None = None,
@@ -372,7 +348,7 @@ class SeasonReader(BaseReader):
         res = self.state.grid.resolution_m
         x0, y1 = math.floor(x / res) * res, (math.floor(y / res) + 1) * res
         transform = Affine(res, 0.0, x0, 0.0, -res, y1)
-        data = self.read_grid(grid_crs, transform, (1, 1), layer, use_overviews=False)
+        data = self.read_grid(grid_crs, transform, (1, 1), layer)
         return PointData(data[:, 0, 0], band_names=layer.output_names, band_descriptions=layer.output_descriptions,
                          coordinates=(lon, lat), crs=coord_crs, assets=[self.state.name],
                          metadata={"season": self.state.name, "source": current_record().source})

@@ -44,6 +44,7 @@ class BuiltBlock:
     block: Block
     bands: frozenset[str]
     status: str
+    options: tuple = ()  # the build options (`CompositeOptions.fingerprint`) as sorted items
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,14 @@ class BuiltIndex:
 
     def __len__(self) -> int:
         return len(self.blocks)
+
+    @property
+    def options(self) -> dict:
+        """The build options of the season's most recently indexed built block ({} when none is built)."""
+        for built in reversed(self.blocks):
+            if built.options:
+                return dict(built.options)
+        return {}
 
     @property
     def bounds_grid(self) -> tuple[float, float, float, float] | None:
@@ -132,7 +141,10 @@ def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCach
             block = grid.block_by_id(str(manifest.get("block")))
         except InvalidInputError:
             continue
-        blocks.append(BuiltBlock(block, frozenset(manifest.get("bands", ())), str(manifest["status"])))
+        options = manifest.get("options")
+        options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())) \
+            if isinstance(options, dict) else ()
+        blocks.append(BuiltBlock(block, frozenset(manifest.get("bands", ())), str(manifest["status"]), options))
     return BuiltIndex.from_blocks(blocks)
 
 

@@ -65,6 +65,17 @@ class CompositeOptions:
                 "blend_power": self.blend_power, "percentiles": list(self.percentiles),
                 "blend_edge_margin_m": self.blend_edge_margin_m, "blend_edge_ramp_m": self.blend_edge_ramp_m}
 
+    @classmethod
+    def from_fingerprint(cls, fingerprint: Mapping[str, object]) -> CompositeOptions:
+        """The options a `fingerprint` records (a block manifest's ``options``); fields it lacks keep
+        their defaults. `ValueError` for a mask rule other than this version's."""
+        rule = fingerprint.get("mask_rule", "footprint")
+        if rule != "footprint":
+            raise ValueError(f"mask rule {rule!r}")
+        fields = {"invalid_classes": tuple, "mask_buffer_m": float, "blend": bool, "blend_power": float,
+                  "percentiles": tuple, "blend_edge_margin_m": float, "blend_edge_ramp_m": float}
+        return cls(**{name: kind(fingerprint[name]) for name, kind in fields.items() if name in fingerprint})
+
 
 @dataclass
 class Composite:

@@ -96,7 +96,7 @@ def plan_build(request: BuildRequest, settings: Settings,
         raise InvalidBBoxError(f"bbox {request.bbox_4326} covers {len(blocks)} blocks (> {MAX_BLOCKS}): split it")
     reach = context_distance_m(request.options.blend_edge_margin_m, request.options.blend_edge_ramp_m)
     footprints = {b.id: b.footprint_4326() for b in blocks}
-    around = {b.id: _buffered_footprint_4326(b.bounds, reach, grid.crs) for b in blocks}
+    around = {b.id: buffered_footprint_4326(b.bounds, reach, grid.crs) for b in blocks}
     west = min(f.bounds[0] for f in around.values())
     south = min(f.bounds[1] for f in around.values())
     east = max(f.bounds[2] for f in around.values())
@@ -125,7 +125,7 @@ def plan_build(request: BuildRequest, settings: Settings,
     return BuildPlan(request, layout, tuple(jobs), len(used), dropped)
 
 
-def _buffered_footprint_4326(bounds: BBox, distance_m: float, crs: str) -> BaseGeometry:
+def buffered_footprint_4326(bounds: BBox, distance_m: float, crs: str) -> BaseGeometry:
     """A block's outline grown by ``distance_m`` (grid CRS units, m), densified, in EPSG:4326."""
     grown = box(*bounds).buffer(distance_m, quad_segs=4)
     return reproject_geometry(grown.segmentize(distance_m / 2), crs, "EPSG:4326")

@@ -74,9 +74,13 @@ class Settings(BaseSettings):
     catalog_cache_ttl_s: float = Field(600.0, ge=0, description="How long the server keeps a catalog search (s).")
     tile_cache_size: int = Field(2048, ge=0, description="Rendered tiles kept in memory by the server.")
     onthefly_min_zoom: int = Field(9, ge=0, le=24, description="Lowest WebMercator zoom composited on the fly.")
-    onthefly_max_scenes: int = Field(
-        40, ge=1, description="Most scenes read for one on-the-fly tile, for speed: the least cloudy (eo:cloud_cover) "
-                              "of those touching it. Only on the fly; a build reads every scene.")
+    onthefly_max_scenes: int | None = Field(
+        None, ge=1, description="Preview setting, off by default: read at most this many scenes per block on the fly, "
+                                "the least cloudy (eo:cloud_cover). Faster, but the tiles are then no longer the "
+                                "ones the build will give (a build reads every scene).")
+    onthefly_chunk_px: int = Field(
+        256, ge=64, le=2048, description="Side (pixels of the season grid at the level read) of the square chunks "
+                                         "composited on the fly and shared by the tiles over them.")
     onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
     onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
     onthefly_nice: int = Field(

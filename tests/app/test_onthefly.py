@@ -22,6 +22,7 @@ from app.main import create_app
 from app.services import make_services
 from compositor.composite import composite_window
 from compositor.grid import OutputGrid
+from compositor.settings import Settings
 from tests.app.helpers import (
     BOUNDARY_LONLAT,
     BUILT_BLOCK,
@@ -77,38 +78,70 @@ def test_mixed_tile_combines_built_and_on_the_fly(client, unbuilt_client, built)
     np.testing.assert_array_equal(mixed_red[inside], expected[inside])
 
 
-@pytest.mark.parametrize("z", [10, 11])
-def test_on_the_fly_equals_built_within_tolerance(client, unbuilt_client, z):
-    """Near the product resolution (100 m; WebMercator z10 is 102 m here, z11 51 m) on-the-fly tiles equal the
-    built ones: tile means within 0.5 %, per-pixel median difference under 1 %, at least 85 % of pixels within
-    10 % (or 50 DN), counts within 1 on at least 95 % of pixels. The rest is resampling: built tiles resample
-    the 100 m grid (nearest), on-the-fly tiles average the scenes straight into the tile's pixels."""
-    query = "bands=blue,red,nir&statistic=p50"
-    built = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", query)).content).astype(float)
-    fly = load_npy(unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", query)).content).astype(float)
-    compare = built_mask(BUILT_LONLAT, z) & (built[3] > 0) & (fly[3] > 0)
+def both_valid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a[-1] > 0) & (b[-1] > 0)
+
+
+@pytest.mark.parametrize("z", [10, 11, 12, 13, 14])
+@pytest.mark.parametrize("query", ["bands=blue,red,nir&statistic=p50", "bands=swir16,swir22,nir&statistic=p25",
+                                   "bands=green&statistic=p75", "bands=swir22&statistic=count"])
+def test_on_the_fly_tile_equals_the_built_tile(client, unbuilt_client, z, query):
+    """Where built tiles read the blocks' full-resolution COGs (z10 and finer here: 100 m pixels), an
+    on-the-fly tile equals, within 1 DN, the tile the server gives once the block is built: the same
+    pixels where both have a value, and the same pixels empty."""
+    built = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", query)).content).astype(int)
+    fly_response = unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", query))
+    assert fly_response.headers["x-s2seasons-source"] == "on-the-fly"
+    fly = load_npy(fly_response.content).astype(int)
+    inside = built_mask(BUILT_LONLAT, z)
+    assert inside.mean() > 0.2
+    np.testing.assert_array_equal(built[-1][inside] > 0, fly[-1][inside] > 0)
+    compare = inside & both_valid(built, fly)
     assert compare.sum() > 5000
-    for band in range(3):
-        a, b = built[band][compare], fly[band][compare]
-        assert abs(a.mean() - b.mean()) / a.mean() < 0.005
-        assert np.median(np.abs(a - b) / a) < 0.01
-        assert (np.abs(a - b) <= np.maximum(50, 0.10 * a)).mean() >= 0.85
-    count_query = "bands=red&statistic=count"
-    count_built = load_npy(client.get(tile_url(BUILT_LONLAT, z, "npy", count_query)).content)[0]
-    count_fly = load_npy(unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", count_query)).content)[0]
-    difference = np.abs(count_built[compare].astype(int) - count_fly[compare].astype(int))
-    assert (difference <= 1).mean() >= 0.95
+    assert np.abs(built[:-1][:, compare] - fly[:-1][:, compare]).max() <= 1
 
 
-@pytest.mark.parametrize(("z", "factor"), [(10, 1), (11, 2), (12, 4), (13, 8)])
-def test_on_the_fly_is_never_finer_than_the_season(unbuilt_client, z, factor):
-    """Pixels finer than the season's 100 m are composited at about 100 m (at most 10 % coarser) and repeated."""
-    red = load_npy(unbuilt_client.get(tile_url(UNBUILT_LONLAT, z, "npy", "bands=red")).content)[0]
-    cells = red.reshape(256 // factor, factor, 256 // factor, factor)
-    assert (cells == cells[:, :1, :, :1]).all()
-    if factor < 8:
-        finer = red.reshape(128 // factor, 2 * factor, 128 // factor, 2 * factor)
-        assert not (finer == finer[:, :1, :, :1]).all()
+ZOOM_9_TOLERANCE = {"mean": 25.0, "median": 5.0, "p99": 250.0, "valid_share": 0.97}
+
+
+def test_below_full_resolution_on_the_fly_is_near_the_built_overview(client, unbuilt_client):
+    """At z9 built tiles read the blocks' first overview (200 m, the average of 100 m percentiles); on the
+    fly composites at 200 m from the scenes' overviews (percentiles of averages). The difference is
+    stated in the README (measured: mean 15 DN, median 3, 99th percentile 130 for red P50)."""
+    query = "bands=red&statistic=p50"
+    built = load_npy(client.get(tile_url(BUILT_LONLAT, 9, "npy", query)).content).astype(int)
+    fly = load_npy(unbuilt_client.get(tile_url(BUILT_LONLAT, 9, "npy", query)).content).astype(int)
+    inside = built_mask(BUILT_LONLAT, 9) & (built[-1] > 0)
+    compare = inside & both_valid(built, fly)
+    assert compare.sum() > 1000 and compare.sum() >= ZOOM_9_TOLERANCE["valid_share"] * inside.sum()
+    difference = np.abs(built[:-1][:, compare] - fly[:-1][:, compare])
+    assert difference.mean() < ZOOM_9_TOLERANCE["mean"]
+    assert np.median(difference) <= ZOOM_9_TOLERANCE["median"]
+    assert np.percentile(difference, 99) < ZOOM_9_TOLERANCE["p99"]
+    assert 0 < difference.max()  # not the same pixels: the stated tolerance is needed
+
+
+@pytest.mark.parametrize("z", [10, 12, 14])
+def test_a_mixed_tile_shows_no_step_at_the_block_edge(client, unbuilt_client, z):
+    """A tile over the edge of the built block: its built part and its on-the-fly part are one image,
+    equal within 1 DN to the tile composited on the fly throughout (so nothing changes at the edge,
+    and nothing changes when the other block gets built)."""
+    query = "bands=red,nir,swir22&statistic=p50"
+    mixed_response = client.get(tile_url(BOUNDARY_LONLAT, z, "npy", query))
+    assert mixed_response.headers["x-s2seasons-source"] == "mixed"
+    mixed = load_npy(mixed_response.content).astype(int)
+    fly = load_npy(unbuilt_client.get(tile_url(BOUNDARY_LONLAT, z, "npy", query)).content).astype(int)
+    inside = built_mask(BOUNDARY_LONLAT, z)
+    assert 0.1 < inside.mean() < 0.9
+    np.testing.assert_array_equal(mixed[-1] > 0, fly[-1] > 0)
+    compare = both_valid(mixed, fly)
+    assert np.abs(mixed[:-1][:, compare] - fly[:-1][:, compare]).max() <= 1
+    # and across the edge, neighbouring pixels differ no more than neighbouring season pixels elsewhere do
+    red = np.where(compare, mixed[0], np.nan)
+    steps = np.abs(np.diff(red, axis=1))
+    across = inside[:, 1:] != inside[:, :-1]
+    elsewhere = steps[~across & (steps > 0)]
+    assert across.any() and np.nanmean(steps[across]) <= 2 * np.nanmean(elsewhere)
 
 
 def test_below_min_zoom_unbuilt_is_transparent_with_a_header(client):
@@ -136,29 +169,33 @@ class Recorder:
         self.delay_s = delay_s
         self.calls: list[list] = []  # the scenes of each call (one call per strip)
         self.rows: list[int] = []  # the rows of each call
+        self.transforms: list = []  # the grid of each call
         self.lock = threading.Lock()
 
     def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
         with self.lock:
             self.calls.append(list(scenes))
             self.rows.append(shape[0])
+            self.transforms.append(transform)
         time.sleep(self.delay_s)
         return composite_window(scenes, bands, crs, transform, shape, options, footprints)
 
 
-def test_max_scenes_keeps_the_least_cloudy(archive, tmp_path):
+def test_max_scenes_is_an_opt_in_preview_keeping_the_least_cloudy(archive, tmp_path):
+    """Off by default (every scene, as the build); set, each block reads its N least cloudy scenes."""
+    assert Settings().onthefly_max_scenes is None
     settings = app_settings(tmp_path, archive.catalog, onthefly_max_scenes=5)
     recorder = Recorder()
     services = make_services(settings, composite=recorder)
     with TestClient(create_app(settings, services)) as client:
         assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
-        scenes = recorder.calls[0]
-        assert all(call == scenes for call in recorder.calls)  # strips share one choice of scenes
-        assert len(scenes) == 5
-        area = box(*WEB_MERCATOR.bounds(tile_of(UNBUILT_LONLAT, 12)))
-        touching = [s for s in services.scenes.find(SEASON, area.bounds) if s.footprint.intersects(area)]
-        assert len(touching) > 20
-        assert sorted(s.cloud_cover for s in scenes) == sorted(s.cloud_cover for s in touching)[:5]
+        block = OutputGrid(**GRID).block_by_id(UNBUILT_BLOCK)
+        touching = [s for s in services.scenes.find(SEASON, block.footprint_4326().bounds)
+                    if s.footprint.intersects(block.footprint_4326())]
+    assert len(touching) > 20
+    least = sorted(touching, key=lambda s: s.cloud_cover)[:5]
+    read = {s.id for call in recorder.calls for s in call}
+    assert read and read <= {s.id for s in least}
 
 
 def test_time_budget_gives_503_then_the_retry_finds_the_composite(archive, tmp_path):
@@ -176,7 +213,8 @@ def test_time_budget_gives_503_then_the_retry_finds_the_composite(archive, tmp_p
         while (second := client.get(url)).status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert second.status_code == 200
-        assert sum(recorder.rows) == 64  # one composite (256 px at 25 m, computed at 100 m), not two
+        transforms = [tuple(t) for t in recorder.transforms]
+        assert transforms and len(transforms) == len(set(transforms))  # each chunk composited once, not twice
 
 
 def test_on_the_fly_work_never_starves_built_tiles(archive, built, tmp_path):
@@ -231,31 +269,6 @@ def test_on_the_fly_threads_run_at_a_lower_cpu_priority(archive, tmp_path):
     assert nice() == base
 
 
-def test_strips_change_nothing(archive):
-    """The pool composites a tile in strips, one per worker: the result is the whole tile's, bit for bit."""
-    from affine import Affine
-
-    from app.onthefly import least_cloudy, merge_strips, split_rows
-    from compositor.catalog import load_scenes
-    from compositor.composite import CompositeOptions
-    from compositor.seasons import resolve_season
-
-    tile = tile_of(BOUNDARY_LONLAT, 12)
-    scenes = least_cloudy(load_scenes(archive.catalog, season=resolve_season(SEASON)),
-                          tuple(WEB_MERCATOR.bounds(tile)), 40)
-    transform = from_bounds(*WEB_MERCATOR.xy_bounds(tile), 256, 256)
-    options = CompositeOptions(use_overviews=True)
-    whole = composite_window(scenes, ("red", "swir22"), "EPSG:3857", transform, (256, 256), options)
-    strips = merge_strips([composite_window(scenes, ("red", "swir22"), "EPSG:3857",
-                                            transform @ Affine.translation(0, row), (rows, 256), options)
-                           for row, rows in ((0, 85), (85, 86), (171, 85))])
-    assert split_rows(512, 3) == [(0, 171), (171, 170), (341, 171)] and split_rows(200, 4) == [(0, 200)]
-    for band in ("red", "swir22"):
-        np.testing.assert_array_equal(strips.stats[band], whole.stats[band])
-        np.testing.assert_array_equal(strips.counts[band], whole.counts[band])
-    assert np.isfinite(whole.stats["red"]).mean() > 0.9
-
-
 def test_unbuilt_blocks_are_queued_for_building(archive, built):
     settings = app_settings(built.data, archive.catalog, queue_unbuilt=True)
     with TestClient(create_app(settings)) as client:
@@ -276,42 +289,89 @@ def test_queue_is_off_by_default(client):
     assert body == {"season": SEASON, "enabled": False, "blocks": []}
 
 
-def test_on_the_fly_weights_see_the_footprints_around_the_tile(tmp_path):
-    """The footprints of an on-the-fly composite: the selected scenes and the scenes within the taper's
-    reach outside the tile; not a scene touching the tile that was left out (it is not read)."""
+def test_on_the_fly_reads_what_the_block_build_reads(tmp_path):
+    """A block's scenes on the fly are the build's (`compositor.plan.plan_build`): those touching the
+    block are read, those within the taper's reach only lend their footprints, farther ones nothing."""
     import datetime as dt
-
-    from pyproj import Geod
 
     from app.onthefly import OnTheFly, grow_bbox_4326
     from compositor.blend import context_distance_m
     from compositor.catalog import Scene
-    from compositor.seasons import resolve_season
 
     bbox = (15.40, 47.00, 15.50, 47.05)
     grown = grow_bbox_4326(bbox, 20_000.0)
+    from pyproj import Geod
+
     geod = Geod(ellps="WGS84")
     for lon0, lat0, lon1, lat1 in ((bbox[0], 47.05, grown[0], 47.05), (bbox[2], 47.05, grown[2], 47.05),
                                    (15.45, bbox[1], 15.45, grown[1]), (15.45, bbox[3], 15.45, grown[3])):
         assert geod.inv(lon0, lat0, lon1, lat1)[2] >= 20_000.0 * 0.99
+
+    grid = OutputGrid(**GRID)
+    x, y = grid.bounds_in_grid((15.45, 47.02, 15.45, 47.02))[:2]
+    span = grid.block_size_px * grid.resolution_m
+    block = grid.block(int(x // span), int(y // span))
+    west, south, east, north = block.footprint_4326().bounds
 
     def scene(name, footprint):
         return Scene(id=name, datetime=dt.datetime(2022, 7, 1, 10, 30, tzinfo=dt.UTC), relative_orbit=79,
                      mgrs_tile="33TWN", crs="EPSG:32633", footprint=footprint, cloud_cover=1.0,
                      processing_baseline="04.00", offset_applied=True, hrefs={}, platform="sentinel-2a")
 
-    inside, left_out = scene("inside", box(15.41, 47.01, 15.45, 47.04)), scene("left-out", box(15.42, 47.0, 15.6, 47.1))
-    near, far = scene("near", box(15.52, 47.0, 15.6, 47.05)), scene("far", box(16.5, 47.0, 16.6, 47.05))
+    inside = scene("inside", box(west + 0.01, south + 0.01, west + 0.05, south + 0.04))
+    near = scene("near", box(east + 0.02, south, east + 0.1, north))
+    far = scene("far", box(east + 1.0, south, east + 1.1, north))
 
     class Scenes:
         def find(self, season, bbox_4326):
-            return tuple(s for s in (inside, left_out, near, far) if s.intersects(bbox_4326))
+            return tuple(s for s in (inside, near, far) if s.intersects(bbox_4326))
 
     onthefly = OnTheFly(app_settings(tmp_path, tmp_path / "catalog.json"), Scenes())
     try:
-        reach = context_distance_m(onthefly.options.blend_edge_margin_m, onthefly.options.blend_edge_ramp_m)
+        options = onthefly.default_options
+        reach = context_distance_m(options.blend_edge_margin_m, options.blend_edge_ramp_m)
         assert 15_000 < reach < 25_000
-        chosen = onthefly.footprint_scenes(resolve_season(SEASON), bbox, [inside])
+
+        class State:
+            name = SEASON
+
+        chosen = onthefly.block_scenes(State(), block, options)
     finally:
         onthefly.shutdown()
-    assert [s.id for s in chosen] == ["inside", "near"]
+    assert [s.id for s in chosen.scenes] == ["inside"]
+    assert [s.id for s in chosen.nearby] == ["near"]
+
+
+def test_on_the_fly_honours_the_seasons_build_options(archive, client, tmp_path):
+    """A season built with ``--no-blend`` and a 0 m mask buffer: on the fly, beside it, composites with
+    those options (read from the built blocks' manifests), so that its tiles equal what the build of
+    that block gives with them, and differ from the default options' tiles."""
+    import shutil
+
+    from app.queue import block_bbox_4326
+    from compositor.build import run_build
+
+    options = dict(mask_buffer_m=0.0)
+    both = tmp_path / "both"
+    for block_id in (BUILT_BLOCK, UNBUILT_BLOCK):
+        block = OutputGrid(**GRID).block_by_id(block_id)
+        summary = run_build(app_settings(both, archive.catalog, **options), SEASON, block_bbox_4326(block),
+                            workers=1, blend=False, progress=False)
+        assert not summary.failed, summary.describe()
+    one = tmp_path / "one"
+    shutil.copytree(both, one)
+    shutil.rmtree(one / SEASON / "blocks" / BUILT_BLOCK)  # the west block unbuilt, the east one no-blend
+    query = "bands=red,nir,swir22&statistic=p50"
+    url = tile_url(BUILT_LONLAT, 12, "npy", query)
+    with TestClient(create_app(app_settings(both, archive.catalog))) as built_client, \
+            TestClient(create_app(app_settings(one, archive.catalog))) as fly_client:
+        built = load_npy(built_client.get(url).content).astype(int)
+        fly_response = fly_client.get(url)
+        assert fly_response.headers["x-s2seasons-source"] == "on-the-fly"
+        fly = load_npy(fly_response.content).astype(int)
+    default = load_npy(client.get(url).content).astype(int)  # blended, 40 m buffer
+    inside = built_mask(BUILT_LONLAT, 12)
+    np.testing.assert_array_equal(built[-1][inside] > 0, fly[-1][inside] > 0)
+    compare = inside & both_valid(built, fly)
+    assert np.abs(built[:-1][:, compare] - fly[:-1][:, compare]).max() <= 1
+    assert (np.abs(default[:-1][:, compare] - fly[:-1][:, compare]) > 1).mean() > 0.05

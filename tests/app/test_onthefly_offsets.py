@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+from affine import Affine
 from rasterio.crs import CRS
 
 from app.cache import SceneCache
 from app.onthefly import OnTheFly
+from app.registry import SeasonRegistry
 from compositor.composite import composite_window
 from compositor.offsets import SOURCE_DATA_CHECK, clear_offset_cache
-from compositor.seasons import resolve_season
 from compositor.settings import Settings
-from tests.compositor.planted import BLOCK, SEASON, plant
+from tests.compositor.planted import BLOCK, GRID, SEASON, plant
 
 
 def test_onthefly_composites_with_the_corrected_scene(tmp_path):
@@ -25,12 +27,15 @@ def test_onthefly_composites_with_the_corrected_scene(tmp_path):
         seen.extend(scenes)
         return composite_window(scenes, *args, **kwargs)
 
-    settings = Settings(data_dir=tmp_path / "data", onthefly_workers=1)
+    settings = Settings(data_dir=tmp_path / "data", onthefly_workers=1, crs=GRID.crs, resolution_m=GRID.resolution_m,
+                        block_size_px=GRID.block_size_px)
     cache = SceneCache(lambda season, bbox: [mistagged, fine], ttl_s=60)
     onthefly = OnTheFly(settings, cache, composite, kept_composites=0)
+    state = SeasonRegistry(settings).get(SEASON)
     try:
-        result = onthefly.composite(resolve_season(SEASON), CRS.from_string(BLOCK.crs), BLOCK.transform, (64, 64),
-                                    ("red",), deadline=time.monotonic() + 60)
+        shape = (64, 64)
+        result = onthefly.read(state, CRS.from_string(BLOCK.crs), BLOCK.transform @ Affine.scale(4), shape,
+                               [("red", "p50")], np.ones(shape, dtype=bool), deadline=time.monotonic() + 60)
     finally:
         onthefly.shutdown()
         clear_offset_cache()
@@ -38,4 +43,4 @@ def test_onthefly_composites_with_the_corrected_scene(tmp_path):
     assert (by_id["S2B_33UXP_20250302_0_L2A"].offset_dn, by_id["S2B_33UXP_20250302_0_L2A"].offset_source) == (
         0, SOURCE_DATA_CHECK)
     assert by_id["fine"].offset_dn == 1000 and by_id["fine"].offset_source != SOURCE_DATA_CHECK
-    assert result.n_acquisitions == 2
+    assert result.n_acquisitions == 2 and result.covered.all() and (result.values["red", "p50"] > 0).any()

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import morecantile
+from shapely.geometry import box
 import pytest
 import rasterio
 from affine import Affine
@@ -18,7 +19,6 @@ from fastapi.testclient import TestClient
 from rasterio.enums import Resampling
 
 from app.main import create_app
-from app.onthefly import least_cloudy
 from app.services import make_services
 from compositor.catalog import deduplicate_acquisitions, load_scenes
 from compositor.composite import composite_window
@@ -45,16 +45,15 @@ BUILT = tile_url(BUILT_LONLAT, 12)
 
 def tile_scenes(archive, lonlat=UNBUILT_LONLAT, z=12, *, surely_read: bool = False) -> list:
     """The scenes touching an on-the-fly tile (ids sorted); with ``surely_read`` only those the server
-    certainly reads: among the ``onthefly_max_scenes`` least cloudy, the first MGRS tile of each
-    acquisition (a second one is read only where the first has no data)."""
+    certainly reads: the first MGRS tile of each acquisition (a second one is read only where the first
+    has no data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bounds = tuple(morecantile.tms.get("WebMercatorQuad").bounds(tile_of(lonlat, z)))
-    scenes = load_scenes(archive.catalog, season=resolve_season(SEASON))
+        area = box(*morecantile.tms.get("WebMercatorQuad").bounds(tile_of(lonlat, z)))
+    touching = [s for s in load_scenes(archive.catalog, season=resolve_season(SEASON)) if s.footprint.intersects(area)]
     if not surely_read:
-        return sorted(s.id for s in least_cloudy(scenes, bounds, len(scenes)))
-    chosen = least_cloudy(scenes, bounds, Settings().onthefly_max_scenes - 1)  # one spare: ties at the cap
-    return sorted(group[0].id for group in deduplicate_acquisitions(chosen))
+        return sorted(s.id for s in touching)
+    return sorted(group[0].id for group in deduplicate_acquisitions(touching))
 
 
 # --- the catalog --------------------------------------------------------------------------------------

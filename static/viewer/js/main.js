@@ -5,7 +5,7 @@ import { Api, usesStatistic } from "./api.js";
 import { Coverage } from "./coverage.js";
 import { Inspector } from "./inspector.js";
 import { renderLegend } from "./legend.js";
-import { CUSTOM, buildControls, describeSeason, fillSeasons, showView } from "./panel.js";
+import { CUSTOM, buildControls, builtShare, describeSeason, fillSeasons, showView } from "./panel.js";
 import { bySeasonStart, onTheFlyChoices } from "./seasons.js";
 import { wireShareButtons } from "./share.js";
 import { readView, writeView } from "./state.js";
@@ -92,12 +92,13 @@ function updateStatus() {
     : `Loading ${pending} tile${pending > 1 ? "s" : ""}…`) + sides;
 }
 
-/** The 'not built at this zoom' banner, from the tiles' X-S2Seasons-Not-Built headers (of either season). */
+/** The 'not built at this zoom' banner, from the tiles' X-S2Seasons-Not-Built headers (of either season);
+ * tiles left empty because no scene exists there ("no scenes") say nothing about the zoom. */
 function updateBanner() {
   const banner = byId("not-built-banner");
   const notBuilt = [layers.main, layers.compare].filter(Boolean).flatMap((layer) =>
     [...layer.getContainer()?.querySelectorAll("img[data-not-built]") || []]
-      .filter((img) => Number(img.dataset.z) === layer._tileZoom));
+      .filter((img) => Number(img.dataset.z) === layer._tileZoom && img.dataset.notBuilt !== "no scenes"));
   if (!notBuilt.length) {
     banner.hidden = true;
     return;
@@ -231,9 +232,8 @@ function coverageNote(season) {
   if (!built) {
     return { state, text: state === "on-the-fly" ? "not built: composited on the fly" : "not built at this zoom" };
   }
-  const percent = built.built.coverage_percent;
-  const share = percent === null || percent === undefined ? "" : ` ${Math.round(percent)} %`;
-  return { state: "built", text: `built${share}, elsewhere ${elsewhere}` };
+  const share = builtShare(built.built);
+  return { state: "built", text: `built${share ? `: ${share}` : ""}, elsewhere ${elsewhere}` };
 }
 
 function describeSides() {
