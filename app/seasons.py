@@ -26,11 +26,17 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _coverage_percent(state: SeasonState) -> float | None:
-    """Built share of the season's region: the blocks of the bboxes its builds asked for when
-    ``season.json`` records them, else the rectangle of grid blocks spanned by the built ones."""
+COVERAGE_OF_BBOXES = "build-bboxes"  # the grid blocks of the bboxes the season's builds were asked for
+COVERAGE_OF_BUILT_EXTENT = "built-extent"  # the rectangle of grid blocks spanned by the built ones
+
+
+def _coverage_percent(state: SeasonState) -> tuple[float | None, str | None]:
+    """Built share of the season's requested region, and what it is a share of (`COVERAGE_OF_*`): the
+    blocks of the bboxes its builds asked for when ``season.json`` records them, else the rectangle of
+    grid blocks spanned by the built ones. Neither is the area tiles can come from (on the fly: the
+    catalog's scenes, `app.region`): 100 % means the builds asked for are done."""
     if not len(state.built):
-        return None
+        return None, None
     built_ids = {b.block.id for b in state.built.blocks}
     requested: set[str] = set()
     try:
@@ -40,11 +46,11 @@ def _coverage_percent(state: SeasonState) -> float | None:
     except (OSError, ValueError, KeyError, TypeError):
         requested = set()
     if requested:
-        return round(100.0 * len(built_ids & requested) / len(requested), 2)
+        return round(100.0 * len(built_ids & requested) / len(requested), 2), COVERAGE_OF_BBOXES
     cols = [b.block.col for b in state.built.blocks]
     rows = [b.block.row for b in state.built.blocks]
     rectangle = (max(cols) - min(cols) + 1) * (max(rows) - min(rows) + 1)
-    return round(100.0 * len(built_ids) / rectangle, 2)
+    return round(100.0 * len(built_ids) / rectangle, 2), COVERAGE_OF_BUILT_EXTENT
 
 
 def season_links(base: str, state: SeasonState) -> dict[str, Any]:
@@ -80,6 +86,7 @@ def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
     built = state.built
     footprint = built.footprint_4326
     n_data = sum(1 for b in built.blocks if b.status == "built")
+    coverage, coverage_of = _coverage_percent(state)
     return {
         "name": state.name,
         "start_date": state.season.start.isoformat(),
@@ -91,7 +98,8 @@ def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
             "blocks": len(built),
             "blocks_with_data": n_data,
             "empty_blocks": len(built) - n_data,
-            "coverage_percent": _coverage_percent(state),
+            "coverage_percent": coverage,
+            "coverage_of": coverage_of,  # what coverage_percent is a share of: build-bboxes or built-extent
             "bounds_4326": list(footprint.bounds) if footprint is not None else None,
             "geojson": mapping(footprint.simplify(GEOJSON_SIMPLIFY_DEG)) if footprint is not None else None,
         },

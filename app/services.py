@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from app.cache import CachedTile, SceneCache, SeasonCache, tile_cache
 from app.onthefly import CompositeFn, OnTheFly
 from app.queue import BuildQueue
+from app.region import SeasonRegions
 from app.registry import SeasonRegistry
 from compositor.catalog import BBox, Scene, find_scenes
 from compositor.composite import composite_window
@@ -21,7 +22,8 @@ SearchFn = Callable[[str, BBox], list[Scene]]
 
 @dataclass
 class Services:
-    """Settings, the season registry, the caches, the on-the-fly pool and the build queue."""
+    """Settings, the season registry, the caches, the on-the-fly pool, the build queue and the seasons'
+    source regions (where on-the-fly tiles can come from: `app.region`)."""
 
     settings: Settings
     registry: SeasonRegistry
@@ -29,6 +31,7 @@ class Services:
     scenes: SceneCache
     onthefly: OnTheFly
     queue: BuildQueue
+    regions: SeasonRegions
 
     def invalidate(self, season: str) -> None:
         """A block of ``season`` was built (or season files replaced): forget what it invalidates."""
@@ -62,6 +65,7 @@ def make_services(settings: Settings, *, search: SearchFn | None = None, composi
     scenes = SceneCache(search or catalog_search(settings), settings.catalog_cache_ttl_s,
                         failure_ttl_s=settings.catalog_failure_ttl_s)
     services = Services(settings, registry, tile_cache(settings.tile_cache_size), scenes,
-                        OnTheFly(settings, scenes, composite, kept_composites), BuildQueue())
+                        OnTheFly(settings, scenes, composite, kept_composites), BuildQueue(),
+                        SeasonRegions(settings))
     registry.add_listener(services.invalidate)
     return services

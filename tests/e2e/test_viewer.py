@@ -35,8 +35,11 @@ def test_page_loads_offline_without_console_errors(viewer: ViewerPage):
     page = viewer.page
     assert page.title().startswith("s2seasons")
     assert page.locator("#season").input_value() == SUMMER  # the latest built season by default
-    assert page.locator("#season option[data-built]").all_inner_texts() == [f"{SEASON} · 100 % built",
-                                                                           f"{SUMMER} · 100 % built"]
+    # the share names what it is of: the bbox each season's build asked for (one block), not the map
+    assert page.locator("#season option[data-built]").all_inner_texts() == [
+        f"{SEASON} · built: 100 % of the requested bbox", f"{SUMMER} · built: 100 % of the requested bbox"]
+    assert "1 block built (100 % of the bbox its builds were asked for); elsewhere on the fly from zoom 9." in (
+        page.locator("#season-info").inner_text())
     assert page.locator('input[name="preset"]:checked').get_attribute("value") == "true-colour"
     assert page.locator("#basemap").is_checked() is False
     assert any("/static/vendor/leaflet/leaflet.js" in url for url in viewer.requests)
@@ -258,7 +261,7 @@ def test_compare_shows_each_seasons_coverage_on_its_side(viewer: ViewerPage, lef
     assert built["outside"] == unbuilt["outside"] == "on-the-fly"  # the unbuilt season: everywhere
     notes = {side: page.locator(f"#swipe-{side}-note") for side in ("left", "right")}
     built_note, unbuilt_note = (notes["left"], notes["right"]) if left == SEASON else (notes["right"], notes["left"])
-    assert built_note.get_attribute("data-state") == "built" and "built 100 %" in built_note.inner_text()
+    assert built_note.get_attribute("data-state") == "built" and "built: 100 % of the requested bbox" in built_note.inner_text()
     assert unbuilt_note.get_attribute("data-state") == "on-the-fly"
     assert "composited on the fly" in unbuilt_note.inner_text()
 
@@ -330,7 +333,7 @@ def test_coverage_overlay_marks_built_on_the_fly_and_not_built(viewer: ViewerPag
     viewer.wait_tiles()
     assert outside.get_attribute("data-state") == "on-the-fly"
     assert banner.is_hidden()
-    assert not any(t["notBuilt"] for t in viewer.tiles())
+    assert not any(t["notBuilt"] and t["notBuilt"] != "no scenes" for t in viewer.tiles())
     page.uncheck("#coverage")
     assert page.locator("path.cov-outside").count() == 0 and "coverage=0" in viewer.location()
 

@@ -46,10 +46,26 @@ export function buildControls({ presets, bands, statistics }) {
   }
 }
 
+// What /seasons' built.coverage_percent is a share of (built.coverage_of): short, and in full. It is
+// never the area tiles can come from (the catalog's scenes, composited on the fly where not built).
+const COVERAGE_OF = {
+  "build-bboxes": ["the requested bbox", "the bbox its builds were asked for"],
+  "built-extent": ["the box around its blocks", "the box around its built blocks"],
+};
+
+/** "100 % of the requested bbox" (``long``: "... of the bbox its builds were asked for"), or "" when
+ *  the season says no share. 100 % only when complete: 99.6 % shows as 99 %. */
+export function builtShare(built, long = false) {
+  const percent = built?.coverage_percent;
+  if (percent === null || percent === undefined) return "";
+  const shown = percent >= 100 ? "100" : percent > 0 && percent < 1 ? "< 1" : String(Math.floor(percent));
+  const of = COVERAGE_OF[built.coverage_of] || ["its requested area", "the area its builds were asked for"];
+  return `${shown} % of ${of[long ? 1 : 0]}`;
+}
+
 function seasonOption(season) {
-  const coverage = season.built.coverage_percent;
-  const text = coverage === null || coverage === undefined ? season.name
-    : `${season.name} · ${Math.round(coverage)} % built`;
+  const share = builtShare(season.built);
+  const text = share ? `${season.name} · built: ${share}` : season.name;
   const option = new Option(text, season.name);
   option.dataset.built = "1";
   return option;
@@ -110,7 +126,8 @@ export function describeSeason(season, minZoom) {
     return `Not built: composited on the fly from the scenes at zoom ${minZoom} and closer (slower).`;
   }
   const built = season.built;
-  const coverage = built.coverage_percent === null ? "" : ` (${Math.round(built.coverage_percent)} %)`;
+  const share = builtShare(built, true);
+  const coverage = share ? ` (${share})` : "";
   return `${formatDate(season.start_date)} – ${formatDate(season.end_date)} · ${built.blocks} block${built.blocks === 1 ? "" : "s"} built${coverage}; `
     + `elsewhere on the fly from zoom ${minZoom}.`;
 }
