@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
@@ -127,9 +128,18 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
 
 # --- cutting tiles from arrays on a block's grid, exactly as from the block's COGs ---------------------------
 
-@functools.lru_cache(maxsize=32)
+_PROBE_LOCK = threading.Lock()
+
+
 def _constant_file(size: int, value: int) -> str:
-    """A square uint16 GTiff in GDAL's memory file system, every pixel ``value`` (for `read_level`)."""
+    """A square uint16 GTiff in GDAL's memory file system, every pixel ``value`` (for `read_level`); written
+    once per process (under a lock: a reader must never see it half written)."""
+    with _PROBE_LOCK:
+        return _write_constant_file(size, value)
+
+
+@functools.lru_cache(maxsize=32)
+def _write_constant_file(size: int, value: int) -> str:
     path = f"/vsimem/s2seasons-level-probe-{size}-{value}.tif"
     with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint16", tiled=True,
                        blockxsize=min(256, size), blockysize=min(256, size), compress="deflate",

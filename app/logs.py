@@ -51,10 +51,11 @@ def make_formatter(log_format: str) -> logging.Formatter:
 def configure_logging(log_format: str = "text") -> None:
     """Make the server's logs visible when nothing else configured logging (``s2seasons serve``, uvicorn).
 
-    Request lines (INFO) and the packages' warnings and errors go to stderr in ``log_format``. When
+    Request lines and composited chunks (INFO) and the packages' warnings and errors go to stderr in ``log_format``. When
     the host application or the test runner configured the root logger, records go there as usual.
     """
     logging.getLogger("app.requests").setLevel(logging.INFO)
+    logging.getLogger("app.onthefly").setLevel(logging.INFO)  # one line per composited chunk
     if logging.getLogger().handlers:
         return
     for name in PACKAGES:

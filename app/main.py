@@ -25,6 +25,7 @@ from app.services import Services, make_services
 from app.viewer import viewer_router
 from app.wmts import WMTSExtension
 from compositor import __version__
+from compositor.read import use_gdal_env
 from compositor.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     ``services`` replaces the default services (tests and benchmarks pass their own).
     """
+    use_gdal_env()  # GDAL's options for every thread of the server (compositor.read.use_gdal_env)
     settings = settings or Settings()
     services = services or make_services(settings)
     configure_logging(settings.log_format)

@@ -104,6 +104,18 @@ def grow_bbox_4326(bbox_4326: BBox, distance_m: float) -> BBox:
     return (max(-180.0, west - dlon), max(-90.0, south - dlat), min(180.0, east + dlon), min(90.0, north + dlat))
 
 
+REMOTE_READ_THREADS = 16
+LOCAL_READ_THREADS = 4
+
+
+def read_threads(settings: Settings, scenes: Sequence[Scene]) -> int:
+    """How many scene files a chunk reads at once: the setting, else more over a network than from disk."""
+    if settings.onthefly_read_threads is not None:
+        return settings.onthefly_read_threads
+    remote = any("://" in href or href.startswith("/vsi") for s in scenes for href in s.hrefs.values())
+    return REMOTE_READ_THREADS if remote else LOCAL_READ_THREADS
+
+
 def lower_thread_priority(steps: int) -> None:
     """Lower the calling thread's CPU priority by ``steps`` nice levels (Linux: nice is per thread, and
     threads it starts inherit it). Built tiles, served by the other threads, then get the cores first
@@ -421,9 +433,11 @@ class OnTheFly:
                 self._results.put(key, result)
                 return result
             with rasterio.Env(**GDAL_ENV):
-                scenes, _ = check_offsets(readable, options.read_threads)
+                threads = read_threads(self.settings, readable)
+                scenes, _ = check_offsets(readable, threads)
                 footprints = [*scenes, *(s for s in found.scenes if s not in readable), *found.nearby]
-                chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0)
+                chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0,
+                                                    read_threads=threads)
                 composite = self._composite(scenes, bands, chunk.block.crs, chunk.transform, shape, chunk_options,
                                             footprints=footprints)
             values: dict[Variable, np.ndarray] = {}

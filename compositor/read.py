@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,18 @@ GDAL_ENV: dict[str, str | int] = {
     "VSI_CACHE": "TRUE",
     "AWS_NO_SIGN_REQUEST": "YES",
 }
+
+
+def use_gdal_env() -> None:
+    """Make `GDAL_ENV` this process's defaults (environment variables; a value the user set stays).
+
+    ``rasterio.Env`` sets GDAL configuration options process-wide and removes them when it exits: in
+    a server or a build with several threads, one thread leaving its ``Env`` took the options away
+    from the read threads of the others, which then listed directories and probed sidecar files
+    over HTTP (while holding Python's lock, in rasterio's ``transform``): a 50 ms link served one
+    request at a time. GDAL falls back to the environment, which no ``Env`` exit removes."""
+    for key, value in GDAL_ENV.items():
+        os.environ.setdefault(key, str(value))
 
 
 def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine) -> int | None:

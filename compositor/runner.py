@@ -18,7 +18,7 @@ import rasterio
 
 from compositor.block import BlockJob, BlockResult, build_block
 from compositor.errors import CompositorError
-from compositor.read import GDAL_ENV
+from compositor.read import GDAL_ENV, use_gdal_env
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ FAILED_HINT = ("failed blocks are not installed: check the network, that the sce
 
 def run_job(job: BlockJob, force: bool = False) -> BlockResult:
     """Build one block in this process; any error becomes a failed result, never an exception."""
+    use_gdal_env()  # also in a Dask worker process: every read thread of the block sees GDAL's options
     try:
         with rasterio.Env(**GDAL_ENV):
             return build_block(job, force=force)
