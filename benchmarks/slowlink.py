@@ -48,6 +48,7 @@ class LinkCounts:
     heads: int = 0
     ranged: int = 0  # answered 206
     multirange: int = 0  # several ranges asked, whole file sent
+    missing: int = 0  # answered 404 (a client probing for files that are not there)
     bytes: int = 0  # response bytes, headers included
     connections: int = 0  # new TCP connections
 
@@ -64,11 +65,16 @@ class LinkStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(LinkCounts.__dataclass_fields__, 0)
+        self.paths: list[str] = []  # every path asked, in order
 
     def add(self, **increments: int) -> None:
         with self._lock:
             for key, value in increments.items():
                 self._counts[key] += value
+
+    def asked(self, path: str) -> None:
+        with self._lock:
+            self.paths.append(path)
 
     def snapshot(self) -> LinkCounts:
         with self._lock:
@@ -122,11 +128,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, body: bool) -> None:
         arrived = time.monotonic()
         self.server.stats.add(requests=1, **({"gets": 1} if body else {"heads": 1}))
+        self.server.stats.asked(self.path)
         file = self._file()
         wait = self.server.latency_s - (time.monotonic() - arrived)
         if wait > 0:
             time.sleep(wait)
         if file is None:
+            self.server.stats.add(missing=1)
             self._send(404, {"Content-Type": "text/plain"}, b"not found\n", body)
             return
         size = file.stat().st_size

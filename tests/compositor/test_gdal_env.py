@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import shutil
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from tests.app.upstreams import http_server
+from benchmarks.slowlink import SlowLinkServer
 from tests.samples import REPO, SAMPLE_DIR
 
 READER = textwrap.dedent('''
@@ -40,53 +39,17 @@ READER = textwrap.dedent('''
 ''')
 
 
-def recording_handler(data: bytes, paths: list[str]) -> type[BaseHTTPRequestHandler]:
-    """Serves ``data`` (with ranges) at paths ending in .tif, 404 elsewhere; records every path asked."""
-    lock = threading.Lock()
-
-    class Files(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_HEAD(self) -> None:
-            self._answer(body=False)
-
-        def do_GET(self) -> None:
-            self._answer(body=True)
-
-        def _answer(self, body: bool) -> None:
-            with lock:
-                paths.append(self.path)
-            if not self.path.endswith(".tif"):
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            first, last = 0, len(data) - 1
-            if self.headers.get("Range", "").startswith("bytes="):
-                start, _, end = self.headers["Range"][6:].partition("-")
-                first, last = int(start), min(int(end) if end else last, last)
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(last - first + 1))
-            self.end_headers()
-            if body:
-                self.wfile.write(data[first:last + 1])
-
-    return Files
-
-
 @pytest.mark.parametrize("mode", ["process-wide", "per-env"])
 def test_gdal_options_outlive_another_threads_env(mode, tmp_path):
     script = tmp_path / "reader.py"
     script.write_text(READER)
-    paths: list[str] = []
+    (tmp_path / "scenes" / "a").mkdir(parents=True)
+    shutil.copy(SAMPLE_DIR / "B04.tif", tmp_path / "scenes" / "a" / "B04.tif")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GDAL_", "CPL_", "VSI_"))}
-    with http_server(recording_handler((SAMPLE_DIR / "B04.tif").read_bytes(), paths)) as base:
-        done = subprocess.run([sys.executable, str(script), f"{base}/scenes/a/B04.tif", mode], capture_output=True,
+    with SlowLinkServer(tmp_path, latency_ms=0, bandwidth_mbit=0) as link:  # a plain file server, paths recorded
+        done = subprocess.run([sys.executable, str(script), f"{link.url}/scenes/a/B04.tif", mode], capture_output=True,
                               text=True, timeout=120, env={**env, "PYTHONPATH": str(REPO)})
+        paths = list(link.stats.paths)
     assert done.returncode == 0, done.stderr
     others = [p for p in paths if not p.endswith("/B04.tif")]
     if mode == "process-wide":
