@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 # GDAL options for reading COGs over HTTP: no directory listings, bounded time, retries.
 GDAL_ENV: dict[str, str | int] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.vrt",  # COGs and the season VRTs; never sidecars
     "GDAL_HTTP_TIMEOUT": 30,
     "GDAL_HTTP_CONNECTTIMEOUT": 10,
     "GDAL_HTTP_MAX_RETRY": 3,
@@ -57,7 +57,8 @@ def use_gdal_env() -> None:
     over HTTP (while holding Python's lock, in rasterio's ``transform``): a 50 ms link served one
     request at a time. GDAL falls back to the environment, which no ``Env`` exit removes."""
     for key, value in GDAL_ENV.items():
-        os.environ.setdefault(key, str(value))
+        if not key.startswith("AWS_"):  # credentials stay per read: an object store's own must win
+            os.environ.setdefault(key, str(value))
 
 
 def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine) -> int | None:
