@@ -7,6 +7,7 @@ file are the same kind of value. Footprints are EPSG:4326.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -255,8 +256,26 @@ def load_scenes(path: Path | str, bbox_4326: BBox | None = None, season: Season 
 
 def _load_search(path: Path | str, bbox_4326: BBox | None, season: Season | None,
                  max_cloud_cover: float | None) -> SceneSearch:
-    scenes = [scene_from_item(item, base) for item, base in read_items(Path(path))]
+    path = Path(path)
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None  # read_items says what is wrong
+    scenes = _local_scenes(str(path.resolve()), version) if version else _read_scenes(path)
     return _select(scenes, bbox_4326, season, max_cloud_cover)
+
+
+def _read_scenes(path: Path) -> tuple[Scene, ...]:
+    return tuple(scene_from_item(item, base) for item, base in read_items(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _local_scenes(path: str, version: tuple[int, int]) -> tuple[Scene, ...]:
+    """A local catalog's scenes, parsed once per file version (its modification time and size; for a
+    folder, a file added or removed): a server searching it tile after tile re-read every item (0.4 s
+    for 969 items, most of it resolving relative hrefs)."""
+    return _read_scenes(Path(path))
 
 
 def search_stac_api(url: str, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",

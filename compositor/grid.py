@@ -8,6 +8,7 @@ builds of different regions share their blocks and never disagree about a pixel.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -60,9 +61,26 @@ def project_bounds(src_crs: str | object, dst_crs: str | object, bounds: tuple[f
     return float(px[ok].min()), float(py[ok].min()), float(px[ok].max()), float(py[ok].max())
 
 
+_TRANSFORMERS = threading.local()
+
+
+def _transformer(src_crs: str, dst_crs: str) -> Transformer:
+    """A pyproj transformer per CRS pair and thread: creating one searches PROJ's database (~20 ms),
+    and a transformer is not shared between threads."""
+    cache = getattr(_TRANSFORMERS, "cache", None)
+    if cache is None:
+        cache = _TRANSFORMERS.cache = {}
+    key = (str(src_crs), str(dst_crs))
+    if key not in cache:
+        if len(cache) > 64:
+            cache.clear()
+        cache[key] = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    return cache[key]
+
+
 def reproject_geometry(geometry: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
     """A geometry's coordinates transformed between CRSs (axis order x/lon first)."""
-    transformer = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    transformer = _transformer(src_crs, dst_crs)
     return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
