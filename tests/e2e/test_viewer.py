@@ -37,7 +37,7 @@ def test_page_loads_offline_without_console_errors(viewer: ViewerPage):
     assert page.locator("#season").input_value() == SUMMER  # the latest built season by default
     # the share names what it is of: the bbox each season's build asked for (one block), not the map
     assert page.locator("#season option[data-built]").all_inner_texts() == [
-        f"{SEASON} · built: 100 % of the requested bbox", f"{SUMMER} · built: 100 % of the requested bbox"]
+        f"{SEASON} · 100 % of bbox built", f"{SUMMER} · 100 % of bbox built"]
     assert "1 block built (100 % of the bbox its builds were asked for); elsewhere on the fly from zoom 9." in (
         page.locator("#season-info").inner_text())
     assert page.locator('input[name="preset"]:checked').get_attribute("value") == "true-colour"
@@ -261,7 +261,7 @@ def test_compare_shows_each_seasons_coverage_on_its_side(viewer: ViewerPage, lef
     assert built["outside"] == unbuilt["outside"] == "on-the-fly"  # the unbuilt season: everywhere
     notes = {side: page.locator(f"#swipe-{side}-note") for side in ("left", "right")}
     built_note, unbuilt_note = (notes["left"], notes["right"]) if left == SEASON else (notes["right"], notes["left"])
-    assert built_note.get_attribute("data-state") == "built" and "built: 100 % of the requested bbox" in built_note.inner_text()
+    assert built_note.get_attribute("data-state") == "built" and "built: 100 % of bbox" in built_note.inner_text()
     assert unbuilt_note.get_attribute("data-state") == "on-the-fly"
     assert "composited on the fly" in unbuilt_note.inner_text()
 

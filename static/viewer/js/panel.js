@@ -49,23 +49,23 @@ export function buildControls({ presets, bands, statistics }) {
 // What /seasons' built.coverage_percent is a share of (built.coverage_of): short, and in full. It is
 // never the area tiles can come from (the catalog's scenes, composited on the fly where not built).
 const COVERAGE_OF = {
-  "build-bboxes": ["the requested bbox", "the bbox its builds were asked for"],
-  "built-extent": ["the box around its blocks", "the box around its built blocks"],
+  "build-bboxes": ["bbox", "the bbox its builds were asked for"],
+  "built-extent": ["extent", "the box around its built blocks"],
 };
 
-/** "100 % of the requested bbox" (``long``: "... of the bbox its builds were asked for"), or "" when
+/** "100 % of bbox" (``long``: "... of the bbox its builds were asked for"), or "" when
  *  the season says no share. 100 % only when complete: 99.6 % shows as 99 %. */
 export function builtShare(built, long = false) {
   const percent = built?.coverage_percent;
   if (percent === null || percent === undefined) return "";
   const shown = percent >= 100 ? "100" : percent > 0 && percent < 1 ? "< 1" : String(Math.floor(percent));
-  const of = COVERAGE_OF[built.coverage_of] || ["its requested area", "the area its builds were asked for"];
+  const of = COVERAGE_OF[built.coverage_of] || ["area", "the area its builds were asked for"];
   return `${shown} % of ${of[long ? 1 : 0]}`;
 }
 
 function seasonOption(season) {
   const share = builtShare(season.built);
-  const text = share ? `${season.name} · built: ${share}` : season.name;
+  const text = share ? `${season.name} · ${share} built` : season.name;  // fits the select: the long form is below it
   const option = new Option(text, season.name);
   option.dataset.built = "1";
   return option;
