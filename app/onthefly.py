@@ -56,6 +56,7 @@ from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import crs_key, project_squares
+from app.queue import MAX_BLOCKS_PER_TILE, blocks_in_bounds
 from app.registry import SeasonState
 from compositor.bands import COUNT, STATISTICS
 from compositor.blend import context_distance_m
@@ -75,7 +76,6 @@ Variable = tuple[str, str]  # (band, statistic or count)
 WAITERS_PER_WORKER = 4  # requests waiting for chunks, per worker
 JOBS_PER_WORKER = 32  # chunks running or queued, per worker: a viewport of unbuilt tiles needs up to ~30
 QUEUE_FULL_RETRY_AFTER_S = 2  # a place frees when a chunk ends or a waiting client leaves: soon
-MAX_BLOCKS_PER_READ = 64
 CHUNK_MARGIN_PX = 2  # chunks a read needs: its bounds grown by this many level pixels (warp look-around)
 
 
@@ -129,27 +129,26 @@ def lower_thread_priority(steps: int) -> None:
         logger.warning("on-the-fly threads keep the server's CPU priority: %s", exc)
 
 
-def blocks_under(grid: OutputGrid, crs: CRS, transform: Affine, shape: tuple[int, int]) -> tuple[list[Block], np.ndarray]:
-    """The grid blocks under a target grid and its label raster (0 none, else 1 + index), rasterized
-    from the same densified outlines as the built blocks' (`app.projection`), so that the edge
-    between a built and an unbuilt block falls on the same pixels either way."""
-    bounds = array_bounds(shape[0], shape[1], transform)
-    bounds_grid = project_bounds(crs, grid.crs, bounds)
+def blocks_under(grid: OutputGrid, crs: CRS, transform: Affine,
+                 shape: tuple[int, int]) -> tuple[list[Block], np.ndarray, BBox | None]:
+    """The grid blocks under a target grid, its label raster (0 none, else 1 + index) and its bounds in
+    the grid CRS. Labels are rasterized from the same densified outlines as the built blocks'
+    (`app.projection`), so that the edge between a built and an unbuilt block falls on the same pixels
+    either way."""
+    bounds_grid = project_bounds(crs, grid.crs, array_bounds(shape[0], shape[1], transform))
     if bounds_grid is None:
-        return [], np.zeros(shape, dtype=np.int32)
-    span = grid.block_size_px * grid.resolution_m
-    cols = range(math.floor(bounds_grid[0] / span), math.ceil(bounds_grid[2] / span))
-    rows = range(math.floor(bounds_grid[1] / span), math.ceil(bounds_grid[3] / span))
-    if len(cols) * len(rows) > MAX_BLOCKS_PER_READ:
-        raise InvalidInputError(f"this area spans more than {MAX_BLOCKS_PER_READ} blocks of the season grid: "
+        return [], np.zeros(shape, dtype=np.int32), None
+    cols, rows = grid.block_range(bounds_grid)
+    if len(cols) * len(rows) > MAX_BLOCKS_PER_TILE:
+        raise InvalidInputError(f"this area spans more than {MAX_BLOCKS_PER_TILE} blocks of the season grid: "
                                 "ask for a smaller area or zoom in")
-    blocks = [grid.block(c, r) for r in reversed(rows) for c in cols]
+    blocks = blocks_in_bounds(grid, bounds_grid)
     outlines = project_squares(blocks, crs_key(crs))
     shapes = [(o, n) for n, o in enumerate(outlines, start=1) if not o.is_empty]
     if not shapes:
-        return [], np.zeros(shape, dtype=np.int32)
+        return [], np.zeros(shape, dtype=np.int32), bounds_grid
     labels = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="int32", all_touched=False)
-    return blocks, labels
+    return blocks, labels, bounds_grid
 
 
 @dataclass(frozen=True)
@@ -293,12 +292,11 @@ class OnTheFly:
         self._block_scenes.put(key, result)
         return result
 
-    def level(self, block: Block, crs: CRS, transform: Affine, shape: tuple[int, int], resampling: str,
-              reproject: str) -> int:
-        """`app.built.read_level`, kept per block geometry and target pixel size (a zoom's tiles share it)."""
-        bounds_grid = project_bounds(crs, block.crs, array_bounds(shape[0], shape[1], transform))
-        pixel = 0.0 if bounds_grid is None else min((bounds_grid[2] - bounds_grid[0]) / shape[1],
-                                                    (bounds_grid[3] - bounds_grid[1]) / shape[0])
+    def level(self, block: Block, crs: CRS, transform: Affine, shape: tuple[int, int], bounds_grid: BBox,
+              resampling: str, reproject: str) -> int:
+        """`app.built.read_level`, kept per block geometry and target pixel size (a zoom's tiles share it);
+        ``bounds_grid``: the target's bounds in the grid CRS."""
+        pixel = min((bounds_grid[2] - bounds_grid[0]) / shape[1], (bounds_grid[3] - bounds_grid[1]) / shape[0])
         ratio = round(math.log2(pixel / block.resolution_m), 3) if pixel > 0 else None
         key = (block.size_px, block.resolution_m, block.crs, crs_key(crs), ratio, resampling, reproject)
         found = self._levels.get(key) if ratio is not None else None
@@ -314,7 +312,7 @@ class OnTheFly:
              variables: Sequence[Variable], where: np.ndarray, *, deadline: float, resampling: str = "nearest",
              reproject: str = "nearest") -> OnTheFlyRead:
         """``variables`` on the target grid where ``where``, cut from composited chunks of the season grid."""
-        blocks, labels = blocks_under(state.grid, crs, transform, shape)
+        blocks, labels, bounds_grid = blocks_under(state.grid, crs, transform, shape)
         labels = np.where(where, labels, 0)
         wanted = [(i, b) for i, b in enumerate(blocks, start=1) if (labels == i).any()]
         bands = tuple(dict.fromkeys(band for band, _ in variables))
@@ -325,8 +323,7 @@ class OnTheFly:
         if not wanted:
             return OnTheFlyRead(values, covered, skipped, n_acq)
         options = self.options_for(state)
-        bounds_grid = project_bounds(crs, state.grid.crs, array_bounds(shape[0], shape[1], transform))
-        level = self.level(wanted[0][1], crs, transform, shape, resampling, reproject)
+        level = self.level(wanted[0][1], crs, transform, shape, bounds_grid, resampling, reproject)
         plans = [(index, block, chunks_for(block, level, self.settings.onthefly_chunk_px, bounds_grid))
                  for index, block in wanted]
         futures: dict[Chunk, Future] = {}
@@ -435,7 +432,8 @@ class OnTheFly:
             with rasterio.Env(**GDAL_ENV):
                 threads = read_threads(self.settings, readable)
                 scenes, _ = check_offsets(readable, threads)
-                footprints = [*scenes, *(s for s in found.scenes if s not in readable), *found.nearby]
+                read_ids = {s.id for s in readable}
+                footprints = [*scenes, *(s for s in found.scenes if s.id not in read_ids), *found.nearby]
                 chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0,
                                                     read_threads=threads)
                 composite = self._composite(scenes, bands, chunk.block.crs, chunk.transform, shape, chunk_options,

@@ -8,7 +8,6 @@ runs the commands; the server sees the new blocks and drops its cached tiles of 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 
@@ -45,13 +44,14 @@ class BuildQueue:
             return list(self._queues.get(season, ()))
 
 
+MAX_BLOCKS_PER_TILE = 64
+
+
 def blocks_in_bounds(grid: OutputGrid, bounds_grid: tuple[float, float, float, float]) -> list[Block]:
-    """Grid blocks overlapping a box in the grid CRS (at most 64: a tile never spans more)."""
-    span = grid.block_size_px * grid.resolution_m
-    xmin, ymin, xmax, ymax = bounds_grid
-    cols = range(math.floor(xmin / span), math.ceil(xmax / span))
-    rows = range(math.floor(ymin / span), math.ceil(ymax / span))
-    if len(cols) * len(rows) > 64:
+    """Grid blocks overlapping a box in the grid CRS, north-west first (none beyond `MAX_BLOCKS_PER_TILE`:
+    a tile never spans more)."""
+    cols, rows = grid.block_range(bounds_grid)
+    if len(cols) * len(rows) > MAX_BLOCKS_PER_TILE:
         return []
     return [grid.block(c, r) for r in reversed(rows) for c in cols]
 

@@ -178,13 +178,17 @@ class OutputGrid:
                 f"{area[2]:.1f},{area[3]:.1f}): choose a bbox inside it or another --crs"
             )
 
+    def block_range(self, bounds_grid: BBox) -> tuple[range, range]:
+        """The columns and rows of the blocks overlapping a box in the grid CRS."""
+        span = self.block_size_px * self.resolution_m
+        xmin, ymin, xmax, ymax = bounds_grid
+        return (range(math.floor(xmin / span), math.ceil(xmax / span)),
+                range(math.floor(ymin / span), math.ceil(ymax / span)))
+
     def blocks_for_bbox(self, bbox_4326: BBox) -> list[Block]:
         """Blocks that intersect a lon/lat box, row by row from the north-west."""
         self.check_bbox_inside(bbox_4326)
-        xmin, ymin, xmax, ymax = self.bounds_in_grid(bbox_4326)
-        span = self.block_size_px * self.resolution_m
-        cols = range(math.floor(xmin / span), math.ceil(xmax / span))
-        rows = range(math.floor(ymin / span), math.ceil(ymax / span))
+        cols, rows = self.block_range(self.bounds_in_grid(bbox_4326))
         area = box(*bbox_4326)
         blocks = [self.block(c, r) for r in reversed(rows) for c in cols]
         return [b for b in blocks if b.footprint_4326().intersects(area)]
