@@ -64,6 +64,15 @@ def _grid_of(path: PurePath, version: int) -> tuple[str, Affine, tuple[int, int]
         return src.crs.to_string(), src.transform, (src.height, src.width)
 
 
+def cut(src: Reader, crs: CRS, transform: Affine, shape: tuple[int, int], resampling: str,
+        reproject: str) -> np.ma.MaskedArray:
+    """The target grid cut from a rio-tiler reader: the one call that reads built COGs, on-the-fly chunks
+    and the level probe alike (their tiles agree because it is the same call)."""
+    west, south, east, north = array_bounds(shape[0], shape[1], transform)
+    return src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0], width=shape[1],
+                    max_size=None, resampling_method=resampling, reproject_method=reproject).array
+
+
 def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[int, int], *,
                source_grid: tuple[str, Affine, tuple[int, int]] | None = None, nodata: int | None = 0,
                resampling: str = "nearest", reproject: str = "nearest") -> np.ndarray:
@@ -72,7 +81,6 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
     Values outside the files are meaningless (callers mask with the block outlines). One file is
     read as it is (exactly what a plain TiTiler tile of it reads); several, as one stacked VRT.
     """
-    west, south, east, north = array_bounds(shape[0], shape[1], transform)
     try:
         if len(paths) == 1:
             source = str(paths[0])
@@ -80,13 +88,10 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
             grid = source_grid or _grid_of.__wrapped__(paths[0], 0)
             source = stack_vrt(paths, *grid, nodata=nodata)
         with Reader(source) as src:
-            image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
-                             width=shape[1], max_size=None, resampling_method=resampling,
-                             reproject_method=reproject)
+            return cut(src, crs, transform, shape, resampling, reproject).data
     except Exception as exc:  # a block file removed or replaced under us, or corrupt
         names = ", ".join(p.name for p in paths)
         raise SourceUnavailableError(f"cannot read built file(s) {names}: {exc}") from None
-    return image.array.data
 
 
 def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndarray,
@@ -170,12 +175,9 @@ def read_level(block: Block, crs: CRS, transform: Affine, shape: tuple[int, int]
     built COG, and the value that comes back names the level. On-the-fly compositing then works at
     that level, so that its tile is cut from the pixels a built tile would be cut from."""
     levels = overview_count(block.size_px)
-    vrt = _probe_vrt(block.crs, block.transform, block.size_px, levels)
-    west, south, east, north = array_bounds(shape[0], shape[1], transform)
-    with Reader(vrt) as src:
-        image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0], width=shape[1],
-                         max_size=None, resampling_method=resampling, reproject_method=reproject)
-    values = image.array.data[0][~image.array.mask[0]]
+    with Reader(_probe_vrt(block.crs, block.transform, block.size_px, levels)) as src:
+        probe = cut(src, crs, transform, shape, resampling, reproject)
+    values = probe.data[0][~probe.mask[0]]
     if not values.size:
         return 0
     return int(np.bincount(values).argmax()) - 1
@@ -193,7 +195,6 @@ def read_block_arrays(block: Block, level: int, pieces: Sequence[tuple[int, int,
     factor = 2**level
     level_transform = block.transform @ Affine.scale(factor)
     size = block.size_px // factor
-    west, south, east, north = array_bounds(shape[0], shape[1], transform)
     tile = min(256, size)
     count = pieces[0][2].shape[0]
     with rasterio.MemoryFile() as memory:
@@ -203,6 +204,4 @@ def read_block_arrays(block: Block, level: int, pieces: Sequence[tuple[int, int,
             for row, col, layers in pieces:
                 dst.write(layers, window=Window(col, row, layers.shape[2], layers.shape[1]))
         with memory.open() as dataset, Reader(None, dataset=dataset) as src:
-            image = src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0],
-                             width=shape[1], max_size=None, resampling_method=resampling, reproject_method=reproject)
-    return image.array.data
+            return cut(src, crs, transform, shape, resampling, reproject).data
