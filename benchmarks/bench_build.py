@@ -270,6 +270,8 @@ def print_profile(collapsed: str, top: int) -> None:
     """The busiest functions of a py-spy ``raw`` (collapsed stacks) profile, by self and total samples."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    by_library: collections.Counter[str] = collections.Counter()  # the library of each busy sample's own frame
+    in_reads: collections.Counter[str] = collections.Counter()  # the same, of samples inside the band reads
     samples = waiting = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -284,6 +286,10 @@ def print_profile(collapsed: str, top: int) -> None:
             continue
         samples += n
         own[frames[-1]] += n
+        library = _library(stack.rpartition(";")[2])
+        by_library[library] += n
+        if "read_warped_bands" in frames or "read_warped" in frames:
+            in_reads[library] += n
         for name in set(frames):
             total[name] += n
     if not samples:
@@ -303,6 +309,26 @@ def print_profile(collapsed: str, top: int) -> None:
         shown += 1
         if shown >= top:
             break
+    reads = sum(in_reads.values())
+    print(f"{'own %':>6} {'in reads %':>11}  where the own time is: library of the innermost frame ('in reads': of "
+          f"the samples inside the band reads, {100 * reads / samples:.1f} % of all)")
+    for library, n in by_library.most_common(12):
+        print(f"{100 * n / samples:6.1f} {100 * in_reads[library] / samples:11.1f}  {library}")
+
+
+def _library(frame: str) -> str:
+    """What a py-spy frame runs in: a shared library without version and hash (``libgdal``, ``libtiff``,
+    ``libdeflate``; numpy's and numba's modules by name), Python code, or ``JIT code (numba)`` for
+    frames without a symbol or file (numba's compiled kernels)."""
+    where = frame.rpartition(" (")[2].rstrip(")") if frame.endswith(")") else ""
+    if where in ("", "?"):
+        return "JIT code (numba) or unknown"
+    if ".so" not in where and "[vdso]" not in where:
+        return "Python code"
+    name = where.rsplit("/", 1)[-1]
+    if "_multiarray_umath" in name:
+        return "numpy"
+    return re.sub(r"(-[0-9a-f]{8})?\.(cpython|so).*$", "", name)
 
 
 if __name__ == "__main__":

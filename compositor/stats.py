@@ -12,13 +12,17 @@ for the masked values (then rounded to float32).
 
 The kernel is hand-written in numba because it is several times faster than
 ``numbagg.nanquantile`` (see ``benchmarks/bench_stats.py``): it walks the stack
-row by row so every scene row is read contiguously, gathers the valid values of
-the row's pixels into a small buffer and insertion-sorts each pixel's values
-(n is small, typically < 100).
+row by row, copies the row of every scene into a small buffer (masked values as
+the largest uint16) and sorts all pixels of the row at once with a sorting
+network (Batcher's odd-even merge sort): each compare-exchange is a min/max over
+the row, which the compiler vectorises. Per pixel that is 6x (30 scenes) to 11x
+(64 scenes) less work than the insertion sort of each pixel's values it replaced,
+with the same order statistics, so the same results bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -41,20 +45,56 @@ def _lerp(a: float, b: float, t: float) -> float:
     return a + diff * t
 
 
+@functools.lru_cache(maxsize=64)
+def sorting_network(n: int) -> np.ndarray:
+    """Compare-exchange pairs ``(i, j)``, ``i < j``, of Batcher's odd-even merge sort for ``n`` items.
+
+    The network for the next power of two, without the pairs that reach past ``n``: the kernel
+    fills masked values with the largest uint16, so a comparison with a missing item (the largest
+    of all) never exchanges anything. Read-only (cached)."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    out = np.array(pairs, dtype=np.intp).reshape(-1, 2)
+    out.flags.writeable = False
+    return out
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _kernel(values, quantiles, stats, count):  # pragma: no cover - compiled
+def _kernel(values, pairs, quantiles, stats, count):  # pragma: no cover - compiled
     n, h, w = values.shape
     nq = quantiles.shape[0]
     for y in prange(h):
-        buf = np.empty((w, max(n, 1)), dtype=np.uint16)
+        # The row's values, one scene row per buffer row; masked (0) become the largest uint16,
+        # so that after sorting each pixel's valid values come first.
+        buf = np.empty((max(n, 1), w), dtype=np.uint16)
         cnt = np.zeros(w, dtype=np.intp)
-        # Gather: one contiguous scene row at a time (cache friendly).
         for k in range(n):
             for x in range(w):
                 v = values[k, y, x]
-                if v != 0:
-                    buf[x, cnt[x]] = v
-                    cnt[x] += 1
+                valid = v != 0
+                buf[k, x] = v if valid else 65535
+                cnt[x] += valid
+        # Sort every pixel's column at once: each compare-exchange is a min/max over the row.
+        for p in range(pairs.shape[0]):
+            i = pairs[p, 0]
+            j = pairs[p, 1]
+            for x in range(w):
+                a = buf[i, x]
+                b = buf[j, x]
+                buf[i, x] = min(a, b)
+                buf[j, x] = max(a, b)
         for x in range(w):
             m = cnt[x]
             count[y, x] = m
@@ -62,24 +102,16 @@ def _kernel(values, quantiles, stats, count):  # pragma: no cover - compiled
                 for j in range(nq):
                     stats[j, y, x] = np.nan
                 continue
-            # Insertion sort of the m valid values.
-            for i in range(1, m):
-                v = buf[x, i]
-                i2 = i - 1
-                while i2 >= 0 and buf[x, i2] > v:
-                    buf[x, i2 + 1] = buf[x, i2]
-                    i2 -= 1
-                buf[x, i2 + 1] = v
             # numpy 'linear': virtual index (m-1)*q, clamped to the last value.
             for j in range(nq):
                 virtual = (m - 1) * quantiles[j]
                 lo = np.floor(virtual)
                 t = virtual - lo
                 if virtual >= m - 1:
-                    a = b = float(buf[x, m - 1])
+                    a = b = float(buf[m - 1, x])
                 else:
-                    a = float(buf[x, int(lo)])
-                    b = float(buf[x, int(lo) + 1])
+                    a = float(buf[int(lo), x])
+                    b = float(buf[int(lo) + 1, x])
                 stats[j, y, x] = _lerp(a, b, t)
 
 
@@ -125,7 +157,7 @@ def percentiles_and_count(
     logger.debug("percentiles %s of %d scenes of %dx%d pixels", q * 100, n, h, w)
     stats = np.empty((q.shape[0], h, w), dtype=np.float32)
     count = np.empty((h, w), dtype=np.uint16)
-    _kernel(np.ascontiguousarray(values), q, stats, count)
+    _kernel(np.ascontiguousarray(values), sorting_network(n), q, stats, count)
     return stats, count
 
 

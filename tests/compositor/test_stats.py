@@ -161,10 +161,25 @@ def test_by_orbit_bad_input():
 @pytest.mark.parametrize("percentiles", [(10.0, 33.3, 66.7, 90.0), (12.345, 87.654)])
 def test_kernel_bit_for_bit_in_float64(percentiles):
     """The public output is float32; run the kernel into float64 to check numpy's lerp."""
-    from compositor.stats import _kernel
+    from compositor.stats import _kernel, sorting_network
 
     values = random_stack((40, 16, 16), 0.45, 15, high=65535)
     stats = np.empty((len(percentiles), 16, 16))
     count = np.empty((16, 16), dtype=np.uint16)
-    _kernel(values, np.asarray(percentiles) / 100.0, stats, count)
+    _kernel(values, sorting_network(len(values)), np.asarray(percentiles) / 100.0, stats, count)
     np.testing.assert_array_equal(stats, reference(values, percentiles)[0])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 17, 33, 100, 257])
+def test_sorting_network_sorts(n):
+    """Every pair is within ``n`` and ordered, and applying the pairs sorts any column (with ties)."""
+    from compositor.stats import sorting_network
+
+    pairs = sorting_network(n)
+    assert ((pairs[:, 0] < pairs[:, 1]) & (pairs[:, 1] < n)).all() if len(pairs) else n <= 1
+    rng = np.random.default_rng(n)
+    columns = rng.integers(0, 5 if n > 20 else 1000, size=(n, 64))
+    for i, j in pairs:
+        lo, hi = np.minimum(columns[i], columns[j]), np.maximum(columns[i], columns[j])
+        columns[i], columns[j] = lo, hi
+    assert (np.diff(columns, axis=0) >= 0).all()
