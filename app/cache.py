@@ -34,10 +34,14 @@ class SeasonCache(Generic[V]):
             return self._cache.get(key)
 
     def put(self, key: tuple, value: V) -> None:
+        """Keep ``value`` (not when it alone is larger than the cache: cachetools refuses it)."""
         if self._cache.maxsize <= 0:
             return
         with self._lock:
-            self._cache[key] = value
+            try:
+                self._cache[key] = value
+            except ValueError:  # larger than the whole cache
+                pass
 
     def invalidate(self, season: str) -> int:
         """Drop every entry of ``season``; returns how many were dropped."""

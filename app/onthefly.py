@@ -204,6 +204,10 @@ class ChunkResult:
     n_acquisitions: int
     skipped: dict[str, str]
 
+    def nbytes(self) -> int:
+        """Memory the chunk holds (its arrays, and a little for the rest)."""
+        return sum(v.nbytes for v in self.values.values()) + 1024
+
 
 @dataclass
 class OnTheFlyRead:
@@ -226,7 +230,7 @@ class OnTheFly:
     """The bounded pool, the in-flight table and the cache of composited chunks."""
 
     def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window,
-                 kept_composites: int = 256) -> None:
+                 cache_bytes: int | None = None) -> None:
         self.settings = settings
         self.scenes = scenes
         self._composite = composite
@@ -240,7 +244,12 @@ class OnTheFly:
         self._waiters: dict[tuple, int] = {}
         self._n_waiting = 0
         ttl = max(settings.catalog_cache_ttl_s, 1.0)
-        self._results: SeasonCache[ChunkResult] = SeasonCache(TTLCache(maxsize=kept_composites, ttl=ttl))
+        if cache_bytes is None:
+            cache_bytes = int(settings.onthefly_cache_mb * 2**20)
+        # Kept by memory, not by count: a z9 viewport of the demo needs about 90 chunks, a count of 64
+        # made every repeat composite them all again.
+        self._results: SeasonCache[ChunkResult] = SeasonCache(
+            TTLCache(maxsize=cache_bytes, ttl=ttl, getsizeof=ChunkResult.nbytes))
         self._block_scenes: SeasonCache[BlockScenes] = SeasonCache(TTLCache(maxsize=4096, ttl=ttl))
         self._levels: dict[tuple, int] = {}
         self.default_options = CompositeOptions(

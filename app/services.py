@@ -58,14 +58,15 @@ def catalog_search(settings: Settings) -> SearchFn:
 
 
 def make_services(settings: Settings, *, search: SearchFn | None = None, composite: CompositeFn = composite_window,
-                  kept_composites: int = 64) -> Services:
+                  chunk_cache_bytes: int | None = None) -> Services:
     """Everything `create_app` wires; ``search`` and ``composite`` can be replaced (tests, benchmarks), and
-    ``kept_composites`` (on-the-fly composites kept for retries and other renderings) set to 0."""
+    ``chunk_cache_bytes`` (memory for on-the-fly chunks kept for other tiles and renderings; default
+    ``settings.onthefly_cache_mb``) set to 0."""
     registry = SeasonRegistry(settings)
     scenes = SceneCache(search or catalog_search(settings), settings.catalog_cache_ttl_s,
                         failure_ttl_s=settings.catalog_failure_ttl_s)
     services = Services(settings, registry, tile_cache(settings.tile_cache_size), scenes,
-                        OnTheFly(settings, scenes, composite, kept_composites), BuildQueue(),
+                        OnTheFly(settings, scenes, composite, chunk_cache_bytes), BuildQueue(),
                         SeasonRegions(settings))
     registry.add_listener(services.invalidate)
     return services

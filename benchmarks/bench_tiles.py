@@ -168,7 +168,7 @@ def bench_onthefly(catalog: Path, work: Path, repeats: int, zoom: int) -> dict:
     empty = work / "empty"
     empty.mkdir(exist_ok=True)
     settings = settings_for(empty, catalog)
-    services = make_services(settings, kept_composites=0)
+    services = make_services(settings, chunk_cache_bytes=0)
     client = TestClient(create_app(settings, services))
     tile = TMS.tile(*ONTHEFLY_LONLAT, zoom)
     url = f"/seasons/{SEASON}/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png?bands={','.join(BANDS)}"

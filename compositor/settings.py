@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     onthefly_chunk_px: int = Field(
         256, ge=64, le=2048, description="Side (pixels of the season grid at the level read) of the square chunks "
                                          "composited on the fly and shared by the tiles over them.")
+    onthefly_cache_mb: float = Field(
+        512.0, ge=0, description="Memory (MB) for composited on-the-fly chunks kept for the other tiles, zooms "
+                                 "and renderings over them (least recently used dropped first); 0 keeps none.")
     onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
     onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
     onthefly_nice: int = Field(

@@ -375,3 +375,58 @@ def test_on_the_fly_honours_the_seasons_build_options(archive, client, tmp_path)
     compare = inside & both_valid(built, fly)
     assert np.abs(built[:-1][:, compare] - fly[:-1][:, compare]).max() <= 1
     assert (np.abs(default[:-1][:, compare] - fly[:-1][:, compare]) > 1).mean() > 0.05
+
+
+class ConstantComposite:
+    """A composite function that records its windows and returns constant values at once (for cache tests)."""
+
+    def __init__(self) -> None:
+        self.windows: list = []
+        self.lock = threading.Lock()
+
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
+        from compositor.composite import Composite
+
+        with self.lock:
+            self.windows.append((tuple(transform), tuple(bands)))
+        stats = {band: np.full((3, *shape), 1000.0, dtype=np.float32) for band in bands}
+        return Composite(stats, {band: np.full(shape, 7, dtype=np.uint16) for band in bands}, {}, len(scenes))
+
+
+def _viewport_urls(z: int) -> list[str]:
+    """3 x 3 tiles around the unbuilt block in each preset (each its own band set, so its own chunks)."""
+    centre = tile_of(UNBUILT_LONLAT, z)
+    presets = ("true-colour", "colour-infrared", "nir-swir", "swir", "ndvi", "count")
+    return [f"/seasons/{SEASON}/tiles/WebMercatorQuad/{z}/{centre.x + dx}/{centre.y + dy}.png?preset={preset}"
+            for preset in presets for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+def test_chunks_are_kept_by_memory_so_a_repeated_viewport_composites_nothing(archive, tmp_path):
+    """Viewports needing more chunks than the old count limit (64) are served again from kept chunks."""
+    settings = app_settings(tmp_path, archive.catalog, onthefly_chunk_px=64, tile_cache_size=0)
+    composite = ConstantComposite()
+    services = make_services(settings, composite=composite)
+    with TestClient(create_app(settings, services)) as client:
+        urls = _viewport_urls(10)
+        assert all(client.get(url).status_code == 200 for url in urls)
+        first = len(composite.windows)
+        assert first > 64 and first == len(set(composite.windows))  # each chunk composited once
+        assert all(client.get(url).status_code == 200 for url in urls)
+        assert len(composite.windows) == first  # the repeat: nothing composited again
+
+
+def test_chunk_memory_is_bounded_by_the_setting(archive, tmp_path):
+    """With room for about 10 chunks of 64 px (3 bands, 4 layers: 96 kB each), at most that much is kept,
+    and a repeated viewport composites again what was dropped."""
+    settings = app_settings(tmp_path, archive.catalog, onthefly_chunk_px=64, onthefly_cache_mb=1.0,
+                            tile_cache_size=0)
+    composite = ConstantComposite()
+    services = make_services(settings, composite=composite)
+    with TestClient(create_app(settings, services)) as client:
+        urls = _viewport_urls(10)
+        assert all(client.get(url).status_code == 200 for url in urls)
+        first = len(composite.windows)
+        kept = services.onthefly._results._cache
+        assert 0 < kept.currsize <= 2**20 and len(kept) < first
+        assert all(client.get(url).status_code == 200 for url in urls)
+        assert len(composite.windows) > first

@@ -30,7 +30,7 @@ def test_onthefly_composites_with_the_corrected_scene(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", onthefly_workers=1, crs=GRID.crs, resolution_m=GRID.resolution_m,
                         block_size_px=GRID.block_size_px)
     cache = SceneCache(lambda season, bbox: [mistagged, fine], ttl_s=60)
-    onthefly = OnTheFly(settings, cache, composite, kept_composites=0)
+    onthefly = OnTheFly(settings, cache, composite, cache_bytes=0)
     state = SeasonRegistry(settings).get(SEASON)
     try:
         shape = (64, 64)
