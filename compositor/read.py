@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from affine import Affine
+from numba import njit
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from pyproj.transformer import TransformerGroup
@@ -178,8 +179,7 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
         return FootprintMask(everything, everything)
     boxes = _footprint_boxes(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src.crs.to_wkt(),
                              tuple(~(src.transform @ Affine.translation(col0, row0)))[:6], scl.shape)
-    covered = ~_any_in_boxes(nodata, boxes) if has_nodata else np.ones(dst_shape, dtype=bool)
-    clear = covered & ~_any_in_boxes(invalid, boxes) if has_cloud else covered
+    covered, clear = _judge_boxes(nodata, invalid, *boxes)
     return FootprintMask(covered, clear)
 
 
@@ -235,11 +235,44 @@ def _corners_in(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple
 
 
 def _any_in_boxes(mask: np.ndarray, boxes: tuple[np.ndarray, ...]) -> np.ndarray:
-    """True where ``mask`` has a True pixel inside the box (a summed-area table: O(1) per box)."""
+    """True where ``mask`` has a True pixel inside the box (a summed-area table: O(1) per box).
+
+    The reference of `_judge_boxes` (tested to agree)."""
     row0, row1, col0, col1 = boxes
     table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
     np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
     return table[row1, col1] - table[row0, col1] - table[row1, col0] + table[row0, col0] > 0
+
+
+@njit(cache=True, nogil=True)
+def _judge_boxes(nodata, invalid, row0, row1, col0, col1):  # pragma: no cover - compiled
+    """``(covered, clear)``: no ``nodata`` pixel in a target pixel's box / covered and no ``invalid`` one.
+
+    Both summed-area tables are built in one pass and each box is looked up once, without Python's
+    lock (the numpy version held it for its fancy indexing while 4-16 read threads judged scenes:
+    two thirds of an on-the-fly chunk's footprint judging)."""
+    h, w = nodata.shape
+    nodata_sum = np.zeros((h + 1, w + 1), dtype=np.int32)
+    invalid_sum = np.zeros((h + 1, w + 1), dtype=np.int32)
+    for y in range(h):
+        row_nodata = 0
+        row_invalid = 0
+        for x in range(w):
+            row_nodata += nodata[y, x]
+            row_invalid += invalid[y, x]
+            nodata_sum[y + 1, x + 1] = nodata_sum[y, x + 1] + row_nodata
+            invalid_sum[y + 1, x + 1] = invalid_sum[y, x + 1] + row_invalid
+    out_h, out_w = row0.shape
+    covered = np.empty((out_h, out_w), dtype=np.bool_)
+    clear = np.empty((out_h, out_w), dtype=np.bool_)
+    for i in range(out_h):
+        for j in range(out_w):
+            r0, r1, c0, c1 = row0[i, j], row1[i, j], col0[i, j], col1[i, j]
+            missing = nodata_sum[r1, c1] - nodata_sum[r0, c1] - nodata_sum[r1, c0] + nodata_sum[r0, c0]
+            covered[i, j] = missing == 0
+            bad = invalid_sum[r1, c1] - invalid_sum[r0, c1] - invalid_sum[r1, c0] + invalid_sum[r0, c0]
+            clear[i, j] = missing == 0 and bad == 0
+    return covered, clear
 
 
 def read_warped(href: str, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],

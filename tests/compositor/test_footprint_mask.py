@@ -295,3 +295,23 @@ def test_judgement_does_not_depend_on_the_window(tmp_path):
                                   (h, w), lookup, 40.0)
         np.testing.assert_array_equal(part.clear, whole.clear[r0:r0 + h, c0:c0 + w])
         np.testing.assert_array_equal(part.covered, whole.covered[r0:r0 + h, c0:c0 + w])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_compiled_box_judgement_equals_the_summed_area_reference(seed):
+    """`_judge_boxes` (one compiled pass) gives what the two numpy summed-area lookups give, boxes of
+    every size (empty ones too) at the window's edges included."""
+    from compositor.read import _any_in_boxes, _judge_boxes
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 60, size=2)
+    nodata = rng.random((h, w)) < rng.uniform(0, 0.3)
+    invalid = (rng.random((h, w)) < rng.uniform(0, 0.3)) | nodata
+    out = (17, 23)
+    rows = np.sort(rng.integers(0, h + 1, size=(2, *out)), axis=0).astype(np.int32)
+    cols = np.sort(rng.integers(0, w + 1, size=(2, *out)), axis=0).astype(np.int32)
+    boxes = (rows[0], rows[1], cols[0], cols[1])
+    covered, clear = _judge_boxes(nodata, invalid, *boxes)
+    expected_covered = ~_any_in_boxes(nodata, boxes)
+    np.testing.assert_array_equal(covered, expected_covered)
+    np.testing.assert_array_equal(clear, expected_covered & ~_any_in_boxes(invalid, boxes))
