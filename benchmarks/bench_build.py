@@ -2,9 +2,11 @@
 
 Generates a synthetic archive with real 10 m / 20 m pixels over a small region (every block the
 build touches, whole, so that each output pixel has observations), builds one season at 30 m in
-EPSG:3035 with one worker process, and measures seconds per block. From the time per
-output pixel and per scene read it extrapolates to the product's 2048 px blocks and to one season
-of Europe (assumptions printed with the figures).
+EPSG:3035 with one worker process, and measures seconds per block: of the whole run, and of the
+blocks alone (without what a run pays once: planning, the season's overview, VRTs and STAC; the
+compiled kernels are loaded before timing, as each worker loads them once). From the time of the
+blocks per output pixel and per scene read it extrapolates to the product's 2048 px blocks and to
+one season of Europe (assumptions printed with the figures).
 
     python -m benchmarks.bench_build [--json out.json] [--archive DIR] [--profile [FILE]]
     python -m benchmarks.bench_build --show-profile FILE      # the table of a profile kept before
@@ -15,9 +17,11 @@ of Europe (assumptions printed with the figures).
   SCL footprints, percentiles, blending, writing strips and COGs). These shares add up to the
   build's CPU time: quote them.
 * py-spy's samples (native frames included: GDAL, PROJ, sqlite, zlib): the functions with the most
-  samples, by their own time and with what they call, to see what happens inside a phase. Threads
-  that wait on a lock, a queue or the progress bar are left out, but a sample is not CPU: a thread
-  blocked in a file read counts too.
+  samples, by their own time and with what they call, to see what happens inside a phase, and the
+  library each sample's own frame runs in (libgdal: warping; libtiff, libdeflate: decoding; numpy;
+  numba's kernels; Python), overall and inside the band reads. Threads that wait on a lock, a queue
+  or the progress bar are left out, but a sample is not CPU: a thread blocked in a file read or on
+  PROJ's database counts too.
 """
 
 from __future__ import annotations
@@ -95,13 +99,14 @@ def main() -> int:
         profile_out = None if args.profile is None else (
             root / "profile.txt" if args.profile is True else args.profile)
         phases = _phase_clock() if args.profile is not None else contextlib.nullcontext(None)
-        with phases as clock, _sampled(profile_out, args.top):
+        _load_kernels()
+        with phases as clock, _sampled(profile_out, args.top), _block_clock() as blocks_cpu:
             started, cpu_started = time.perf_counter(), time.process_time()
             summary = run_build(settings, SEASON, BBOX, workers=1, progress=False)  # in this process
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         with_data = _share_with_data(root / "data")
     if args.profile is not None:
-        clock.report(cpu_seconds)
+        clock.report(cpu_seconds, sum(blocks_cpu))
     built = [r for r in summary.results if r.status == "built"]
     if not built or summary.failed:
         print(summary.describe())
@@ -110,6 +115,10 @@ def main() -> int:
     block_seconds = cpu_seconds / len(built)
     scenes = sum(r.n_scenes for r in built) / len(built)
     per_scene_mpx = block_seconds / scenes / (BLOCK_PX**2 / 1e6)  # s per scene per output megapixel
+    # The same of the blocks alone: without what a run pays once (planning, the season's overview,
+    # VRTs and STAC), which this benchmark's four blocks carry and a season of Europe spreads thin.
+    blocks_only = sum(blocks_cpu) / len(built)
+    per_scene_mpx_blocks = blocks_only / scenes / (BLOCK_PX**2 / 1e6)
     product_block_s = per_scene_mpx * SCENES_PER_BLOCK_EUROPE * PRODUCT_BLOCK_PX**2 / 1e6
     block_km2 = (PRODUCT_BLOCK_PX * RESOLUTION_M / 1000) ** 2
     n_blocks = EUROPE_LAND_KM2 / block_km2
@@ -119,6 +128,9 @@ def main() -> int:
                      "wall_seconds_per_block": round(sum(r.seconds for r in built) / len(built), 2),
                      "blocks_per_hour_per_core": round(3600 / block_seconds, 1),
                      "seconds_per_scene_per_output_mpx": round(per_scene_mpx, 4), "total_seconds": round(seconds, 1),
+                     "block_cpu_seconds_per_block": round(blocks_only, 2),
+                     "block_seconds_per_scene_per_output_mpx": round(per_scene_mpx_blocks, 4),
+                     "run_fixed_cpu_seconds": round(cpu_seconds - sum(blocks_cpu), 2),
                      "share_of_output_pixels_with_data": round(with_data, 3)},
         "europe": {"land_km2": EUROPE_LAND_KM2, "block_px": PRODUCT_BLOCK_PX, "block_km2": round(block_km2),
                    "blocks": round(n_blocks), "scenes_per_block": SCENES_PER_BLOCK_EUROPE,
@@ -130,6 +142,9 @@ def main() -> int:
           f"{m['cpu_seconds_per_block']} CPU-s per block = {m['blocks_per_hour_per_core']} blocks/hour/core "
           f"({m['seconds_per_scene_per_output_mpx']} s per scene per output megapixel; "
           f"{100 * m['share_of_output_pixels_with_data']:.1f} % of the output pixels have observations)")
+    print(f"blocks alone: {m['block_cpu_seconds_per_block']} CPU-s per block, "
+          f"{m['block_seconds_per_scene_per_output_mpx']} s per scene per output megapixel; the run's own costs "
+          f"(planning, season overview, VRTs, STAC): {m['run_fixed_cpu_seconds']} CPU-s in all")
     print(f"Europe: {e['blocks']} blocks of {PRODUCT_BLOCK_PX} px ({e['block_km2']} km2) x {e['scenes_per_block']} scenes: "
           f"{e['seconds_per_block']} s per block, {e['blocks_per_hour_per_core']} blocks/hour/core, "
           f"{e['cpu_hours_per_season']} CPU-hours per season")
@@ -210,6 +225,41 @@ PHASES = (
 )
 
 
+def _load_kernels() -> None:
+    """Load the compiled kernels once before timing, as every build worker does once for all its blocks."""
+    import numpy as np
+
+    from compositor.read import _judge_boxes
+    from compositor.stats import percentiles_and_count
+
+    percentiles_and_count(np.ones((2, 2, 2), dtype=np.uint16))
+    flags = np.zeros((2, 2), dtype=bool)
+    boxes = np.zeros((2, 2), dtype=np.int32)
+    _judge_boxes(flags, flags, boxes, boxes, boxes, boxes)
+
+
+@contextlib.contextmanager
+def _block_clock() -> Iterator[list[float]]:
+    """Process CPU seconds of each block build (blocks run one after another in this process)."""
+    import compositor.runner as runner
+
+    spent: list[float] = []
+    build_block = runner.build_block
+
+    def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        started = time.process_time()
+        try:
+            return build_block(*args, **kwargs)
+        finally:
+            spent.append(time.process_time() - started)
+
+    runner.build_block = timed
+    try:
+        yield spent
+    finally:
+        runner.build_block = build_block
+
+
 class _PhaseClock:
     """Thread CPU seconds spent in each phase (wrapped functions; nested calls are not counted twice)."""
 
@@ -234,13 +284,15 @@ class _PhaseClock:
                     self.seconds[name] += spent
         return timed
 
-    def report(self, cpu_seconds: float) -> None:
-        print(f"CPU by phase (thread CPU time, {cpu_seconds:.1f} CPU-s in all):")
+    def report(self, cpu_seconds: float, blocks_seconds: float) -> None:
+        print(f"CPU by phase (thread CPU time, {cpu_seconds:.1f} CPU-s in all, {blocks_seconds:.1f} in the blocks; "
+              "% of the blocks'):")
         for name, spent in self.seconds.most_common():
-            print(f"{100 * spent / cpu_seconds:6.1f} %  {spent:7.2f} s  {name}")
-        rest = cpu_seconds - sum(self.seconds.values())
-        print(f"{100 * rest / cpu_seconds:6.1f} %  {rest:7.2f} s  everything else (Python between phases, "
-              "catalog, manifests)")
+            print(f"{100 * spent / blocks_seconds:6.1f} %  {spent:7.2f} s  {name}")
+        rest = blocks_seconds - sum(self.seconds.values())
+        print(f"{100 * rest / blocks_seconds:6.1f} %  {rest:7.2f} s  everything else in the blocks (Python between "
+              "phases, manifests, installing)")
+        print(f"          {cpu_seconds - blocks_seconds:7.2f} s  the run's own (planning, season overview, VRTs, STAC)")
 
 
 @contextlib.contextmanager
