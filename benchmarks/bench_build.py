@@ -4,8 +4,8 @@ Generates a synthetic archive with real 10 m / 20 m pixels over a small region (
 build touches, whole, so that each output pixel has observations), builds one season at 30 m in
 EPSG:3035 with one worker process, and measures seconds per block: of the whole run, and of the
 blocks alone (without what a run pays once: planning, the season's overview, VRTs and STAC; the
-compiled kernels are loaded before timing, as each worker loads them once). From the time of the
-blocks per output pixel and per scene read it extrapolates to the product's 2048 px blocks and to
+compiled kernels are loaded before timing, as each worker loads them once). From the whole run's
+time per output pixel and per scene read it extrapolates to the product's 2048 px blocks and to
 one season of Europe (assumptions printed with the figures).
 
     python -m benchmarks.bench_build [--json out.json] [--archive DIR] [--profile [FILE]]
@@ -114,11 +114,15 @@ def main() -> int:
     # CPU time (all threads of this process: numba and GDAL reads) per block: the figure per core.
     block_seconds = cpu_seconds / len(built)
     scenes = sum(r.n_scenes for r in built) / len(built)
-    per_scene_mpx = block_seconds / scenes / (BLOCK_PX**2 / 1e6)  # s per scene per output megapixel
+
+    def per_scene_per_mpx(seconds_per_block: float) -> float:  # s per scene per output megapixel
+        return seconds_per_block / scenes / (BLOCK_PX**2 / 1e6)
+
+    per_scene_mpx = per_scene_per_mpx(block_seconds)
     # The same of the blocks alone: without what a run pays once (planning, the season's overview,
     # VRTs and STAC), which this benchmark's four blocks carry and a season of Europe spreads thin.
     blocks_only = sum(blocks_cpu) / len(built)
-    per_scene_mpx_blocks = blocks_only / scenes / (BLOCK_PX**2 / 1e6)
+    per_scene_mpx_blocks = per_scene_per_mpx(blocks_only)
     product_block_s = per_scene_mpx * SCENES_PER_BLOCK_EUROPE * PRODUCT_BLOCK_PX**2 / 1e6
     block_km2 = (PRODUCT_BLOCK_PX * RESOLUTION_M / 1000) ** 2
     n_blocks = EUROPE_LAND_KM2 / block_km2

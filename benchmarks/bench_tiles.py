@@ -5,8 +5,8 @@ Both measured in one run on the same synthetic data (generated into a temporary 
 1. Built. Tiles of a built block from the season app (rendered-tile cache off), ``bands=red`` (p50) and
    ``rescale=0,3000``, against the same tiles from a plain TiTiler ``TilerFactory`` serving that block's red
    P50 COG (``?url=...``). Both in process through TestClient, every tile of zooms 12 and 13 inside the block,
-   whole passes over the tiles in turn (ours, plain, ours, ...), median per tile. Goal: ours / plain <= 1.2. For information, true colour (3 COGs) against
-   the plain factory on a 3-band VRT of the same COGs.
+   whole passes over the tiles in turn (ours, plain, ours, ...), median per tile. Goal: ours / plain <= 1.2.
+   For information, true colour (3 COGs) against the plain factory on a 3-band VRT of the same COGs.
 2. On the fly. One WebMercator tile, cold: red/green/blue, SCL masking, P25/P50/P75 and counts, orbits
    blended, over every scene (as the build: no cap), rendered as PNG through the app (tile and chunk caches
    off, catalog search cached). On the fly composites the chunks of the season grid the tile covers (here

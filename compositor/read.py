@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -234,16 +235,6 @@ def _corners_in(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple
     return xs, ys
 
 
-def _any_in_boxes(mask: np.ndarray, boxes: tuple[np.ndarray, ...]) -> np.ndarray:
-    """True where ``mask`` has a True pixel inside the box (a summed-area table: O(1) per box).
-
-    The reference of `_judge_boxes` (tested to agree)."""
-    row0, row1, col0, col1 = boxes
-    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
-    return table[row1, col1] - table[row0, col1] - table[row1, col0] + table[row0, col0] > 0
-
-
 @njit(cache=True, nogil=True)
 def _judge_boxes(nodata, invalid, row0, row1, col0, col1):  # pragma: no cover - compiled
     """``(covered, clear)``: no ``nodata`` pixel in a target pixel's box / covered and no ``invalid`` one.
@@ -361,8 +352,7 @@ def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
     own choice stands (None), since it may depend on the area being warped.
     """
     try:
-        # GDAL looks operations up by the CRSs' EPSG codes when they have one (a WKT1 has no area of use).
-        src, dst = (f"EPSG:{code}" if (code := ProjCRS.from_user_input(c).to_epsg()) else c for c in (src_crs, dst_crs))
+        src, dst = _by_epsg_code(src_crs), _by_epsg_code(dst_crs)
         group = TransformerGroup(src, dst)
         area = ProjCRS.from_user_input(src).area_of_use
         if not group.transformers or group.unavailable_operations or area is None:
@@ -400,9 +390,7 @@ def search_free_crs_pair(src_crs: str, dst_crs: str) -> tuple[CRS, CRS] | None:
     if coordinate_operation(src_crs, dst_crs) is None:
         return None
     try:
-        # By EPSG code where there is one (a WKT1 has no area of use), as `coordinate_operation` does.
-        src_crs, dst_crs = (f"EPSG:{code}" if (code := ProjCRS.from_user_input(c).to_epsg()) else c
-                            for c in (src_crs, dst_crs))
+        src_crs, dst_crs = _by_epsg_code(src_crs), _by_epsg_code(dst_crs)
         pair = tuple(CRS.from_proj4(_bare_projection(c)) for c in (src_crs, dst_crs))
         area = ProjCRS.from_user_input(src_crs).area_of_use
         if area is None:
@@ -422,8 +410,6 @@ def search_free_crs_pair(src_crs: str, dst_crs: str) -> tuple[CRS, CRS] | None:
 
 def _bare_projection(crs: str) -> str:
     """A CRS's projection as a PROJ string with its ellipsoid's axes and no datum (no shift to search)."""
-    import warnings
-
     parsed = ProjCRS.from_user_input(crs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "you will likely lose important projection information": the datum
@@ -436,6 +422,13 @@ def _bare_projection(crs: str) -> str:
                     if not ellipsoid.inverse_flattening else
                     f"+a={ellipsoid.semi_major_metre!r} +rf={ellipsoid.inverse_flattening!r}")
     return " ".join([*kept, "+no_defs"])
+
+
+def _by_epsg_code(crs: str) -> str:
+    """``EPSG:<code>`` for a CRS that has one, else the CRS as given: GDAL looks operations up by the
+    CRSs' codes, and a WKT1 has no area of use."""
+    code = ProjCRS.from_user_input(crs).to_epsg()
+    return f"EPSG:{code}" if code else crs
 
 
 def _northing_first(crs: str) -> bool:
