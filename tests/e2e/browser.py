@@ -43,6 +43,21 @@ TILES_JS = """(role) => {
                              notBuilt: img.dataset.notBuilt || null, error: img.dataset.error || null,
                              complete: img.complete, width: img.naturalWidth, height: img.naturalHeight}));
 }"""
+# The tiles of the layer's zoom that the map's view shows (Leaflet keeps others loaded after a pan: a
+# page that panned holds tiles a page opened at the same view never asks for, depending on timing).
+VISIBLE_TILES_JS = """(role) => {
+  const layer = window.s2viewer.layers[role];
+  const size = layer.getTileSize();
+  const bounds = layer._map.getPixelBounds();
+  const min = bounds.min.unscaleBy(size).floor(), max = bounds.max.unscaleBy(size).ceil();
+  return [...layer.getContainer().querySelectorAll('img[data-url]')]
+    .filter((img) => Number(img.dataset.z) === layer._tileZoom)
+    .map((img) => img.dataset.url)
+    .filter((url) => {
+      const [x, y] = url.split('?')[0].split('/').slice(-2).map((part) => parseInt(part, 10));
+      return x >= min.x && x < max.x && y >= min.y && y < max.y;
+    });
+}"""
 PIXELS_JS = """(role) => {
   const layer = window.s2viewer.layers[role];
   const canvas = document.createElement('canvas');
@@ -115,6 +130,10 @@ class ViewerPage:
 
     def tile_urls(self, role: str = "main") -> set[str]:
         return {t["url"] for t in self.tiles(role)}
+
+    def visible_tile_urls(self, role: str = "main") -> set[str]:
+        """The URLs of the loaded tiles inside the map's view (see `VISIBLE_TILES_JS`)."""
+        return set(self.page.evaluate(VISIBLE_TILES_JS, role))
 
     def pixels(self, role: str = "main") -> dict[str, dict]:
         """Per tile (z/x/y): a checksum of its RGB values and its number of opaque pixels."""
