@@ -25,12 +25,14 @@ from rasterio.transform import array_bounds
 from rasterio.windows import Window
 from rio_tiler.io import Reader
 
-from app.registry import BuiltBlock, SeasonState
+from app.registry import SeasonState
 from compositor.bands import COUNT
 from compositor.cog import overview_count
 from compositor.grid import Block
+from compositor.index import BuiltBlock
 from compositor.errors import SourceUnavailableError
-from compositor.read import search_free_crs_pair, stack_vrt
+from compositor.read import search_free_crs_pair
+from compositor.vrt import stack_vrt
 
 OVERVIEW_USE_RATIO = 0.75  # read the season overview when target pixels are at least this fraction of its size
 
@@ -130,7 +132,7 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
                 if not inside.any():
                     continue
                 block = built.block
-                paths = [layout.block_file(block.id, band, kind) for band, kind in group]
+                paths = [built.path(layout, band, kind) for band, kind in group]
                 data = read_files(paths, crs, transform, shape, source_grid=(block.crs, block.transform, block.shape),
                                   nodata=nodata, resampling=resampling, reproject=reproject)
                 for variable, values in zip(group, data):

@@ -13,7 +13,7 @@ browsers follow (byte ranges included); relative paths in a VRT still resolve ag
 from __future__ import annotations
 
 import re
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -27,7 +27,7 @@ from app.registry import SeasonState
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}"
 _ALLOWED = re.compile(
-    rf"^(?:(?:blocks/c-?\d{{1,7}}_r-?\d{{1,7}}/|overview/)?{_NAME}\.(?:tif|vrt)|catalog/(?:{_NAME}/){{0,3}}{_NAME}\.json)$"
+    rf"^(?:(?:blocks/c-?\d{{1,7}}_r-?\d{{1,7}}/(?:build-[A-Za-z0-9-]{{1,60}}/)?|overview/)?{_NAME}\.(?:tif|vrt)|catalog/(?:{_NAME}/){{0,3}}{_NAME}\.json)$"
 )
 MEDIA_TYPES = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized", ".vrt": "application/xml",
                ".json": "application/json"}
@@ -37,19 +37,20 @@ SIGNED_URL_S = 3600.0
 
 
 def season_file(state: SeasonState, relative: str) -> PurePath:
-    """The file of a built season at ``relative``; `NotFoundError` for anything else."""
+    """The file of a built season at ``relative``; `NotFoundError` for anything else.
+
+    A block's files are named as in a folder store (``blocks/<id>/<name>.tif``) whatever the store: where
+    the block's manifest puts them under its build's prefix (an object store), the name is followed there."""
     missing = f"no file {relative!r} in season {state.name}: see /seasons/{state.name} for the links"
     if not state.has_record or not _ALLOWED.match(relative) or ".." in relative.split("/"):
         raise NotFoundError(missing)
-    store = state.layout.store
-    if not store.is_local:  # object keys are plain names: no link or traversal to resolve
-        path = state.layout.root / relative
-        if not store.is_file(path):
-            raise NotFoundError(missing)
-        return path
-    root = Path(state.layout.root).resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    parts = relative.split("/")
+    if parts[0] == "blocks" and len(parts) == 3:
+        built = state.built.by_id(parts[1])
+        folder = built.folder.relative_to(state.layout.root).as_posix() if built is not None else f"blocks/{parts[1]}"
+        relative = f"{folder}/{parts[2]}"
+    path = state.layout.store.find(state.layout.root, relative)
+    if path is None:
         raise NotFoundError(missing)
     return path
 
@@ -66,9 +67,9 @@ def files_router() -> APIRouter:
     ) -> Response:
         state = services.registry.get(season)
         target = season_file(state, path)
-        store = state.layout.store
-        if not store.is_local:
-            return RedirectResponse(store.signed_url(target, SIGNED_URL_S), status_code=307,
+        signed = state.layout.store.signed_url(target, SIGNED_URL_S)
+        if signed is not None:  # an object store: the client reads it there, ranges and all
+            return RedirectResponse(signed, status_code=307,
                                     headers={"Cache-Control": f"private, max-age={int(SIGNED_URL_S) // 2}"})
         return FileResponse(target, media_type=MEDIA_TYPES.get(target.suffix, "application/octet-stream"),
                             headers={"Cache-Control": "public, max-age=60"})

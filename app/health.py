@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 
 from compositor import __version__
 from compositor.catalog import is_remote
-from compositor.settings import Settings
+from app.settings import ServerSettings
 from compositor.storage import is_object_store, open_store
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def check_catalog(catalog: str, timeout_s: float) -> str:
 class Readiness:
     """The checks of ``/readyz``, run at most once per ``settings.readyz_cache_s``."""
 
-    settings: Settings
+    settings: ServerSettings
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checked_at: float = -float("inf")
     _result: dict[str, str] = field(default_factory=dict)
@@ -92,7 +92,7 @@ class Readiness:
             return dict(self._result)
 
 
-def health_router(settings: Settings) -> APIRouter:
+def health_router(settings: ServerSettings) -> APIRouter:
     router = APIRouter(tags=["Service"])
     readiness = Readiness(settings)
 

@@ -26,7 +26,7 @@ from app.viewer import viewer_router
 from app.wmts import WMTSExtension
 from compositor import __version__
 from compositor.read import use_gdal_env
-from compositor.settings import Settings
+from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +57,13 @@ def season_factory() -> TilerFactory:
     )
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None, services: Services | None = None) -> FastAPI:
     """The FastAPI application for ``settings`` (read from the environment when None).
 
     ``services`` replaces the default services (tests and benchmarks pass their own).
     """
     use_gdal_env()  # GDAL's options for every thread of the server (compositor.read.use_gdal_env)
-    settings = settings or Settings()
+    settings = settings or ServerSettings()
     services = services or make_services(settings)
     configure_logging(settings.log_format)
 

@@ -306,9 +306,7 @@ class SeasonResponseMiddleware:
     async def _season_name(self, name: str) -> str | None:
         registry = self.services.registry
         try:
-            if registry.store.is_local:  # a few stat calls
-                return registry.get(name).name  # also notices new blocks, which invalidates
-            # an object store may be listed (and a season re-indexed): not on the event loop
+            # a store may be listed (and a season re-indexed, which invalidates caches): not on the event loop
             return (await anyio.to_thread.run_sync(registry.get, name)).name
         except Exception:
             return None  # the route answers the error

@@ -56,7 +56,6 @@ from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import crs_key, project_squares
-from app.queue import MAX_BLOCKS_PER_TILE, blocks_in_bounds
 from app.registry import SeasonState
 from compositor.bands import COUNT, STATISTICS
 from compositor.blend import context_distance_m
@@ -67,7 +66,7 @@ from compositor.grid import Block, OutputGrid, project_bounds
 from compositor.offsets import check_offsets
 from compositor.plan import buffered_footprint_4326
 from compositor.read import GDAL_ENV
-from compositor.settings import Settings
+from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,7 @@ Variable = tuple[str, str]  # (band, statistic or count)
 WAITERS_PER_WORKER = 4  # requests waiting for chunks, per worker
 JOBS_PER_WORKER = 32  # chunks running or queued, per worker: a viewport of unbuilt tiles needs up to ~30
 QUEUE_FULL_RETRY_AFTER_S = 2  # a place frees when a chunk ends or a waiting client leaves: soon
+MAX_BLOCKS_PER_TILE = 64  # grid blocks one read may span (a tile never spans more)
 CHUNK_MARGIN_PX = 2  # chunks a read needs: its bounds grown by this many level pixels (warp look-around)
 
 
@@ -108,7 +108,7 @@ REMOTE_READ_THREADS = 16
 LOCAL_READ_THREADS = 4
 
 
-def read_threads(settings: Settings, scenes: Sequence[Scene]) -> int:
+def read_threads(settings: ServerSettings, scenes: Sequence[Scene]) -> int:
     """How many scene files a chunk reads at once: the setting, else more over a network than from disk."""
     if settings.onthefly_read_threads is not None:
         return settings.onthefly_read_threads
@@ -138,11 +138,7 @@ def blocks_under(grid: OutputGrid, crs: CRS, transform: Affine,
     bounds_grid = project_bounds(crs, grid.crs, array_bounds(shape[0], shape[1], transform))
     if bounds_grid is None:
         return [], np.zeros(shape, dtype=np.int32), None
-    cols, rows = grid.block_range(bounds_grid)
-    if len(cols) * len(rows) > MAX_BLOCKS_PER_TILE:
-        raise InvalidInputError(f"this area spans more than {MAX_BLOCKS_PER_TILE} blocks of the season grid: "
-                                "ask for a smaller area or zoom in")
-    blocks = blocks_in_bounds(grid, bounds_grid)
+    blocks = grid.blocks_in_bounds(bounds_grid, MAX_BLOCKS_PER_TILE)
     outlines = project_squares(blocks, crs_key(crs))
     shapes = [(o, n) for n, o in enumerate(outlines, start=1) if not o.is_empty]
     if not shapes:
@@ -229,7 +225,7 @@ def _done(result: ChunkResult) -> Future:
 class OnTheFly:
     """The bounded pool, the in-flight table and the cache of composited chunks."""
 
-    def __init__(self, settings: Settings, scenes: SceneCache, composite: CompositeFn = composite_window,
+    def __init__(self, settings: ServerSettings, scenes: SceneCache, composite: CompositeFn = composite_window,
                  cache_bytes: int | None = None) -> None:
         self.settings = settings
         self.scenes = scenes
@@ -252,10 +248,7 @@ class OnTheFly:
             TTLCache(maxsize=cache_bytes, ttl=ttl, getsizeof=ChunkResult.nbytes))
         self._block_scenes: SeasonCache[BlockScenes] = SeasonCache(TTLCache(maxsize=4096, ttl=ttl))
         self._levels: dict[tuple, int] = {}
-        self.default_options = CompositeOptions(
-            invalid_classes=settings.invalid_scl_classes, mask_buffer_m=settings.mask_buffer_m,
-            blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
-            blend_edge_ramp_m=settings.blend_edge_ramp_m)
+        self.default_options = CompositeOptions.from_settings(settings)
 
     @property
     def retry_after_s(self) -> float:
@@ -271,14 +264,18 @@ class OnTheFly:
     # --- what a block build would do ---------------------------------------------------------------
 
     def options_for(self, state: SeasonState) -> CompositeOptions:
-        """The season's build options where blocks are built (their manifests), else the settings'."""
-        recorded = state.built.options
-        if recorded:
+        """The season's build options: its built blocks' (their manifests), else the last build's
+        (``season.json``: a build with ``--no-blend`` composites without blending on the fly too), else the
+        settings'."""
+        for recorded in (state.built.options, state.record.get("options")):
+            if not recorded:
+                continue
             try:
                 return CompositeOptions.from_fingerprint(recorded)
             except (TypeError, ValueError) as exc:
                 logger.warning("season %s: build options %s not usable (%s); on the fly uses the settings'",
                                state.name, recorded, exc)
+                break
         return self.default_options
 
     def block_scenes(self, state: SeasonState, block: Block, options: CompositeOptions) -> BlockScenes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from compositor.grid import Block, OutputGrid
+from compositor.grid import Block
 
 MAX_QUEUED_PER_SEASON = 10_000
 INSET_FRACTION = 0.25  # half-width of a block's build box, as a fraction of its lon/lat extent
@@ -42,18 +42,6 @@ class BuildQueue:
     def blocks(self, season: str) -> list[str]:
         with self._lock:
             return list(self._queues.get(season, ()))
-
-
-MAX_BLOCKS_PER_TILE = 64
-
-
-def blocks_in_bounds(grid: OutputGrid, bounds_grid: tuple[float, float, float, float]) -> list[Block]:
-    """Grid blocks overlapping a box in the grid CRS, north-west first (none beyond `MAX_BLOCKS_PER_TILE`:
-    a tile never spans more)."""
-    cols, rows = grid.block_range(bounds_grid)
-    if len(cols) * len(rows) > MAX_BLOCKS_PER_TILE:
-        return []
-    return [grid.block(c, r) for r in reversed(rows) for c in cols]
 
 
 def block_bbox_4326(block: Block) -> tuple[float, float, float, float]:

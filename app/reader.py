@@ -40,9 +40,9 @@ from app.context import (
     note_skipped_scenes,
 )
 from app.errors import NotFoundError
+from app.onthefly import MAX_BLOCKS_PER_TILE
 from compositor.grid import project_bounds
 from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
-from app.queue import blocks_in_bounds
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
@@ -196,7 +196,10 @@ class SeasonReader(BaseReader):
         bounds_grid = project_bounds(crs, state.grid.crs, bounds)
         if bounds_grid is None:
             return
-        wanted = [b.id for b in blocks_in_bounds(state.grid, bounds_grid)]
+        try:
+            wanted = [b.id for b in state.grid.blocks_in_bounds(bounds_grid, MAX_BLOCKS_PER_TILE)]
+        except InvalidInputError:  # a tile never spans that many blocks: nothing sensible to queue
+            return
         built = {b.block.id for b in state.built.blocks}
         self.services.queue.add(state.name, [b for b in wanted if b not in built])
 

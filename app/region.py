@@ -33,7 +33,7 @@ from rasterio.warp import transform as transform_points
 from app.registry import SeasonState
 from compositor.catalog import BBox, is_remote, load_scenes
 from compositor.grid import project_bounds
-from compositor.settings import Settings
+from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SeasonRegions:
     older than ``ttl_s``, one request reads the catalog again while the others keep the old region.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.ttl_s = max(settings.catalog_cache_ttl_s, MIN_TTL_S)
         self._kept: dict[tuple[str, str], tuple[float, SourceRegion]] = {}

@@ -23,28 +23,17 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from app.projection import ProjectedBlocks, ProjectionCache
-from compositor.build import SEASON_RECORD, season_grid
 from compositor.errors import InvalidInputError
-from compositor.grid import Block, OutputGrid
+from compositor.grid import OutputGrid
+from compositor.index import (SEASON_RECORD, BuiltBlock, ManifestCache, built_blocks, season_files, season_grid,
+                              season_record)
 from compositor.layout import SeasonLayout
+from compositor.overview import DEFAULT_OVERVIEW_FACTOR
 from compositor.seasons import Season, resolve_season
-from compositor.settings import Settings
+from app.settings import ServerSettings
 from compositor.storage import open_store, output_location
 
 logger = logging.getLogger(__name__)
-
-BUILT_STATUSES = ("built", "empty")
-OVERVIEW_FACTOR = 16  # compositor.mosaic.DEFAULT_OVERVIEW_FACTOR: season overview at 16x the pixel size
-
-
-@dataclass(frozen=True)
-class BuiltBlock:
-    """A block with a manifest: its grid cell, the bands it holds and its status (built or empty)."""
-
-    block: Block
-    bands: frozenset[str]
-    status: str
-    options: tuple = ()  # the build options (`CompositeOptions.fingerprint`) as sorted items
 
 
 @dataclass(frozen=True)
@@ -65,13 +54,18 @@ class BuiltIndex:
     def __len__(self) -> int:
         return len(self.blocks)
 
+    def by_id(self, block_id: str) -> BuiltBlock | None:
+        return self._by_id.get(block_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, BuiltBlock]:
+        return {b.block.id: b for b in self.blocks}
+
     @property
     def options(self) -> dict:
-        """The build options of the season's most recently indexed built block ({} when none is built)."""
-        for built in reversed(self.blocks):
-            if built.options:
-                return dict(built.options)
-        return {}
+        """The build options of the season's most recently built block ({} when none is built)."""
+        recorded = [b for b in self.blocks if b.options]
+        return dict(max(recorded, key=lambda b: b.built_at).options) if recorded else {}
 
     @property
     def bounds_grid(self) -> tuple[float, float, float, float] | None:
@@ -106,81 +100,30 @@ class SeasonState:
         return self.season.name
 
     def overview_resolution_m(self) -> float:
-        return self.grid.resolution_m * OVERVIEW_FACTOR
-
-
-class ManifestCache:
-    """Parsed block manifests by path, re-read only when the file changed (a build installs one block at
-    a time: the season is re-indexed after each, so an unchanged manifest must cost a ``stat`` only)."""
-
-    def __init__(self) -> None:
-        self._parsed: dict[PurePath, tuple[str, dict | None]] = {}
-        self._lock = threading.Lock()
-
-    def manifests(self, layout: SeasonLayout) -> list[dict]:
-        store = layout.store
-        versions = sorted(store.manifest_versions(layout.blocks_dir).items())
-        with self._lock:
-            stale = [(path, key) for path, key in versions if self._parsed.get(path, ("",))[0] != key]
-        parsed = store.read_jsons([path for path, _ in stale])
-        with self._lock:
-            self._parsed.update((path, (key, manifest)) for (path, key), manifest in zip(stale, parsed))
-            return [entry[1] for path, _ in versions if (entry := self._parsed.get(path)) and entry[1]]
-
-
-def load_built_index(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | None = None) -> BuiltIndex:
-    """Built blocks from the manifests; blocks of another grid or a failed status are left out."""
-    blocks = []
-    record = {"crs": grid.crs, "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px}
-    for manifest in (cache or ManifestCache()).manifests(layout):
-        if manifest.get("status") not in BUILT_STATUSES or manifest.get("grid") != record:
-            logger.warning("season %s: block %s ignored (status %s, grid %s)", layout.season.name,
-                           manifest.get("block"), manifest.get("status"), manifest.get("grid"))
-            continue
-        try:
-            block = grid.block_by_id(str(manifest.get("block")))
-        except InvalidInputError:
-            continue
-        options = manifest.get("options")
-        options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())) \
-            if isinstance(options, dict) else ()
-        blocks.append(BuiltBlock(block, frozenset(manifest.get("bands", ())), str(manifest["status"]), options))
-    return BuiltIndex.from_blocks(blocks)
-
-
-def season_files(layout: SeasonLayout) -> list[str]:
-    """The season's own files (VRTs, season.json), overview rasters and STAC root, relative to its folder."""
-    store = layout.store
-    files = [p.relative_to(layout.root).as_posix()
-             for folder in (layout.root, layout.overview_dir) for p in store.folder_files(folder)]
-    if store.is_file(layout.catalog_dir / "catalog.json"):
-        files.append("catalog/catalog.json")
-    return files
+        return self.grid.resolution_m * DEFAULT_OVERVIEW_FACTOR
 
 
 class _Signatures:
-    """Change signatures of season folders; those of an object store are listed at most every ``refresh_s``."""
+    """Change signatures of season folders, each kept as long as its store says (`OutputStore.signature_ttl_s`)."""
 
     def __init__(self, refresh_s: float) -> None:
         self.refresh_s = refresh_s
-        self._remote: dict[PurePath, tuple[float, tuple]] = {}
+        self._listed: dict[PurePath, tuple[float, tuple]] = {}
 
     def __call__(self, layout: SeasonLayout) -> tuple:
         store = layout.store
-        if store.is_local:
-            return store.change_signature(layout.root)
         now = time.monotonic()
-        cached = self._remote.get(layout.root)
-        if cached is None or now - cached[0] >= self.refresh_s:
+        cached = self._listed.get(layout.root)
+        if cached is None or now - cached[0] >= store.signature_ttl_s(self.refresh_s):
             cached = (now, store.change_signature(layout.root))
-            self._remote[layout.root] = cached
+            self._listed[layout.root] = cached
         return cached[1]
 
 
 class SeasonRegistry:
     """Resolves season names (never paths) to `SeasonState` snapshots, refreshed when a build changes them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.data_dir = output_location(settings.data_dir)
         self.store = open_store(self.data_dir)
@@ -227,22 +170,19 @@ class SeasonRegistry:
         if grid is None:
             grid = OutputGrid(self.settings.crs, self.settings.resolution_m, self.settings.block_size_px)
         layout = SeasonLayout(self.data_dir, season, grid.crs, grid.resolution_m)
-        built = load_built_index(layout, grid, self._manifests) if has_record else BuiltIndex()
+        built = BuiltIndex.from_blocks(built_blocks(layout, grid, self._manifests)) if has_record else BuiltIndex()
         files = frozenset(season_files(layout)) if has_record else frozenset()
-        record = (layout.store.read_json(layout.root / SEASON_RECORD) or {}) if has_record else {}
+        record = (season_record(layout) or {}) if has_record else {}
         self._generation += 1
         return SeasonState(season, grid, layout, built, self._generation, has_record, files, record)
 
     def built_season_names(self) -> list[str]:
         """Seasons with a ``season.json`` under the data folder, by start date (an object store is listed
         at most every ``store_refresh_s``)."""
-        if self.store.is_local:
+        listed_at, folders = self._season_folders
+        if time.monotonic() - listed_at >= self.store.signature_ttl_s(self.settings.store_refresh_s):
             folders = self.store.season_names()
-        else:
-            listed_at, folders = self._season_folders
-            if time.monotonic() - listed_at >= self.settings.store_refresh_s:
-                folders = self.store.season_names()
-                self._season_folders = (time.monotonic(), folders)
+            self._season_folders = (time.monotonic(), folders)
         names = []
         for folder in folders:
             try:

@@ -11,9 +11,10 @@ from app.onthefly import CompositeFn, OnTheFly
 from app.queue import BuildQueue
 from app.region import SeasonRegions
 from app.registry import SeasonRegistry
-from compositor.catalog import BBox, Scene, find_scenes
+from compositor.catalog import BBox, Scene, SceneQuery
+from compositor.seasons import resolve_season
 from compositor.composite import composite_window
-from compositor.settings import Settings
+from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class Services:
     """Settings, the season registry, the caches, the on-the-fly pool, the build queue and the seasons'
     source regions (where on-the-fly tiles can come from: `app.region`)."""
 
-    settings: Settings
+    settings: ServerSettings
     registry: SeasonRegistry
     tiles: SeasonCache[CachedTile]
     scenes: SceneCache
@@ -44,20 +45,18 @@ class Services:
         self.onthefly.shutdown()
 
 
-def catalog_search(settings: Settings) -> SearchFn:
+def catalog_search(settings: ServerSettings) -> SearchFn:
     """Scenes of a season in a lon/lat box from the configured catalog (STAC API or local file)."""
 
-    def search(season_name: str, bbox_4326: BBox) -> list[Scene]:
-        from compositor.seasons import resolve_season
+    query = SceneQuery.from_settings(settings)
 
-        season = resolve_season(season_name, settings.seasons)
-        return find_scenes(settings.catalog, bbox_4326, season, collection=settings.collection,
-                           max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
+    def search(season_name: str, bbox_4326: BBox) -> list[Scene]:
+        return query.search(bbox_4326, resolve_season(season_name, settings.seasons)).scenes
 
     return search
 
 
-def make_services(settings: Settings, *, search: SearchFn | None = None, composite: CompositeFn = composite_window,
+def make_services(settings: ServerSettings, *, search: SearchFn | None = None, composite: CompositeFn = composite_window,
                   chunk_cache_bytes: int | None = None) -> Services:
     """Everything `create_app` wires; ``search`` and ``composite`` can be replaced (tests, benchmarks), and
     ``chunk_cache_bytes`` (memory for on-the-fly chunks kept for other tiles and renderings; default

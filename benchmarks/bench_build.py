@@ -75,7 +75,7 @@ def main() -> int:
         return 2
     from compositor.build import run_build
     from compositor.settings import Settings
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -75,10 +75,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from compositor.catalog import find_scenes
+    from compositor.catalog import SceneQuery
     from compositor.seasons import parse_custom_seasons
     from compositor.settings import DEFAULT_MASK_CLASSES, UNCLASSIFIED_CLASS
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     season = parse_custom_seasons({SEASON: INTERVAL})[SEASON]
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +93,7 @@ def main() -> int:
             with rasterio.open(summary.truth_dir / season.name / f"{band}_p50.tif") as src:
                 truth[band] = src.read(1).astype(np.float64)
                 crs, transform = src.crs.to_string(), src.transform
-        scenes = find_scenes(summary.catalog_path, BBOX, season)
+        scenes = SceneQuery(str(summary.catalog_path)).search(BBOX, season).scenes
         rows = [measure(scenes, truth, crs, transform, b, DEFAULT_MASK_CLASSES) for b in BUFFERS_M]
         with_7 = tuple(sorted({*DEFAULT_MASK_CLASSES, UNCLASSIFIED_CLASS}))
         rows += [{**measure(scenes, truth, crs, transform, b, with_7), "unclassified": True} for b in (0.0, 40.0)]

@@ -26,7 +26,7 @@ LIMIT_GB = 4.0
 
 def write_scenes(folder: Path, n_scenes: int, size_px: int, resolution_m: float) -> tuple[list, object]:
     from compositor.grid import OutputGrid
-    from tests.compositor.planted import planted_scene
+    from compositor.testing.planted import planted_scene
 
     grid = OutputGrid("EPSG:3035", resolution_m, size_px)
     block = grid.blocks_for_bbox((11.6, 47.9, 11.61, 47.91))[0]

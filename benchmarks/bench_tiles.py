@@ -50,7 +50,7 @@ from titiler.core.factory import TilerFactory
 from app.main import create_app
 from app.services import make_services
 from compositor.grid import OutputGrid
-from compositor.settings import Settings
+from app.settings import ServerSettings
 
 SEASON = "2022-winter"
 ARCHIVE_BBOX = (11.33, 47.85, 11.55, 47.95)
@@ -62,17 +62,17 @@ BANDS = ("red", "green", "blue")
 TMS = morecantile.tms.get("WebMercatorQuad")
 
 
-def settings_for(data: Path, catalog: Path, **overrides) -> Settings:
+def settings_for(data: Path, catalog: Path, **overrides) -> ServerSettings:
     values = dict(data_dir=data, catalog=str(catalog), **GRID, tile_cache_size=0, onthefly_budget_s=600.0)
     values.update(overrides)
-    return Settings(**values)
+    return ServerSettings(**values)
 
 
 def prepare(archive: Path | None, work: Path) -> tuple[Path, Path]:
     """The synthetic archive's catalog and a data folder with BUILT_BLOCK built."""
     from app.queue import block_bbox_4326
     from compositor.build import run_build
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     if archive is None or not (archive / "catalog.json").exists():
         archive = archive or work / "archive"

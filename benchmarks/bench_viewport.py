@@ -63,7 +63,7 @@ if __package__ in (None, ""):  # run as a script: the repository's root on the p
 import morecantile
 
 from benchmarks.slowlink import LinkCounts, SlowLinkServer, rewrite_catalog
-from compositor.demo import (DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M, DEMO_SEASON,
+from compositor.testing.demo import (DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M, DEMO_SEASON,
                              prepare_demo)
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -88,7 +88,7 @@ _PATCHED_CLI = (
     "import compositor.read as read\n"
     "for key, value in json.loads(os.environ['BENCH_GDAL_ENV_PATCH']).items():\n"
     "    read.GDAL_ENV.pop(key, None) if value is None else read.GDAL_ENV.__setitem__(key, value)\n"
-    "from compositor.cli import run\n"
+    "from app.cli import run\n"
     "sys.argv[0] = 's2seasons'\n"
     "run()\n"
 )
@@ -175,14 +175,14 @@ def demo_env(folder: Path) -> dict[str, str]:
 def server_cli(variant: str) -> list[str]:
     if variant == "current":
         script = Path(sys.executable).parent / "s2seasons"
-        return [str(script)] if script.exists() else [sys.executable, "-m", "compositor.cli"]
+        return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
     return [sys.executable, "-c", _PATCHED_CLI]
 
 
 @contextlib.contextmanager
 def server(env: dict[str, str], catalog: str, variant: str, log_file: Path) -> Iterator[tuple[str, float]]:
     """``s2seasons serve`` on a free loopback port; yields its URL and the seconds it took to answer /healthz."""
-    from app.serving import serve_process
+    from compositor.testing.serving import serve_process
 
     repo = CODE_DIR
     full_env = {**env, "S2SEASONS_TILE_CACHE_SIZE": "0", "S2SEASONS_CATALOG": catalog,

@@ -16,18 +16,20 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from affine import Affine
 
 from compositor import __version__
-from compositor.bands import BANDS_BY_NAME, COUNT, STATISTICS
+from compositor.bands import COUNT, STATISTICS
 from compositor.catalog import Scene
-from compositor.cog import REFLECTANCE_SCALE, describe, open_strip_writer, translate_to_cog, write_strip
+from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_cog, write_strip
 from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
 from compositor.grid import Block
-from compositor.layout import MANIFEST, SeasonLayout
+from compositor.describe import overview_resampling, season_spec
+from compositor.index import MANIFEST, grid_record, read_manifest
+from compositor.layout import SeasonLayout
 from compositor.offsets import OffsetCheck, check_offsets
 
 logger = logging.getLogger(__name__)
@@ -69,11 +71,6 @@ class BlockResult:
     offset_corrections: tuple[dict, ...] = ()  # `OffsetCheck.record` of scenes the data check corrected
 
 
-def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:
-    """The block's manifest, or None when absent or unreadable (the block is then not built)."""
-    return layout.store.read_json(layout.manifest_path(block_id))
-
-
 def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
     """Whether a built block already holds this job: same scenes (read and nearby), options and
     (at least) bands."""
@@ -84,28 +81,14 @@ def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
         and sorted(manifest.get("nearby_scenes", [])) == sorted(s.id for s in job.nearby)
         and manifest.get("options") == job.options.fingerprint()
         and set(job.bands) <= set(manifest.get("bands", []))
-        and manifest.get("grid") == _grid_record(job.block)
+        and manifest.get("grid") == grid_record(job.block)
     )
 
 
-def _grid_record(block: Block) -> dict[str, object]:
-    return {"crs": block.crs, "resolution_m": block.resolution_m, "block_size_px": block.size_px}
-
-
-def _tags(job: BlockJob, band: str, kind: str) -> dict[str, str]:
-    season = job.layout.season
-    return {
-        "season": season.name, "start_date": season.start.isoformat(), "end_date": season.end.isoformat(),
-        "band": band, "statistic": kind, "block": job.block.id, "n_scenes": str(len(job.scenes)),
-        "software": f"s2seasons {__version__}",
-    }
-
-
-def _describe_output(band: str, kind: str) -> str:
-    name = BANDS_BY_NAME[band].description
-    if kind == COUNT:
-        return f"{name}: number of valid (cloud-free) observations"
-    return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
+def _spec(job: BlockJob, band: str, kind: str) -> BandSpec:
+    """The season's declaration of the raster (`compositor.describe`), with the block and its scene count."""
+    spec = season_spec(job.layout.season, band, kind)
+    return replace(spec, tags={**spec.tags, "block": job.block.id, "n_scenes": str(len(job.scenes))})
 
 
 def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
@@ -135,11 +118,10 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
     try:
         for band in job.bands:
             for kind in kinds:
-                dtype, nodata = ("uint16", None) if kind == COUNT else ("uint16", 0)
+                spec = _spec(job, band, kind)
                 writer = open_strip_writer(tmp / f"{band}_{kind}.strips.tif", block.crs, block.transform,
-                                           block.shape, dtype, nodata)
-                describe(writer, _describe_output(band, kind), None if kind == COUNT else REFLECTANCE_SCALE,
-                         _tags(job, band, kind))
+                                           block.shape, spec.dtype, spec.nodata)
+                describe(writer, spec.description, spec.scale, spec.tags)
                 writers[band, kind] = writer
         # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
         # the earlier ones stale (their weights counted its footprint): they are composited again.
@@ -163,24 +145,24 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
         for writer in writers.values():
             writer.close()
     for (band, kind), writer in writers.items():
-        final = tmp / layout.block_file(block.id, band, kind).name
-        translate_to_cog(Path(writer.name), final, resampling="NEAREST" if kind == COUNT else "AVERAGE")
+        translate_to_cog(Path(writer.name), tmp / layout.block_name(band, kind), resampling=overview_resampling(kind))
         Path(writer.name).unlink()
     return skipped, n_acq
 
 
 def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str, str], n_acq: int,
-                    corrections: Sequence[OffsetCheck] = ()) -> None:
+                    corrections: Sequence[OffsetCheck] = (), prefix: str = "") -> None:
     season = job.layout.season
     manifest = {
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
-        "end_date": season.end.isoformat(), "status": status, "grid": _grid_record(job.block),
+        "end_date": season.end.isoformat(), "status": status, "grid": grid_record(job.block),
         "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
         "scenes": sorted(s.id for s in job.scenes), "nearby_scenes": sorted(s.id for s in job.nearby),
         "n_acquisitions": n_acq,
         "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],
         "offset_corrections": [c.record() for c in sorted(corrections, key=lambda c: c.scene)],
         "files": sorted(p.name for p in folder.glob("*.tif")),
+        "prefix": prefix,  # the folder of the files below the block's (`compositor.index`)
         "software": f"s2seasons {__version__}",
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -205,10 +187,11 @@ def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
             return BlockResult(block_id, "failed", len(job.scenes), time.perf_counter() - started, skipped,
                                reason=unreadable_reason(job, skipped), offset_corrections=records)
         status = "built" if n_acq else "empty"
-        _write_manifest(job, tmp, status, skipped, n_acq, corrections)
+        prefix = store.new_build_prefix()
+        _write_manifest(job, tmp, status, skipped, n_acq, corrections, prefix)
         # Under the block's lock: a builder that finished the same block meanwhile wins.
         final = job.layout.block_dir(block_id)
-        if not store.install_block(tmp, final, lambda current: not is_up_to_date(current, job)):
+        if not store.install_block(tmp, final, lambda current: not is_up_to_date(current, job), prefix):
             return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
     return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped,
                        offset_corrections=records)
@@ -224,18 +207,3 @@ def unreadable_reason(job: BlockJob, skipped: dict[str, str]) -> str:
 def clean_stale_temporaries(layout: SeasonLayout, older_than_s: float = 0.0) -> int:
     """Remove temporary folders left by killed builds; returns how many were removed."""
     return layout.store.clean_stale(layout.blocks_dir, older_than_s)
-
-
-def read_manifests(layout: SeasonLayout, block_ids: Sequence[str] | None = None) -> dict[str, dict]:
-    """The manifests of the season's blocks (of ``block_ids`` only, when given), by block id.
-
-    One listing finds them; an object store reads them side by side (`OutputStore.read_jsons`)."""
-    store = layout.store
-    wanted = None if block_ids is None else set(block_ids)
-    paths = [p for p in store.manifests(layout.blocks_dir) if wanted is None or p.parent.name in wanted]
-    return {p.parent.name: m for p, m in zip(paths, store.read_jsons(paths)) if m}
-
-
-def built_manifests(layout: SeasonLayout) -> list[dict]:
-    """Manifests of the season's built (or empty) blocks, by block id."""
-    return [m for _, m in sorted(read_manifests(layout).items())]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -13,9 +11,10 @@ from pathlib import Path
 import rasterio
 from tqdm import tqdm
 
-from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date, read_manifests
-from compositor.errors import BuildError, InvalidInputError
-from compositor.grid import OutputGrid
+from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date
+from compositor.index import (claim_season, note_outputs_updated, read_manifests, remove_replaced_builds,
+                              season_grid)
+from compositor.errors import BuildError
 from compositor.layout import SeasonLayout
 from compositor.plan import BuildPlan, make_request, plan_build
 from compositor.runner import BuildSummary, run_local
@@ -24,9 +23,6 @@ from compositor.settings import Settings
 from compositor.storage import open_store, output_location
 
 logger = logging.getLogger(__name__)
-
-SEASON_RECORD = "season.json"
-
 
 def _echo_none(_: str) -> None:
     return None
@@ -52,13 +48,14 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     store = open_store(request.data_dir)
     with removed_if_failing(request.data_dir):  # a wrong catalog leaves no empty new --out folder behind
         store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
-        plan = plan_build(request, settings)
+        plan = plan_build(request)
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
-         f"({request.grid.crs}), {plan.n_scenes} scenes from {request.catalog}")
+         f"({request.grid.crs}), {plan.n_scenes} scenes from {request.query.catalog}")
     echo(plan.describe_scenes())
-    claim_season(plan.layout, request.grid, request.bbox_4326)
+    claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint())
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
+    remove_replaced_builds(plan.layout)
     summary = BuildSummary(scenes_line=plan.describe_scenes())
     manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
     todo = []
@@ -116,35 +113,6 @@ def removed_if_failing(location: Path | str) -> Iterator[None]:
         raise
 
 
-def season_grid(layout: SeasonLayout) -> OutputGrid | None:
-    """The grid a season folder was built on (from ``season.json``), or None if never built."""
-    record = layout.store.read_json(layout.root / SEASON_RECORD)
-    if record is None:
-        return None
-    return OutputGrid(record["crs"], record["resolution_m"], record["block_size_px"])
-
-
-def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[float] | None = None) -> None:
-    """Record the season's grid and the regions asked for (``season.json``), or refuse a build on
-    another grid into the same folder. The server uses the regions for its built-coverage figures."""
-    existing = season_grid(layout)
-    if existing is not None and existing != grid:
-        raise InvalidInputError(
-            f"{layout.root} was built on {existing.crs} at {existing.resolution_m:g} m with "
-            f"{existing.block_size_px} px blocks; build with the same --crs/--resolution/--block-size "
-            "or into another --out folder"
-        )
-    record = layout.store.read_json(layout.root / SEASON_RECORD)
-    if record is None:
-        record = {"season": layout.season.name, "start_date": layout.season.start.isoformat(),
-                  "end_date": layout.season.end.isoformat(), "crs": grid.crs,
-                  "resolution_m": grid.resolution_m, "block_size_px": grid.block_size_px, "bboxes_4326": []}
-    bboxes = record.setdefault("bboxes_4326", [])
-    if bbox_4326 is not None and list(bbox_4326) not in bboxes:
-        bboxes.append(list(bbox_4326))
-    layout.store.write_text(layout.root / SEASON_RECORD, json.dumps(record, indent=1, sort_keys=True))
-
-
 def _season_outputs_exist(plan: BuildPlan) -> bool:
     return all(plan.layout.store.is_file(plan.layout.vrt_file(b, "p50")) for b in plan.request.bands)
 
@@ -157,16 +125,15 @@ def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
     layout.store.forget_cached_reads(layout.root)  # blocks this process read may have been rebuilt
     with rasterio.Env(**layout.store.gdal_options()):
         update_season_outputs(layout, plan.request.grid)
-    record = layout.store.read_json(layout.root / SEASON_RECORD) or {}
-    record["outputs_updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    layout.store.write_text(layout.root / SEASON_RECORD, json.dumps(record, indent=1, sort_keys=True))
+    note_outputs_updated(layout)
+    remove_replaced_builds(layout)  # the outputs now follow the new builds
 
 
 def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | str | None = None,
                   bands: str | Sequence[str] | None = None) -> list[Path]:
-    """The byte-scaled export of a built season (see `compositor.mosaic.export_byte`)."""
+    """The byte-scaled export of a built season (see `compositor.export.export_byte`)."""
     from compositor.bands import resolve_bands
-    from compositor.mosaic import export_byte
+    from compositor.export import export_byte
 
     resolved = resolve_season(season, settings.seasons)
     root = output_location(data_dir or settings.data_dir)

@@ -320,11 +320,30 @@ def search_scenes(catalog: str | Path, bbox_4326: BBox, season: Season, *, colle
     return _load_search(catalog, bbox_4326, season, max_cloud_cover)
 
 
-def find_scenes(catalog: str | Path, bbox_4326: BBox, season: Season, *, collection: str = "sentinel-2-l2a",
-                max_cloud_cover: float | None = None, timeout_s: float = 30.0) -> list[Scene]:
-    """The scenes of `search_scenes`."""
-    return search_scenes(catalog, bbox_4326, season, collection=collection, max_cloud_cover=max_cloud_cover,
-                         timeout_s=timeout_s).scenes
+@dataclass(frozen=True)
+class SceneQuery:
+    """Where and how scenes are searched: the one entry point of the build, the server and ``s2seasons scenes``.
+
+    ``catalog`` is a STAC API URL or a local ItemCollection file or folder, ``collection`` the STAC
+    collection searched on an API, ``max_cloud_cover`` the whole-scene cloud filter (None: none),
+    ``timeout_s`` the timeout of one API request."""
+
+    catalog: str
+    collection: str = "sentinel-2-l2a"
+    max_cloud_cover: float | None = None
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings, *, catalog: str | Path | None = None, collection: str | None = None,
+                      max_cloud_cover: float | None = None) -> SceneQuery:
+        """The settings' query (`compositor.settings.Settings`), with what a command line gave instead."""
+        return cls(str(catalog or settings.catalog), collection or settings.collection,
+                   settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover, settings.stac_timeout_s)
+
+    def search(self, bbox_4326: BBox, season: Season) -> SceneSearch:
+        """`search_scenes` with this query: the scenes and how many each filter dropped."""
+        return search_scenes(self.catalog, bbox_4326, season, collection=self.collection,
+                             max_cloud_cover=self.max_cloud_cover, timeout_s=self.timeout_s)
 
 
 def deduplicate_acquisitions(scenes: Sequence[Scene]) -> list[list[Scene]]:

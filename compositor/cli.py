@@ -1,10 +1,12 @@
-"""The ``s2seasons`` command line: sample data, scene search, builds, exports, the server, a demo."""
+"""The library's commands of ``s2seasons``: sample data, scene search, builds, exports.
+
+The commands that start the server (``serve``, ``demo``) are the app's (`app.cli`), which adds them to
+this Typer application and is the ``s2seasons`` entry point: the library never names the app."""
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,12 +38,12 @@ def _settings():
     return Settings()
 
 
-def _setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def fail(exc: Exception) -> typer.Exit:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=2)
 
@@ -69,9 +71,9 @@ def sample_data(
     verbose: VerboseOpt = False,
 ) -> None:
     """Generate a deterministic synthetic Earth-Search-like Sentinel-2 L2A archive for tests and demos."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from compositor.catalog import parse_bbox
-    from compositor.synthetic import DEFAULT_BBOX_4326, generate_archive
+    from compositor.testing.synthetic import DEFAULT_BBOX_4326, generate_archive
 
     try:
         region = parse_bbox(bbox) if bbox else DEFAULT_BBOX_4326
@@ -84,7 +86,7 @@ def sample_data(
                                        truth_resolution_m=truth_resolution, seed=seed,
                                        workers=workers, progress=progress)
     except (CompositorError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"wrote {summary.n_items} scenes of orbits {', '.join(map(str, summary.orbits))} over tiles "
                f"{', '.join(summary.tiles)} ({summary.bytes_written / 1e6:.0f} MB) to {out}")
     typer.echo(f"catalog: {summary.catalog_path}")
@@ -97,17 +99,17 @@ def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collect
            verbose: VerboseOpt = False) -> None:
     """List the Sentinel-2 L2A scenes a build of this season and region would read, with the offset each
     carries and the rule that decided it, and how many scenes each filter dropped."""
-    _setup_logging(verbose)
-    from compositor.catalog import parse_bbox, search_scenes
+    setup_logging(verbose)
+    from compositor.catalog import SceneQuery, parse_bbox
     from compositor.seasons import resolve_season
 
     settings = _settings()
     try:
-        found = search_scenes(catalog or settings.catalog, parse_bbox(bbox), resolve_season(season, settings.seasons),
-                              collection=collection or settings.collection, timeout_s=settings.stac_timeout_s,
-                              max_cloud_cover=settings.max_cloud_cover if max_cloud_cover is None else max_cloud_cover)
+        query = SceneQuery.from_settings(settings, catalog=catalog, collection=collection,
+                                         max_cloud_cover=max_cloud_cover)
+        found = query.search(parse_bbox(bbox), resolve_season(season, settings.seasons))
     except CompositorError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     listed = found.scenes
     if check_offsets:
         import rasterio
@@ -150,7 +152,7 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build a season's P25/P50/P75 and count mosaics for a region, block by block (resumable)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from compositor.build import run_build
 
     settings = _settings()
@@ -161,7 +163,7 @@ def build(
                             blend=not no_blend, force=force, retry_failed=retry_failed, echo=typer.echo,
                             collection=collection)
     except CompositorError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(summary.describe())
     if summary.failed:
         typer.secho(f"error: {len(summary.failed)} of {len(summary.results)} blocks failed (see above)",
@@ -179,82 +181,17 @@ def export(
     verbose: VerboseOpt = False,
 ) -> None:
     """Export a built season; with --byte, as the original product's byte-scaled COGs."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from compositor.build import export_season
 
     if not byte:
-        raise _fail(ValueError("only the byte-scaled export exists: add --byte"))
+        raise fail(ValueError("only the byte-scaled export exists: add --byte"))
     settings = _settings()
     try:
         written = export_season(settings, season, out, data_dir=data, bands=bands)
     except CompositorError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"wrote {len(written)} files to {out}")
-
-
-@cli.command()
-def serve(
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Where the built seasons are: a folder, or s3://BUCKET/PREFIX (AWS_* environment for credentials and endpoint; new blocks show when their build ends, checked every S2SEASONS_STORE_REFRESH_S). (env S2SEASONS_DATA_DIR)")] = None,
-    catalog: CatalogOpt = None,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
-) -> None:
-    """Serve built seasons (and on-the-fly composites elsewhere) as XYZ/WMTS tiles with a web viewer."""
-    import os
-
-    import uvicorn
-
-    if data is not None:
-        os.environ["S2SEASONS_DATA_DIR"] = str(data)
-    if catalog is not None:
-        os.environ["S2SEASONS_CATALOG"] = catalog
-    try:
-        settings = _settings()
-        from compositor.storage import output_location
-
-        output_location(settings.data_dir)  # a folder or s3://BUCKET/PREFIX, nothing else
-    except Exception as exc:  # invalid environment: say which setting
-        raise _fail(exc) from None
-    typer.echo(f"s2seasons viewer on http://{host}:{port}/")
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, log_config=_uvicorn_log_config(settings.log_format))
-
-
-def _uvicorn_log_config(log_format: str) -> dict:
-    """uvicorn's own log lines (errors, exceptions) as JSON objects too with ``log_format=json``; else its default."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    if log_format != "json":
-        return LOGGING_CONFIG
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    return {"version": 1, "disable_existing_loggers": False,
-            "formatters": {"json": {"()": "app.logs.JsonFormatter"}},  # by name: the library never imports app
-            "handlers": {"json": handler},
-            "loggers": {name: {"handlers": ["json"], "level": "WARNING", "propagate": False}
-                        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}}
-
-
-@cli.command()
-def demo(
-    folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo archive and built season.")] = Path("demo-data"),
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo data, do not start the server.")] = False,
-) -> None:
-    """Generate the synthetic archive, build part of a season, then serve it with the viewer."""
-    from compositor.demo import prepare_demo
-
-    _setup_logging(False)
-    started = time.perf_counter()
-    env = prepare_demo(folder, echo=typer.echo)
-    typer.echo(f"demo ready in {time.perf_counter() - started:.0f} s")
-    if no_serve:
-        return
-    import os
-
-    os.environ.update(env)
-    serve(data=None, catalog=None, host=host, port=port, workers=1)
 
 
 def run() -> None:

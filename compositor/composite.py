@@ -66,6 +66,14 @@ class CompositeOptions:
                 "blend_edge_margin_m": self.blend_edge_margin_m, "blend_edge_ramp_m": self.blend_edge_ramp_m}
 
     @classmethod
+    def from_settings(cls, settings, *, blend: bool = True) -> CompositeOptions:
+        """The options of `compositor.settings.Settings` (``blend`` off: ``--no-blend``): the one place the build
+        and on-the-fly compositing take them from."""
+        return cls(invalid_classes=settings.invalid_scl_classes, mask_buffer_m=settings.mask_buffer_m, blend=blend,
+                   blend_power=settings.blend_power, blend_edge_margin_m=settings.blend_edge_margin_m,
+                   blend_edge_ramp_m=settings.blend_edge_ramp_m)
+
+    @classmethod
     def from_fingerprint(cls, fingerprint: Mapping[str, object]) -> CompositeOptions:
         """The options a `fingerprint` records (a block manifest's ``options``); fields it lacks keep
         their defaults. `ValueError` for a mask rule other than this version's."""

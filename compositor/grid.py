@@ -185,10 +185,18 @@ class OutputGrid:
         return (range(math.floor(xmin / span), math.ceil(xmax / span)),
                 range(math.floor(ymin / span), math.ceil(ymax / span)))
 
+    def blocks_in_bounds(self, bounds_grid: BBox, max_blocks: int | None = None) -> list[Block]:
+        """Blocks overlapping a box in the grid CRS, row by row from the north-west; `InvalidInputError`
+        when there are more than ``max_blocks``."""
+        cols, rows = self.block_range(bounds_grid)
+        if max_blocks is not None and len(cols) * len(rows) > max_blocks:
+            raise InvalidInputError(f"this area spans more than {max_blocks} blocks of the season grid: "
+                                    "ask for a smaller area or zoom in")
+        return [self.block(c, r) for r in reversed(rows) for c in cols]
+
     def blocks_for_bbox(self, bbox_4326: BBox) -> list[Block]:
         """Blocks that intersect a lon/lat box, row by row from the north-west."""
         self.check_bbox_inside(bbox_4326)
-        cols, rows = self.block_range(self.bounds_in_grid(bbox_4326))
         area = box(*bbox_4326)
-        blocks = [self.block(c, r) for r in reversed(rows) for c in cols]
-        return [b for b in blocks if b.footprint_4326().intersects(area)]
+        return [b for b in self.blocks_in_bounds(self.bounds_in_grid(bbox_4326))
+                if b.footprint_4326().intersects(area)]

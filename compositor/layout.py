@@ -78,8 +78,13 @@ class SeasonLayout:
         dates = f"{self.season.start:%Y%m%d}..{self.season.end:%Y%m%d}"
         return f"s2l2a_{band}_{kind}_{res}_{dates}_{_epsg_label(self.crs)}"
 
+    def block_name(self, band: str, kind: str) -> str:
+        """The file name of a block's raster of one band and kind (its folder: `compositor.index.BuiltBlock`)."""
+        return f"{self.stem(band, kind)}.tif"
+
     def block_file(self, block_id: str, band: str, kind: str) -> PurePath:
-        return self.block_dir(block_id) / f"{self.stem(band, kind)}.tif"
+        """Where a block's raster is in a block folder without a build prefix (a folder store's)."""
+        return self.block_dir(block_id) / self.block_name(band, kind)
 
     def vrt_file(self, band: str, kind: str) -> PurePath:
         return self.root / f"{self.stem(band, kind)}.vrt"

@@ -7,7 +7,7 @@ searched or any file written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from compositor.bands import resolve_bands
 from compositor.blend import context_distance_m
 from compositor.block import BlockJob
-from compositor.catalog import BBox, Scene, SceneSearch, check_bbox, search_scenes
+from compositor.catalog import BBox, SceneQuery, check_bbox
 from compositor.composite import CompositeOptions
 from compositor.errors import InvalidBBoxError
 from compositor.grid import OutputGrid, reproject_geometry
@@ -42,9 +42,8 @@ class BuildRequest:
     bands: tuple[str, ...]
     grid: OutputGrid
     data_dir: Path | str  # a folder, or an object store URL (s3://bucket/prefix)
-    catalog: str
+    query: SceneQuery
     options: CompositeOptions
-    collection: str = "sentinel-2-l2a"
 
 
 @dataclass(frozen=True)
@@ -71,19 +70,15 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     bbox = check_bbox(bbox_4326)
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
-    options = CompositeOptions(invalid_classes=settings.invalid_scl_classes, mask_buffer_m=settings.mask_buffer_m,
-                               blend=blend, blend_power=settings.blend_power,
-                               blend_edge_margin_m=settings.blend_edge_margin_m,
-                               blend_edge_ramp_m=settings.blend_edge_ramp_m)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
-                        str(catalog or settings.catalog), options, collection or settings.collection)
+                        SceneQuery.from_settings(settings, catalog=catalog, collection=collection),
+                        CompositeOptions.from_settings(settings, blend=blend))
 
 
 NO_BLOCK = "the area (touching no block of it)"
 
 
-def plan_build(request: BuildRequest, settings: Settings,
-               find: Callable[..., SceneSearch | list[Scene]] = search_scenes) -> BuildPlan:
+def plan_build(request: BuildRequest) -> BuildPlan:
     """Blocks intersecting the bbox, each with the scenes whose footprint touches it (read) and
     the scenes within the blend taper's reach of it that do not (their footprints shape its weights
     near its edges: `compositor.blend.context_distance_m`); the plan counts the scenes each filter
@@ -101,9 +96,7 @@ def plan_build(request: BuildRequest, settings: Settings,
     south = min(f.bounds[1] for f in around.values())
     east = max(f.bounds[2] for f in around.values())
     north = max(f.bounds[3] for f in around.values())
-    found = find(request.catalog, (west, south, east, north), request.season, collection=request.collection,
-                 max_cloud_cover=settings.max_cloud_cover, timeout_s=settings.stac_timeout_s)
-    search = found if isinstance(found, SceneSearch) else SceneSearch(list(found))
+    search = request.query.search((west, south, east, north), request.season)
     scenes = search.scenes
     tree = shapely.STRtree([s.footprint for s in scenes])
     layout = SeasonLayout(request.data_dir, request.season, grid.crs, grid.resolution_m)

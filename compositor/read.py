@@ -10,8 +10,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
-from pathlib import PurePath
-from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
@@ -22,7 +20,6 @@ from pyproj import Transformer
 from pyproj.transformer import TransformerGroup
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio._path import _parse_path
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
@@ -32,6 +29,7 @@ from rasterio.windows import Window, from_bounds
 from compositor.errors import SourceUnavailableError
 from compositor.grid import project_bounds
 from compositor.mask import grow_invalid
+from compositor.vrt import stack_vrt, warped_vrt
 
 logger = logging.getLogger(__name__)
 
@@ -334,12 +332,6 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                      for h in hrefs])
 
 
-# GDAL's names of the resampling methods in a warped VRT's XML.
-_RESAMPLE_ALG = {Resampling.nearest: "NearestNeighbour", Resampling.bilinear: "Bilinear", Resampling.cubic: "Cubic",
-                 Resampling.average: "Average", Resampling.mode: "Mode"}
-_GDAL_TYPE = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}
-
-
 @functools.lru_cache(maxsize=64)
 def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
     """The PROJ pipeline from ``src_crs`` to ``dst_crs`` (in their axis orders), when it is unambiguous.
@@ -436,66 +428,3 @@ def _northing_first(crs: str) -> bool:
     return len(axes) >= 2 and axes[0].direction.lower() in ("north", "south")
 
 
-def warped_vrt(source: str, src_crs_wkt: str, src_transform: Affine, n_bands: int, dtype: str, dst_crs: str,
-               dst_transform: Affine, dst_shape: tuple[int, int], resampling: Resampling, pipeline: str) -> str:
-    """A warped VRT (XML text) of ``source``'s bands on the grid ``(dst_crs, dst_transform, dst_shape)``.
-
-    What rasterio's `WarpedVRT` sets up (nodata 0 in and out, a 0.01 px approximate transformer,
-    GDAL's default blocks and warp memory), with the coordinate operation given as ``pipeline`` so
-    that GDAL does not search PROJ's database for it. Pixels equal `WarpedVRT`'s (tested)."""
-    height, width = dst_shape
-    dst_wkt = _wkt(dst_crs)
-
-    def gt(transform: Affine) -> str:
-        return ",".join(repr(float(v)) for v in transform.to_gdal())
-
-    data_type = _GDAL_TYPE[dtype]
-    bands = "".join(f'<VRTRasterBand dataType="{data_type}" band="{i}" subClass="VRTWarpedRasterBand">'
-                    f'<NoDataValue>0</NoDataValue></VRTRasterBand>' for i in range(1, n_bands + 1))
-    mapping = "".join(f'<BandMapping src="{i}" dst="{i}"><SrcNoDataReal>0</SrcNoDataReal><SrcNoDataImag>0</SrcNoDataImag>'
-                      f'<DstNoDataReal>0</DstNoDataReal><DstNoDataImag>0</DstNoDataImag></BandMapping>'
-                      for i in range(1, n_bands + 1))
-    return (
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}" subClass="VRTWarpedDataset">'
-        f'<SRS>{escape(dst_wkt)}</SRS><GeoTransform>{gt(dst_transform)}</GeoTransform>{bands}'
-        f'<BlockXSize>{min(width, 512)}</BlockXSize><BlockYSize>{min(height, 128)}</BlockYSize>'
-        f'<GDALWarpOptions><WarpMemoryLimit>6.71089e+07</WarpMemoryLimit>'
-        f'<ResampleAlg>{_RESAMPLE_ALG[resampling]}</ResampleAlg><WorkingDataType>{data_type}</WorkingDataType>'
-        f'<Option name="UNIFIED_SRC_NODATA">YES</Option><Option name="INIT_DEST">NO_DATA</Option>'
-        f'<Option name="ERROR_OUT_IF_EMPTY_SOURCE_WINDOW">FALSE</Option>'
-        f'<SourceDataset relativeToVRT="0">{escape(source)}</SourceDataset>'
-        f'<Transformer><ApproxTransformer><MaxError>0.01</MaxError><BaseTransformer><GenImgProjTransformer>'
-        f'<SrcGeoTransform>{gt(src_transform)}</SrcGeoTransform><SrcInvGeoTransform>{gt(~src_transform)}</SrcInvGeoTransform>'
-        f'<DstGeoTransform>{gt(dst_transform)}</DstGeoTransform><DstInvGeoTransform>{gt(~dst_transform)}</DstInvGeoTransform>'
-        f'<ReprojectTransformer><ReprojectionTransformer><SourceSRS>{escape(src_crs_wkt)}</SourceSRS>'
-        f'<TargetSRS>{escape(dst_wkt)}</TargetSRS>'
-        f'<Options><Option key="COORDINATE_OPERATION">{escape(pipeline)}</Option></Options>'
-        f'</ReprojectionTransformer></ReprojectTransformer></GenImgProjTransformer></BaseTransformer>'
-        f'</ApproxTransformer></Transformer><BandList>{mapping}</BandList></GDALWarpOptions></VRTDataset>')
-
-
-def stack_vrt(hrefs: Sequence[str | PurePath], crs: str, transform: Affine, shape: tuple[int, int], *,
-              nodata: int | None = 0, dtype: str = "uint16", overview_level: int | None = None) -> str:
-    """A VRT (XML text) whose band i is band 1 of ``hrefs[i]``, all on one grid ``(crs, transform, shape)``.
-
-    Read or warped, it costs one set-up for all its bands instead of one per file. ``overview_level``
-    reads that overview of every file (its grid is then the overview's); without it, GDAL can use the
-    files' overviews through the VRT's implicit overviews. ``crs`` is anything rasterio's CRS takes
-    (an EPSG code, WKT). Used for a scene's bands (`read_warped_bands`) and for built blocks' COGs.
-    """
-    data_type = _GDAL_TYPE[dtype]
-    nodata_xml = "" if nodata is None else f"<NoDataValue>{nodata}</NoDataValue>"
-    options = ("" if overview_level is None else
-               f'<OpenOptions><OOI key="OVERVIEW_LEVEL">{overview_level}</OOI></OpenOptions>')
-    bands = "".join(
-        f'<VRTRasterBand dataType="{data_type}" band="{i}">{nodata_xml}<SimpleSource>'
-        f'<SourceFilename relativeToVRT="0">{escape(_parse_path(str(href)).as_vsi())}</SourceFilename>'
-        f'{options}<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>'
-        for i, href in enumerate(hrefs, start=1))
-    return (f'<VRTDataset rasterXSize="{shape[1]}" rasterYSize="{shape[0]}"><SRS>{escape(_wkt(crs))}</SRS>'
-            f'<GeoTransform>{", ".join(repr(float(v)) for v in transform.to_gdal())}</GeoTransform>{bands}</VRTDataset>')
-
-
-@functools.lru_cache(maxsize=32)
-def _wkt(crs: str) -> str:
-    return CRS.from_user_input(crs).to_wkt()

@@ -1,4 +1,4 @@
-"""Settings, read from the environment (prefix ``S2SEASONS_``) when a command or the app starts.
+"""Settings of the library and the build, read from the environment (prefix ``S2SEASONS_``) when a command starts.
 
 Nothing here is read at import time: call ``Settings()`` at start-up and pass the value on.
 """
@@ -6,7 +6,6 @@ Nothing here is read at import time: call ``Settings()`` at start-up and pass th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +30,10 @@ DEFAULT_MASK_BUFFER_M = 40.0  # chosen by benchmarks/bench_mask_buffer.py, see R
 
 
 class Settings(BaseSettings):
-    """Every tunable of s2seasons; each field maps to ``S2SEASONS_<FIELD>`` in the environment."""
+    """The library's and the build's tunables; each field maps to ``S2SEASONS_<FIELD>`` in the environment.
+
+    The server's own (caches, on-the-fly compositing, logs) are `app.settings.ServerSettings`, which adds
+    them to these under the same prefix."""
 
     model_config = SettingsConfigDict(env_prefix="S2SEASONS_", env_nested_delimiter="__", extra="ignore")
 
@@ -71,41 +73,6 @@ class Settings(BaseSettings):
         "inverse-distance value over this length (m).")
     workers: int = Field(0, ge=0, description="Build processes; 0 means one per core.")
     stac_timeout_s: float = Field(30.0, gt=0, description="Timeout of one STAC API request (s).")
-    catalog_cache_ttl_s: float = Field(600.0, ge=0, description="How long the server keeps a catalog search (s).")
-    tile_cache_size: int = Field(2048, ge=0, description="Rendered tiles kept in memory by the server.")
-    onthefly_min_zoom: int = Field(9, ge=0, le=24, description="Lowest WebMercator zoom composited on the fly.")
-    onthefly_max_scenes: int | None = Field(
-        None, ge=1, description="Preview setting, off by default: read at most this many scenes per block on the fly, "
-                                "the least cloudy (eo:cloud_cover). Faster, but the tiles are then no longer the "
-                                "ones the build will give (a build reads every scene).")
-    onthefly_read_threads: int | None = Field(
-        None, ge=1, le=64, description="Scene files one on-the-fly chunk reads at once; None (the default): 16 when "
-                                       "the scenes are read over the network (http, s3: each request waits a round "
-                                       "trip, more threads overlap the waits), 4 for local files (more only cost CPU "
-                                       "on 2 cores: measured +18 %).")
-    onthefly_chunk_px: int = Field(
-        256, ge=64, le=2048, description="Side (pixels of the season grid at the level read) of the square chunks "
-                                         "composited on the fly and shared by the tiles over them.")
-    onthefly_cache_mb: float = Field(
-        512.0, ge=0, description="Memory (MB) for composited on-the-fly chunks kept for the other tiles, zooms "
-                                 "and renderings over them (least recently used dropped first); 0 keeps none.")
-    onthefly_budget_s: float = Field(20.0, gt=0, description="Time budget of an on-the-fly tile before a 503 (s).")
-    onthefly_workers: int = Field(2, ge=1, description="Threads that composite on the fly (built tiles never wait).")
-    onthefly_nice: int = Field(
-        10, ge=0, le=19, description="How much lower the CPU priority of on-the-fly threads (and the read threads "
-                                     "they start) is than the server's (Linux nice steps); 0 keeps it equal.")
-    queue_unbuilt: bool = Field(False, description="Queue the blocks of on-the-fly tiles for building.")
-    log_format: Literal["text", "json"] = Field(
-        "text", description="Server logs: 'text' lines or 'json' lines (one object per line, with the request id).")
-    catalog_failure_ttl_s: float = Field(
-        30.0, ge=0, description="After a catalog search failed, on-the-fly requests of that area answer 503 at "
-                                "once for this long before the catalog is asked again (s); 0 asks every time.")
-    readyz_timeout_s: float = Field(2.0, gt=0, description="Timeout of /readyz's request to the STAC API (s).")
-    store_refresh_s: float = Field(
-        30.0, ge=0, description="Serving from an object store (s3://): how often the server lists a season to "
-                                "notice a finished build (s); 0 lists on every request.")
-    readyz_cache_s: float = Field(5.0, ge=0, description="How long /readyz keeps the result of its checks (s).")
-
     @field_validator("data_dir", mode="before")
     @classmethod
     def _folder_or_url(cls, value: object) -> object:

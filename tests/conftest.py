@@ -42,7 +42,7 @@ SYNTH_BLOCK_PX = 256
 @pytest.fixture(scope="session")
 def synthetic_archive(tmp_path_factory) -> Path:
     """The synthetic archive's folder (catalog.json, scenes/, truth/)."""
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     root = tmp_path_factory.mktemp("synthetic-archive")
     generate_archive(root, seasons=(SYNTH_SEASON,), bbox_4326=SYNTH_BBOX, pixel_size_m=SYNTH_PIXEL_M,

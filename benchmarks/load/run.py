@@ -33,8 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from app.serving import ServerStartError, serve_process
-from compositor.demo import DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M
+from compositor.testing.serving import ServerStartError, serve_process
+from compositor.testing.demo import DEMO_BBOX_4326, DEMO_BLOCK_PX, DEMO_BUILD_BBOX_4326, DEMO_RESOLUTION_M
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -19,7 +19,7 @@ from tests.app.helpers import ARCHIVE_BBOX, BUILT_BLOCK, SEASON, Archive, Built,
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory) -> Archive:
     """A synthetic Sentinel-2 archive of 2022-winter over ARCHIVE_BBOX (two orbits, clouds, 100 m pixels)."""
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     root = tmp_path_factory.mktemp("app-archive")
     summary = generate_archive(root, seasons=(SEASON,), bbox_4326=ARCHIVE_BBOX, pixel_size_m=100.0, seed=4)

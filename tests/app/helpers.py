@@ -15,8 +15,8 @@ import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
-from app.serving import free_port as free_port  # the tests' free ports too
-from app.serving import serve_process
+from compositor.testing.serving import free_port as free_port  # the tests' free ports too
+from compositor.testing.serving import serve_process
 
 REPO = Path(__file__).resolve().parents[2]
 SEASON = "2022-winter"
@@ -43,12 +43,12 @@ class Built:
 
 def app_settings(data: Path, catalog: Path, **overrides):
     """Settings of a test server: the test grid, every scene (as a build reads), a 60 s budget, caches on."""
-    from compositor.settings import Settings
+    from app.settings import ServerSettings
 
     values = dict(data_dir=data, catalog=str(catalog), **GRID, onthefly_min_zoom=9, onthefly_max_scenes=1000,
                   onthefly_budget_s=60.0, onthefly_workers=2, tile_cache_size=256, catalog_cache_ttl_s=600.0)
     values.update(overrides)
-    return Settings(**values)
+    return ServerSettings(**values)
 
 
 def build_block(data: Path, catalog: Path, block_id: str, bands: str | None = None) -> None:
@@ -69,7 +69,7 @@ def live_server(data: Path, catalog: Path, log_path: Path, **env: str) -> Iterat
     """``s2seasons serve`` in a child process on a free loopback port; yields its base URL, stops it after."""
     environ = {"S2SEASONS_CRS": GRID["crs"], "S2SEASONS_RESOLUTION_M": str(GRID["resolution_m"]),
                "S2SEASONS_BLOCK_SIZE_PX": str(GRID["block_size_px"]), **env}
-    cli = [sys.executable, "-c", "from compositor.cli import run; run()"]
+    cli = [sys.executable, "-c", "from app.cli import run; run()"]
     with serve_process(cli, data, catalog, log_path, env=environ, cwd=REPO) as (base, _):
         yield base
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from app.main import create_app
-from compositor.settings import Settings
+from app.settings import ServerSettings
 from tests.app.helpers import BUILT_LONLAT, SEASON, UNBUILT_LONLAT, tile_of
 
 MAX_EXAMPLES = int(os.environ.get("S2SEASONS_FUZZ_EXAMPLES", "10"))
@@ -31,7 +31,7 @@ CONFIG = schemathesis.Config.from_dict({
 })
 # The schema does not depend on the data: read it from an app over an empty folder; requests go to the
 # app of the `fuzz_app` fixture (the half-built test season).
-_SCHEMA_APP = create_app(Settings(data_dir=Path(tempfile.gettempdir()) / "s2seasons-fuzz-schema-only"))
+_SCHEMA_APP = create_app(ServerSettings(data_dir=Path(tempfile.gettempdir()) / "s2seasons-fuzz-schema-only"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", _SCHEMA_APP, config=CONFIG)
 
 

@@ -22,7 +22,7 @@ from app.main import create_app
 from app.services import make_services
 from compositor.composite import composite_window
 from compositor.grid import OutputGrid
-from compositor.settings import Settings
+from app.settings import ServerSettings
 from tests.app.helpers import (
     BOUNDARY_LONLAT,
     BUILT_BLOCK,
@@ -183,7 +183,7 @@ class Recorder:
 
 def test_max_scenes_is_an_opt_in_preview_keeping_the_least_cloudy(archive, tmp_path):
     """Off by default (every scene, as the build); set, each block reads its N least cloudy scenes."""
-    assert Settings().onthefly_max_scenes is None
+    assert ServerSettings().onthefly_max_scenes is None
     settings = app_settings(tmp_path, archive.catalog, onthefly_max_scenes=5)
     recorder = Recorder()
     services = make_services(settings, composite=recorder)

@@ -13,8 +13,8 @@ from app.onthefly import OnTheFly
 from app.registry import SeasonRegistry
 from compositor.composite import composite_window
 from compositor.offsets import SOURCE_DATA_CHECK, clear_offset_cache
-from compositor.settings import Settings
-from tests.compositor.planted import BLOCK, GRID, SEASON, plant
+from app.settings import ServerSettings
+from compositor.testing.planted import BLOCK, GRID, SEASON, plant
 
 
 def test_onthefly_composites_with_the_corrected_scene(tmp_path):
@@ -27,7 +27,7 @@ def test_onthefly_composites_with_the_corrected_scene(tmp_path):
         seen.extend(scenes)
         return composite_window(scenes, *args, **kwargs)
 
-    settings = Settings(data_dir=tmp_path / "data", onthefly_workers=1, crs=GRID.crs, resolution_m=GRID.resolution_m,
+    settings = ServerSettings(data_dir=tmp_path / "data", onthefly_workers=1, crs=GRID.crs, resolution_m=GRID.resolution_m,
                         block_size_px=GRID.block_size_px)
     cache = SceneCache(lambda season, bbox: [mistagged, fine], ttl_s=60)
     onthefly = OnTheFly(settings, cache, composite, cache_bytes=0)

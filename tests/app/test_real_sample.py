@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from compositor.settings import Settings
+from app.settings import ServerSettings
 from tests.app.helpers import decode, load_npy, tile_url
 
 SAMPLE_SEASON = "2020-winter"
@@ -26,7 +26,7 @@ def sample_client(sample_dir, tmp_path_factory):
         item["assets"][key]["href"] = str(sample_dir / f"{name}.tif")
     catalog = root / "catalog.json"
     catalog.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
-    settings = Settings(data_dir=root / "data", catalog=str(catalog), crs="EPSG:32629", resolution_m=100.0,
+    settings = ServerSettings(data_dir=root / "data", catalog=str(catalog), crs="EPSG:32629", resolution_m=100.0,
                         block_size_px=256)
     with TestClient(create_app(settings)) as client:
         yield client
@@ -68,12 +68,12 @@ def test_real_scene_on_the_fly_equals_the_built_block(sample_dir, tmp_path):
     catalog.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
     grid = {"crs": "EPSG:32629", "resolution_m": 30.0, "block_size_px": 512}
     block = OutputGrid(**grid).block_by_id(_block_id(OutputGrid(**grid), SAMPLE_LONLAT))
-    built_settings = Settings(data_dir=tmp_path / "data", catalog=str(catalog), **grid)
+    built_settings = ServerSettings(data_dir=tmp_path / "data", catalog=str(catalog), **grid)
     summary = run_build(built_settings, SAMPLE_SEASON, block_bbox_4326(block), workers=1, progress=False)
     assert [r.status for r in summary.results] == ["built"], summary.describe()
     west, south, east, north = block.footprint_4326().bounds
     centre = ((west + east) / 2, (south + north) / 2)
-    unbuilt_settings = Settings(data_dir=tmp_path / "empty", catalog=str(catalog), **grid)
+    unbuilt_settings = ServerSettings(data_dir=tmp_path / "empty", catalog=str(catalog), **grid)
     with TestClient(create_app(built_settings)) as built, TestClient(create_app(unbuilt_settings)) as fly:
         for z in (12, 13, 15):
             for query in ("bands=red,nir,swir16&statistic=p50", "bands=blue&statistic=count",

@@ -35,7 +35,7 @@ from compositor.blend import (
     orbit_weights,
     window_weights,
 )
-from compositor.catalog import Scene
+from compositor.catalog import Scene, SceneSearch
 from compositor.composite import CompositeOptions, composite_window
 from compositor.errors import InvalidInputError
 from compositor.block import BlockJob, build_block
@@ -45,7 +45,7 @@ from compositor.plan import make_request, plan_build
 from compositor.seasons import resolve_season
 from compositor.settings import Settings
 from compositor.orbits import cross_track_distance_m, track_lon
-from tests.compositor.planted import planted_scene
+from compositor.testing.planted import planted_scene
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "footprints"
 MARGIN_M, RAMP_M = 5_000.0, 10_000.0
@@ -306,11 +306,12 @@ def test_plan_gives_each_block_the_footprints_near_it(tmp_path):
               _stub_scene("near", 79, east_of_block(0.5 * reach)), _stub_scene("far", 122, east_of_block(2 * reach))]
     searched = []
 
-    def find(catalog, bbox, season, **kwargs):
-        searched.append(box(*bbox))
-        return scenes
+    class Catalog:  # the request's scene query, answering for the catalog
+        def search(self, bbox, season):
+            searched.append(box(*bbox))
+            return SceneSearch(scenes)
 
-    (job,) = plan_build(request, settings, find=find).jobs
+    (job,) = plan_build(dataclasses.replace(request, query=Catalog())).jobs
     assert [s.id for s in job.scenes] == ["touching"] and [s.id for s in job.nearby] == ["near"]
     assert searched[0].contains(scenes[1].footprint.centroid)  # the search covers the reach around the blocks
 

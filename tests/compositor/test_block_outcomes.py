@@ -16,7 +16,7 @@ from compositor.cli import cli
 from compositor.layout import SeasonLayout
 from compositor.offsets import clear_offset_cache
 from compositor.seasons import resolve_season
-from tests.compositor.planted import BLOCK, GRID, SEASON, plant
+from compositor.testing.planted import BLOCK, GRID, SEASON, plant
 
 
 @pytest.fixture(autouse=True)
@@ -273,15 +273,19 @@ def test_collection_reaches_the_catalog_search(tmp_path):
     elsewhere = dataclasses.replace(inside, id="elsewhere", footprint=box(100.0, 0.0, 101.0, 1.0))  # in no block
     calls = []
 
-    def find(catalog, bbox, season, **kwargs):
-        calls.append(kwargs)
-        return SceneSearch([inside, elsewhere], {"cloud cover above 50 % (max_cloud_cover)": 3})
+    class Catalog:  # the request's scene query, answering for the catalog
+        def __init__(self, query):
+            self.query = query
+
+        def search(self, bbox, season):
+            calls.append(self.query)
+            return SceneSearch([inside, elsewhere], {"cloud cover above 50 % (max_cloud_cover)": 3})
 
     settings = Settings(data_dir=tmp_path / "data", resolution_m=100, block_size_px=256)
     west, south, east, north = (float(v) for v in bbox_text().split(","))
     request = make_request(settings, SEASON, (west, south, east, north), collection="sentinel-2-c1-l2a")
-    plan = plan_build(request, settings, find=find)
-    assert calls[0]["collection"] == "sentinel-2-c1-l2a" and calls[0]["max_cloud_cover"] is None
+    plan = plan_build(dataclasses.replace(request, query=Catalog(request.query)))
+    assert calls[0].collection == "sentinel-2-c1-l2a" and calls[0].max_cloud_cover is None
     assert plan.dropped == {"cloud cover above 50 % (max_cloud_cover)": 3, NO_BLOCK: 1} and plan.n_scenes == 1
     assert plan.describe_scenes() == (f"scenes: 5 found, 3 dropped by cloud cover above 50 % (max_cloud_cover), "
                                       f"1 dropped by {NO_BLOCK}, 1 read")

@@ -11,10 +11,10 @@ import pytest
 from compositor.catalog import (
     cloud_filter_name,
     deduplicate_acquisitions,
-    find_scenes,
     load_scenes,
     parse_bbox,
     scene_from_item,
+    SceneQuery,
     search_scenes,
 )
 from compositor.errors import CatalogUnavailableError, InvalidBBoxError, MalformedItemError
@@ -136,7 +136,7 @@ def test_relative_hrefs_resolve_against_the_collection_file(tmp_path, item):
 
 def test_missing_catalog_file_is_a_clear_error(tmp_path):
     with pytest.raises(CatalogUnavailableError, match="does not exist"):
-        find_scenes(tmp_path / "nope.json", BBOX_29RKH, resolve_season("2020-winter"))
+        SceneQuery(str(tmp_path / "nope.json")).search(BBOX_29RKH, resolve_season("2020-winter"))
 
 
 def test_acquisition_seen_in_two_tiles_is_one_group(item):
@@ -282,11 +282,11 @@ def test_unreachable_stac_api_names_the_url():
     with _StacApi([]) as api:
         url = api.url
     with pytest.raises(CatalogUnavailableError, match=url.replace(".", r"\.")):
-        find_scenes(url, BBOX_29RKH, resolve_season("2020-winter"), timeout_s=2)
+        SceneQuery(url, timeout_s=2).search(BBOX_29RKH, resolve_season("2020-winter"))
 
 
 def test_malformed_item_from_api_names_it(item):
     bad = _items(item, 2)
     del bad[1]["assets"]["nir"]
     with _StacApi(bad) as api, pytest.raises(MalformedItemError, match="S2A_29RKH_20200211_0_L2A"):
-        find_scenes(api.url, BBOX_29RKH, resolve_season("2020-winter"))
+        SceneQuery(api.url).search(BBOX_29RKH, resolve_season("2020-winter"))

@@ -13,7 +13,7 @@ from compositor.blend import orbit_weights
 from compositor.grid import pixel_lonlat
 from compositor.composite import CompositeOptions, composite_window
 from compositor.settings import DEFAULT_MASK_CLASSES
-from tests.compositor.planted import planted_scene
+from compositor.testing.planted import planted_scene
 
 CRS = "EPSG:32632"
 TRANSFORM = Affine(100.0, 0.0, 690_000.0, 0.0, -100.0, 5_310_000.0)  # about 11.55 E, 47.9 N

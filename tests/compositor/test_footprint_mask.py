@@ -20,7 +20,7 @@ from compositor.composite import CompositeOptions, composite_window
 from compositor.mask import disk_offsets, valid_scl_lookup
 from compositor.read import read_scl_footprint
 from compositor.settings import DEFAULT_MASK_CLASSES, Settings
-from tests.compositor.planted import planted_scene
+from compositor.testing.planted import planted_scene
 
 CRS = "EPSG:32632"
 X0, Y0 = 690_000.0, 5_310_000.0  # about 11.55 E, 47.9 N; a multiple of 60 m: the 10, 20 and 30 m grids align
@@ -255,7 +255,7 @@ def test_buffer_is_a_setting_carried_into_the_fingerprint():
 def test_scl_overviews_are_judged_by_the_same_rule(tmp_path):
     """On the fly reads the SCL overview at the target resolution: every overview pixel under a
     target pixel counts, as at full resolution."""
-    from tests.compositor.planted import write_cog
+    from compositor.testing.planted import write_cog
 
     scl = np.full((1024, 1024), CLEAR, dtype=np.uint8)
     for r, c in np.random.default_rng(3).integers(10, 1000, (40, 2)):

@@ -1,4 +1,4 @@
-"""compositor.mosaic: season VRTs, overview rasters, the STAC catalog of the outputs, the byte export.
+"""The season outputs (compositor.mosaic and its parts): season VRTs, overview rasters, the STAC catalog of the outputs, the byte export.
 
 Two kinds of seasons: four real blocks built from the sample scene (red and nir at 200 m), and
 blocks planted by hand whose values are constant on each half of 16 x 16 pixel cells, so that the
@@ -22,21 +22,19 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from compositor import mosaic
+from compositor import cog
+from compositor.storage import folder as folder_store
 from compositor.block import BlockJob, build_block
 from compositor.catalog import load_scenes
 from compositor.cog import describe, open_strip_writer, translate_to_cog
 from compositor.errors import InvalidInputError
 from compositor.grid import OutputGrid
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
-from compositor.mosaic import (
-    export_byte,
-    reflectance_to_byte,
-    update_season_outputs,
-    write_output_catalog,
-    write_season_overview,
-    write_season_vrts,
-)
+from compositor.export import export_byte, reflectance_to_byte
+from compositor.mosaic import update_season_outputs
+from compositor.outputs_stac import write_output_catalog
+from compositor.overview import write_season_overview
+from compositor.vrt import write_season_vrts
 from compositor.seasons import resolve_season
 from tests.samples import SAMPLE_DIR, SAMPLE_FILES
 
@@ -207,7 +205,7 @@ def test_vrt_declares_nodata_scale_description_and_season(sample_root):
 
 def test_missing_block_file_is_skipped_with_a_warning(sample, caplog):
     sample.block_file("c21_r4", "red", "p50").unlink()
-    with caplog.at_level(logging.WARNING, logger="compositor.mosaic"):
+    with caplog.at_level(logging.WARNING, logger="compositor"):
         write_season_vrts(sample, SAMPLE_GRID, ["red"])
     assert any("c21_r4" in r.getMessage() and "missing" in r.getMessage() for r in caplog.records)
     assert len(ET.parse(sample.vrt_file("red", "p50")).findall(".//SimpleSource")) == 3
@@ -315,7 +313,7 @@ def test_stale_overview_is_not_referenced(planted, caplog):
     shutil.copytree(planted.block_dir("c160_r119"), planted.block_dir("c162_r119"))  # a new block widens the extent
     manifest["block"] = "c162_r119"
     planted.manifest_path("c162_r119").write_text(json.dumps(manifest))
-    with caplog.at_level(logging.WARNING, logger="compositor.mosaic"):
+    with caplog.at_level(logging.WARNING, logger="compositor"):
         write_season_vrts(planted, PLANTED_GRID)
     assert ET.parse(planted.vrt_file("red", "p50")).find(".//Overview") is None
     assert any("overview" in r.getMessage() for r in caplog.records)
@@ -447,7 +445,7 @@ def test_failed_overview_write_keeps_the_previous_file(sample, monkeypatch):
         Path(dst).write_bytes(b"half a COG")
         raise OSError("disk full")
 
-    monkeypatch.setattr(mosaic, "translate_to_cog", broken)
+    monkeypatch.setattr(cog, "translate_to_cog", broken)
     with pytest.raises(OSError, match="disk full"):
         write_season_overview(sample, SAMPLE_GRID, ["red"])
     assert path.read_bytes() == before
@@ -462,7 +460,7 @@ def test_failed_vrt_write_keeps_the_previous_file(sample, monkeypatch):
     def broken(src, dst):
         raise OSError("killed")
 
-    monkeypatch.setattr(mosaic.os, "replace", broken)
+    monkeypatch.setattr(folder_store.os, "replace", broken)
     with pytest.raises(OSError, match="killed"):
         write_season_vrts(sample, SAMPLE_GRID, ["red"])
     assert [p.read_text() for p in paths] == before

@@ -25,7 +25,7 @@ from compositor.offsets import (
     clear_offset_cache,
     item_offset,
 )
-from tests.compositor.planted import planted_scene
+from compositor.testing.planted import planted_scene
 
 RECORDS = Path(__file__).resolve().parents[1] / "data" / "offsets" / "earth-search-offsets.jsonl"
 # stactools' fixture whose product metadata XML states BOA_ADD_OFFSET -7000 (see tests/data/offsets/README.md)

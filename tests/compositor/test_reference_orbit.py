@@ -19,9 +19,9 @@ from shapely.geometry import shape
 
 from compositor.errors import InvalidInputError
 from compositor.seasons import Season
-from compositor.synthetic import reference_orbit as ro
-from compositor.synthetic.edges import EDGE_OFFSET_MAX_DEG, pass_swath
-from compositor.synthetic.schedule import acquisitions_in
+from compositor.testing.synthetic import reference_orbit as ro
+from compositor.testing.synthetic.edges import EDGE_OFFSET_MAX_DEG, pass_swath
+from compositor.testing.synthetic.schedule import acquisitions_in
 
 REAL_ITEMS = Path(__file__).resolve().parents[1] / "data" / "real-footprints" / "partial-items-35-71N.jsonl"
 _GEOD = Geod(ellps="WGS84")

@@ -4,7 +4,7 @@ The edges come from the generator's own geometry (``truth/<season>/swaths.json``
 orbit, irregular edges, datatake ends), not from the compositor's orbit model. For each edge, the
 signed difference of the relative error (P50 / truth - 1) between the pixels within 3 pixels on
 either side of it, along the whole edge, is compared with the same statistic on lines parallel to
-it elsewhere (``compositor.synthetic.stripes``): a stripe is a jump beyond 3 times their RMS.
+it elsewhere (``compositor.testing.synthetic.stripes``): a stripe is a jump beyond 3 times their RMS.
 nir and swir bands: the orbits' view-angle brightness differs by a few percent there, tens of DN.
 """
 
@@ -17,9 +17,9 @@ import pytest
 import rasterio
 from rasterio.windows import from_bounds
 
-from compositor.synthetic.edges import read_swaths
+from compositor.testing.synthetic.edges import read_swaths
 from compositor.grid import pixel_lonlat
-from compositor.synthetic.stripes import EdgeJump, edge_distances_km, relative_error, stripe_jumps
+from compositor.testing.synthetic.stripes import EdgeJump, edge_distances_km, relative_error, stripe_jumps
 from tests.conftest import SYNTH_SEASON, build_synthetic
 
 BANDS = ("nir", "swir16", "swir22")

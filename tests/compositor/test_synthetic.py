@@ -1,4 +1,4 @@
-"""compositor.synthetic: a small archive (about 0.9 x 0.2 degrees, 300 m pixels, one month).
+"""compositor.testing.synthetic: a small archive (about 0.9 x 0.2 degrees, 300 m pixels, one month).
 
 The bbox crosses the UTM 32/33 boundary (12 E) and relative orbit 65's eastern swath edge
 (about 12.2 E: the real Sentinel-2 edge, 147 km east of the track); the month spans the
@@ -24,14 +24,14 @@ from shapely.geometry import shape
 
 from compositor.errors import InvalidBBoxError, InvalidInputError, SeasonNotFoundError
 from compositor.seasons import Season
-from compositor.synthetic import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
-from compositor.synthetic.archive import plan_archive
-from compositor.synthetic.edges import EDGE_OFFSET_MAX_DEG, EDGE_ZIGZAG_SD_DEG, read_swaths
-from compositor.synthetic.geometry import region_for, truth_grid_for
-from compositor.synthetic.landcover import build_ground, describe_ground
-from compositor.synthetic.reference_orbit import HALF_ANGLE_DEG, view_coordinates
-from compositor.synthetic.schedule import acquisitions_in
-from compositor.synthetic.tiles import MgrsTile
+from compositor.testing.synthetic import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
+from compositor.testing.synthetic.archive import plan_archive
+from compositor.testing.synthetic.edges import EDGE_OFFSET_MAX_DEG, EDGE_ZIGZAG_SD_DEG, read_swaths
+from compositor.testing.synthetic.geometry import region_for, truth_grid_for
+from compositor.testing.synthetic.landcover import build_ground, describe_ground
+from compositor.testing.synthetic.reference_orbit import HALF_ANGLE_DEG, view_coordinates
+from compositor.testing.synthetic.schedule import acquisitions_in
+from compositor.testing.synthetic.tiles import MgrsTile
 
 BBOX = (11.9, 47.85, 12.8, 48.05)
 SEASON = Season(dt.date(2022, 1, 10), dt.date(2022, 2, 10), "jan-2022")

@@ -165,7 +165,7 @@ class ViewerPage:
 @pytest.fixture(scope="session")
 def viewer_archive(tmp_path_factory) -> Path:
     """The server tests' synthetic archive area with scenes of both SEASONS; returns the catalog path."""
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     root = tmp_path_factory.mktemp("viewer-archive")
     summary = generate_archive(root, seasons=SEASONS, bbox_4326=ARCHIVE_BBOX, pixel_size_m=100.0, seed=4)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from app.serving import free_port, serve_process
+from compositor.testing.serving import free_port, serve_process
 from compositor.errors import StorageError
 from compositor.storage import S3Store, open_store
 from tests.compositor.test_build import pixel_checksums
@@ -87,7 +87,8 @@ def s3_pixel_checksums(location: str) -> dict[str, str]:
         for path in store.list_files(blocks):
             if path.suffix == ".tif":
                 with rasterio.open(path) as src:
-                    sums[f"{path.parent.name}/{path.name}"] = hashlib.sha256(src.read(1).tobytes()).hexdigest()
+                    block_id = path.relative_to(blocks).parts[0]  # the files are under their build's prefix
+                    sums[f"{block_id}/{path.name}"] = hashlib.sha256(src.read(1).tobytes()).hexdigest()
     return sums
 
 
@@ -109,7 +110,10 @@ def test_build_into_s3_equals_the_folder_build_and_gdal_reads_it(s3_env, built_s
                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(local).parts)
                    and not p.name.endswith(".aux.xml")}
     objects = {p.relative_to(season).as_posix() for p in store.list_files(season)}
-    assert objects == local_files  # blocks, manifests, season.json, VRTs, overviews, STAC
+    # blocks (each under its build's prefix), manifests, season.json, VRTs, overviews, STAC
+    assert {re.sub(r"^(blocks/[^/]+/)build-[^/]+/", r"\1", o) for o in objects} == local_files
+    assert all(re.match(r"blocks/[^/]+/build-[^/]+/[^/]+\.tif$", o) for o in objects if o.startswith("blocks/")
+               and o.endswith(".tif"))
     import obstore
 
     assert not [m for batch in obstore.list(store._store) for m in batch if "/.locks/" in m["path"]]  # released
@@ -313,7 +317,7 @@ def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season,
 def test_a_renewed_lock_is_kept_and_of_two_waiters_one_takes_a_stale_one(s3_env, monkeypatch):
     import obstore
 
-    import compositor.storage as storage
+    import compositor.storage.locks as storage
 
     monkeypatch.setattr(storage, "LOCK_STALE_S", 1.0)
     monkeypatch.setattr(storage, "LOCK_RENEW_S", 0.2)
@@ -349,7 +353,7 @@ def test_a_renewed_lock_is_kept_and_of_two_waiters_one_takes_a_stale_one(s3_env,
 
 
 def test_block_lock_waits_then_takes_over_a_stale_lock(s3_env, monkeypatch):
-    import compositor.storage as storage
+    import compositor.storage.locks as storage
 
     store = open_store(f"s3://{BUCKET}/locks")
     lock = store.path("blocks", ".locks", "c1_r1.lock")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from compositor.synthetic.reference_orbit import HALF_ANGLE_DEG
+from compositor.testing.synthetic.reference_orbit import HALF_ANGLE_DEG
 
 REFLECTANCE_SCALE = 10_000
 _DN_MAX = 32_767  # 15 significant bits, as in the real COGs

@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from compositor.synthetic import stac
-from compositor.synthetic.atmosphere import Sky, SkyGrid, apply_sky, classify_scl, make_sky, sample_sky
-from compositor.synthetic.cogs import write_cog
-from compositor.synthetic.edges import PassSwath, pass_swath
-from compositor.synthetic.geometry import Region, TilePixels, footprint_4326, locate_pixels
-from compositor.synthetic.landcover import WATER, Ground, GroundPoints, build_ground, describe_ground
-from compositor.synthetic.noise import seeded_rng
-from compositor.synthetic.schedule import BOA_ADD_OFFSET_DN, Acquisition, has_boa_offset, sun_position
-from compositor.synthetic.sensor import add_noise, encode_dn, orbit_brightness
-from compositor.synthetic.surface import BANDS, band_indices, low_sun, snow_fraction, surface_reflectance
-from compositor.synthetic.tiles import TILE_SIZE_M, MgrsTile
+from compositor.testing.synthetic import stac
+from compositor.testing.synthetic.atmosphere import Sky, SkyGrid, apply_sky, classify_scl, make_sky, sample_sky
+from compositor.testing.synthetic.cogs import write_scene_cog
+from compositor.testing.synthetic.edges import PassSwath, pass_swath
+from compositor.testing.synthetic.geometry import Region, TilePixels, footprint_4326, locate_pixels
+from compositor.testing.synthetic.landcover import WATER, Ground, GroundPoints, build_ground, describe_ground
+from compositor.testing.synthetic.noise import seeded_rng
+from compositor.testing.synthetic.schedule import BOA_ADD_OFFSET_DN, Acquisition, has_boa_offset, sun_position
+from compositor.testing.synthetic.sensor import add_noise, encode_dn, orbit_brightness
+from compositor.testing.synthetic.surface import BANDS, band_indices, low_sun, snow_fraction, surface_reflectance
+from compositor.testing.synthetic.tiles import TILE_SIZE_M, MgrsTile
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def write_scene(folder: Path, arrays: dict[str, np.ndarray], tile: MgrsTile, pix
     for stem, data in arrays.items():
         res = pixel_size_m if data.shape[0] == fine_size else 2 * pixel_size_m
         transform = Affine(*tile.transform(res))
-        written += write_cog(folder / f"{stem}.tif", data, f"EPSG:{tile.epsg}", transform, categorical=stem == "SCL")
+        written += write_scene_cog(folder / f"{stem}.tif", data, f"EPSG:{tile.epsg}", transform, categorical=stem == "SCL")
     return written
 
 

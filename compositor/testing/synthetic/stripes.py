@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from pyproj import Geod
 
-from compositor.synthetic.edges import PassSwath
-from compositor.synthetic.reference_orbit import ground_point, view_coordinates
+from compositor.testing.synthetic.edges import PassSwath
+from compositor.testing.synthetic.reference_orbit import ground_point, view_coordinates
 
 _GEOD = Geod(ellps="WGS84")
 _MIN_PIXELS = 40

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compositor.synthetic.noise import fractal_from_rng, sample_bilinear, seeded_rng
+from compositor.testing.synthetic.noise import fractal_from_rng, sample_bilinear, seeded_rng
 
 SKY_SPACING_M = 250.0
 SKY_MARGIN_M = 20_000.0  # beyond the region, so shadows of clouds outside it fall inside

@@ -11,6 +11,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
+from compositor import cog
 from compositor.bands import BAND_NAMES
 from compositor.catalog import Scene
 from compositor.grid import OutputGrid, reproject_geometry
@@ -18,11 +19,9 @@ from compositor.offsets import SOURCE_FLAG
 
 
 def write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="COG", width=data.shape[1], height=data.shape[0], count=1,
-                       dtype=data.dtype, crs=crs, transform=transform, nodata=0, BLOCKSIZE=256,
-                       COMPRESS="DEFLATE") as dst:
-        dst.write(data, 1)
+    """256 px tiles, no predictor, GDAL's own overview choice and resampling (cubic): files as GDAL's COG
+    driver writes them by default."""
+    cog.write_cog(path, data, crs, transform, blocksize=256, overviews="auto", predictor=False, resampling="cubic")
 
 
 def planted_scene(folder: Path, scene_id: str, when: dt.datetime, orbit: int, crs: str, transform: Affine,

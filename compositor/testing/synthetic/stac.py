@@ -14,10 +14,10 @@ import datetime as dt
 
 import numpy as np
 
-from compositor.synthetic.cogs import COG_MEDIA_TYPE
-from compositor.synthetic.noise import stable_fraction, stable_key
-from compositor.synthetic.schedule import Acquisition
-from compositor.synthetic.tiles import MgrsTile
+from compositor.testing.synthetic.cogs import COG_MEDIA_TYPE
+from compositor.testing.synthetic.noise import stable_fraction, stable_key
+from compositor.testing.synthetic.schedule import Acquisition
+from compositor.testing.synthetic.tiles import MgrsTile
 
 COLLECTION = "sentinel-2-l2a"
 # file stem, common-name key, title, centre wavelength (um), FWHM (um), nominal gsd (m), grid (1 = "10 m")

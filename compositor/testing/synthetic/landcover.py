@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compositor.synthetic.noise import hash_uniform, lattice_field, sample_bilinear, stable_key
+from compositor.testing.synthetic.noise import hash_uniform, lattice_field, sample_bilinear, stable_key
 
 # Land-cover classes (0 is "no ground": outside the data)
 WINTER_CEREAL, MAIZE, GRASSLAND, DECIDUOUS, CONIFEROUS, WATER, URBAN, BARE = range(1, 9)

@@ -21,9 +21,9 @@ from shapely.geometry import Polygon, box, mapping, shape
 from shapely.ops import unary_union
 
 from compositor.errors import InvalidBBoxError
-from compositor.synthetic.noise import sample_bilinear
-from compositor.synthetic.reference_orbit import view_coordinates
-from compositor.synthetic.tiles import TILE_SIZE_M, MgrsTile
+from compositor.testing.synthetic.noise import sample_bilinear
+from compositor.testing.synthetic.reference_orbit import view_coordinates
+from compositor.testing.synthetic.tiles import TILE_SIZE_M, MgrsTile
 
 GROUND_CRS = "EPSG:3035"
 _LATTICE_M = 1600.0  # spacing of the projected pixel lattice

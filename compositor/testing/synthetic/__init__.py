@@ -5,6 +5,6 @@ For tests and demos: ``generate_archive(out_dir)`` writes scenes shaped like Ear
 seasonal median clear-sky surface the composites should approach.
 """
 
-from compositor.synthetic.archive import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
+from compositor.testing.synthetic.archive import DEFAULT_BBOX_4326, ArchiveSummary, generate_archive
 
 __all__ = ["DEFAULT_BBOX_4326", "ArchiveSummary", "generate_archive"]

@@ -20,7 +20,7 @@ DEMO_BLOCK_PX = 256
 def prepare_demo(folder: Path, echo: Callable[[str], None] = print) -> dict[str, str]:
     """Generate (once) and build the demo data under ``folder``; returns the server's environment."""
     from compositor.build import run_build
-    from compositor.synthetic import generate_archive
+    from compositor.testing.synthetic import generate_archive
 
     archive = folder / "archive"
     catalog = archive / "catalog.json"

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compositor.synthetic.noise import seeded_rng
-from compositor.synthetic.reference_orbit import HALF_ANGLE_DEG
+from compositor.testing.synthetic.noise import seeded_rng
+from compositor.testing.synthetic.reference_orbit import HALF_ANGLE_DEG
 
 N_DETECTORS = 12
 EDGE_OFFSET_SD_DEG = 0.045  # per-pass cross-track offset: 0.65 km
@@ -146,7 +146,7 @@ def pass_swath_from_json(data: dict) -> PassSwath:
 def write_swaths(path: Path, swaths: Sequence[PassSwath]) -> int:
     """Write the data extent of every pass of a season as JSON (``swaths.json``); returns the bytes."""
     meta = {
-        "geometry": "view coordinates of compositor.synthetic.reference_orbit: t = s after the pass's ANX, "
+        "geometry": "view coordinates of compositor.testing.synthetic.reference_orbit: t = s after the pass's ANX, "
         "theta = off-nadir angle in deg (east > 0); a pass holds data where PassSwath.covers(t, theta)",
         "half_angle_deg": HALF_ANGLE_DEG,
         "passes": [swath.to_json() for swath in swaths],

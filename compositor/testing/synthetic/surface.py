@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from compositor.synthetic.landcover import GroundPoints
-from compositor.synthetic.noise import seeded_rng
-from compositor.synthetic.schedule import sun_position
+from compositor.testing.synthetic.landcover import GroundPoints
+from compositor.testing.synthetic.noise import seeded_rng
+from compositor.testing.synthetic.schedule import sun_position
 
 BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from compositor.seasons import Season
-from compositor.synthetic.reference_orbit import (
+from compositor.testing.synthetic.reference_orbit import (
     ANX_EPOCHS,
     CYCLE_DAYS,
     NODAL_PERIOD_S,

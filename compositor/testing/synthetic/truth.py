@@ -16,11 +16,11 @@ import numpy as np
 from pyproj import Transformer
 
 from compositor.seasons import Season
-from compositor.synthetic.cogs import write_cog
-from compositor.synthetic.geometry import GROUND_CRS, RasterGrid
-from compositor.synthetic.landcover import Ground, describe_ground
-from compositor.synthetic.sensor import REFLECTANCE_SCALE
-from compositor.synthetic.surface import BANDS, surface_reflectance
+from compositor.testing.synthetic.cogs import write_scene_cog
+from compositor.testing.synthetic.geometry import GROUND_CRS, RasterGrid
+from compositor.testing.synthetic.landcover import Ground, describe_ground
+from compositor.testing.synthetic.sensor import REFLECTANCE_SCALE
+from compositor.testing.synthetic.surface import BANDS, surface_reflectance
 
 _CHUNK_ROWS = 48
 
@@ -55,7 +55,7 @@ def write_truth(
     written = 0
     for k, band in enumerate(BANDS):
         dn = np.clip(np.rint(median[k] * REFLECTANCE_SCALE), 1, 65535).astype(np.uint16)
-        written += write_cog(folder / f"{band}_p50.tif", dn, grid.crs, grid.transform)
+        written += write_scene_cog(folder / f"{band}_p50.tif", dn, grid.crs, grid.transform)
     meta = {
         "season": season.name,
         "start": season.start.isoformat(),

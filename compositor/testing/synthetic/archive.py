@@ -32,11 +32,11 @@ from pyproj.exceptions import CRSError
 
 from compositor.errors import InvalidInputError
 from compositor.seasons import Season, resolve_season
-from compositor.synthetic.atmosphere import make_sky_grid
-from compositor.synthetic.edges import write_swaths
-from compositor.synthetic.geometry import RasterGrid, Region, check_bbox, locate_pixels, region_for, truth_grid_for
-from compositor.synthetic.reference_orbit import orbits_seeing, view_coordinates
-from compositor.synthetic.scene import (
+from compositor.testing.synthetic.atmosphere import make_sky_grid
+from compositor.testing.synthetic.edges import write_swaths
+from compositor.testing.synthetic.geometry import RasterGrid, Region, check_bbox, locate_pixels, region_for, truth_grid_for
+from compositor.testing.synthetic.reference_orbit import orbits_seeing, view_coordinates
+from compositor.testing.synthetic.scene import (
     ArchiveSpec,
     SceneResult,
     clear_cache,
@@ -44,9 +44,9 @@ from compositor.synthetic.scene import (
     render_acquisition,
     scene_count,
 )
-from compositor.synthetic.schedule import Acquisition, acquisitions_in
-from compositor.synthetic.tiles import check_pixel_size, tiles_covering
-from compositor.synthetic.truth import write_truth
+from compositor.testing.synthetic.schedule import Acquisition, acquisitions_in
+from compositor.testing.synthetic.tiles import check_pixel_size, tiles_covering
+from compositor.testing.synthetic.truth import write_truth
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,59 @@
+"""What every output raster declares: data type, nodata, scale, band description and tags.
+
+The same words for a block's COGs, the season VRTs and overview rasters, the STAC catalog and the
+byte export, so that a reader (GDAL, QGIS, a STAC client) sees one product.
+"""
+
+from __future__ import annotations
+
+from compositor import __version__
+from compositor.bands import BANDS_BY_NAME, COUNT
+from compositor.cog import REFLECTANCE_SCALE, BandSpec
+from compositor.seasons import Season
+
+BYTE_NODATA = 255
+BYTE_SCALE = 0.004
+BYTE_MAPPING = (
+    "reflectance: value = clip(floor(DN / 40 + 0.5), 0, 250) = clip(round(reflectance * 250), 0, 250), "
+    "reflectance = value * 0.004, 255 = no data; count: value = min(count, 254), 255 = no data"
+)
+
+
+def season_tags(season: Season, band: str, kind: str) -> dict[str, str]:
+    return {
+        "season": season.name, "start_date": season.start.isoformat(), "end_date": season.end.isoformat(),
+        "band": band, "statistic": kind, "software": f"s2seasons {__version__}",
+    }
+
+
+def describe_kind(band: str, kind: str) -> str:
+    """The band description of a raster of one band and kind (p25, p50, p75, count)."""
+    name = BANDS_BY_NAME[band].description
+    if kind == COUNT:
+        return f"{name}: number of valid (cloud-free) observations"
+    return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
+
+
+def season_spec(season: Season, band: str, kind: str) -> BandSpec:
+    """uint16 reflectance DN (nodata 0, scale 0.0001) or uint16 count (no nodata: 0 means unseen)."""
+    if kind == COUNT:
+        return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind))
+    return BandSpec("UInt16", 0, REFLECTANCE_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
+
+
+def byte_spec(season: Season, band: str, kind: str) -> BandSpec:
+    """The byte export: reflectance * 250 (nodata 255, scale 0.004), or count up to 254 (nodata 255)."""
+    tags = {**season_tags(season, band, kind), "byte_mapping": BYTE_MAPPING}
+    if kind == COUNT:
+        text = f"{describe_kind(band, kind)}; byte: min(count, 254), 255 = no data"
+        return BandSpec("Byte", BYTE_NODATA, None, text, tags)
+    text = (f"{BANDS_BY_NAME[band].description}: {kind.upper()} of cloud-free surface reflectance, byte-scaled: "
+            "value = clip(round(DN / 40), 0, 250), reflectance = value * 0.004, 255 = no data")
+    return BandSpec("Byte", BYTE_NODATA, BYTE_SCALE, text, tags)
+
+
+def overview_resampling(kind: str) -> str:
+    """How a raster of this kind is resampled into its overviews: reflectance averaged (nodata left out),
+    counts sampled (nearest): a count stays the count of a real pixel, an integer that was observed,
+    instead of a mean that no pixel has."""
+    return "nearest" if kind == COUNT else "average"
