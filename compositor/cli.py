@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from tqdm import tqdm
 
 from compositor import __version__
 from compositor.errors import CompositorError
@@ -71,18 +70,15 @@ def sample_data(
     """Generate a deterministic synthetic Earth-Search-like Sentinel-2 L2A archive for tests and demos."""
     _setup_logging(verbose)
     from compositor.catalog import parse_bbox
+    from compositor.progress import Progress
     from compositor.synthetic import DEFAULT_BBOX_4326, generate_archive
 
     try:
         region = parse_bbox(bbox) if bbox else DEFAULT_BBOX_4326
-        with tqdm(desc="scenes", unit="scene", disable=None) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with Progress("scenes", unit="scene") as bar:
             summary = generate_archive(out, seasons=tuple(season), bbox_4326=region, pixel_size_m=pixel_size,
                                        truth_resolution_m=truth_resolution, seed=seed,
-                                       workers=workers, progress=progress)
+                                       workers=workers, progress=bar.report)
     except (CompositorError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote {summary.n_items} scenes of orbits {', '.join(map(str, summary.orbits))} over tiles "
@@ -113,9 +109,11 @@ def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collect
         import rasterio
 
         from compositor.offsets import check_offsets as check
+        from compositor.progress import phase
         from compositor.read import GDAL_ENV
 
-        with rasterio.Env(**GDAL_ENV):
+        checking = f"checking the offsets of {len(found.scenes)} scenes against their pixels"
+        with rasterio.Env(**GDAL_ENV), phase(checking, stream=sys.stderr):  # stderr, as the corrections
             listed, corrections = check(found.scenes)
         for c in corrections:
             typer.echo(f"{c.scene}: item offset {c.item_offset_dn} ({c.item_offset_source}) -> {c.used_offset_dn}: "

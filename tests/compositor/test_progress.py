@@ -1,16 +1,20 @@
 """Progress without a terminal: a line every interval and at the end (a log shows that long work goes on),
-the tqdm bar on a terminal."""
+the tqdm bar on a terminal, and a build and export run with stdout to a pipe saying what they do."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from compositor.progress import INTERVAL_ENV, Progress, duration, phase, progress_interval_s
+from tests.conftest import SYNTH_BLOCK_PX, SYNTH_RESOLUTION_M, SYNTH_SEASON
 
 
 class Terminal(io.StringIO):
@@ -109,3 +113,46 @@ def test_interval_from_the_environment(monkeypatch, caplog):
                                                (725, "12 min 05 s"), (7500, "2 h 05 min")])
 def test_durations(seconds, text):
     assert duration(seconds) == text
+
+
+PROGRESS_LINE = re.compile(r"blocks: (\d+)/2 \((\d+) %\), built (\d+), failed (\d+), scenes (\d+), "
+                           r"(?:\d+ s|\d+ min \d\d s) elapsed(?:, ~.+ left)?")
+
+
+def test_build_and_export_with_stdout_to_a_pipe_print_progress_lines(synthetic_archive, tmp_path):
+    """The commands as a log sees them: lines with counts while the blocks are built, each step named."""
+    out = tmp_path / "data"
+    env = {**os.environ, INTERVAL_ENV: "0.5"}
+    bbox = "12.2,47.75,12.55,48.05"  # the two eastern blocks of the synthetic region
+    build = subprocess.run(
+        [sys.executable, "-m", "compositor.cli", "build", "--season", SYNTH_SEASON, "--bbox", bbox,
+         "--catalog", str(synthetic_archive / "catalog.json"), "--out", str(out),
+         "--resolution", str(SYNTH_RESOLUTION_M), "--block-size", str(SYNTH_BLOCK_PX), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    assert build.returncode == 0, build.stderr
+    lines = build.stdout.splitlines()
+    assert lines[0] == f"searching {synthetic_archive / 'catalog.json'} for {SYNTH_SEASON} scenes ..."
+    assert "checking which of 2 blocks are up to date ..." in lines
+    progress = [m for m in map(PROGRESS_LINE.fullmatch, lines) if m]
+    assert len(progress) >= 3, build.stdout  # a 2-block build takes seconds: several lines at 0.5 s
+    counts = [tuple(map(int, m.groups())) for m in progress]
+    assert counts == sorted(counts), "counts only grow"
+    assert counts[0][0] < 2 and counts[-1][:4] == (2, 100, 2, 0) and counts[-1][4] > 0
+    assert progress[-1].group(0).endswith(" elapsed")  # nothing left at the end
+    outputs = lines.index("writing the season outputs (overview rasters, VRTs, STAC catalog) ...")
+    assert lines.index(progress[-1].group(0)) < outputs
+    ends = [i for i, line in enumerate(lines)
+            if re.fullmatch(r"writing the season outputs \(.*\): done in \d+ s", line)]
+    assert len(ends) == 1 and ends[0] > outputs
+    assert "blocks: 2 built, 0 skipped (up to date), 0 empty (no valid observation), 0 failed" in lines
+    assert "\r" not in build.stdout and "it/s" not in build.stdout + build.stderr  # no tqdm bar
+    assert "elapsed" not in build.stderr
+
+    export = subprocess.run(
+        [sys.executable, "-m", "compositor.cli", "export", "--season", SYNTH_SEASON, "--byte", "--data", str(out),
+         "--out", str(tmp_path / "export")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        timeout=300)
+    assert export.returncode == 0, export.stderr
+    files = len(list((tmp_path / "export" / "blocks").glob("*/*.tif")))
+    assert files == 2 * 6 * 4
+    assert re.search(rf"^files: {files}/{files} \(100 %\), \d+ s elapsed$", export.stdout, re.MULTILINE), export.stdout
