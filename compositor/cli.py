@@ -19,6 +19,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Typer's rich panels print every flag with a value (``--force <bool>``, even
+    # ``--help``) in recent Typer versions, and draw boxes into logs and pipes.
+    rich_markup_mode=None,
 )
 
 SeasonOpt = Annotated[str, typer.Option("--season", "-s", help="Season: YEAR-winter|spring|summer|autumn (GLAD ARD calendar, e.g. 2019-summer) or a custom season from S2SEASONS_CUSTOM_SEASONS.")]
@@ -58,7 +61,7 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 @cli.command("sample-data")
 def sample_data(
-    out: Annotated[Path, typer.Argument(help="Folder to write the synthetic archive into (catalog.json, scenes/, truth/).")],
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write the synthetic archive into (catalog.json, scenes/, truth/).")],
     season: Annotated[list[str], typer.Option("--season", "-s", help="Season(s) to generate scenes for; repeat for several.")] = ["2022-winter"],
     bbox: Annotated[Optional[str], typer.Option("--bbox", "-b", help="Region west,south,east,north in degrees; default: 11.0,47.6,12.9,48.2 (two orbits, two UTM zones).")] = None,
     pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size (m) of the '10 m' bands; '20 m' bands and SCL get twice it.")] = 100.0,
