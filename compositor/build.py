@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import rasterio
-from tqdm import tqdm
 
 from compositor.block import BlockResult, clean_stale_temporaries, is_up_to_date
 from compositor.index import (claim_season, note_outputs_updated, read_manifests, remove_replaced_builds,
@@ -17,6 +16,7 @@ from compositor.index import (claim_season, note_outputs_updated, read_manifests
 from compositor.errors import BuildError
 from compositor.layout import SeasonLayout
 from compositor.plan import BuildPlan, make_request, plan_build
+from compositor.progress import Progress, phase
 from compositor.runner import BuildSummary, run_local
 from compositor.seasons import resolve_season
 from compositor.settings import Settings
@@ -37,7 +37,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     """Build a season over a region; returns what happened to every block.
 
     Up-to-date blocks are skipped (unless ``force``); blocks whose scene set changed are rebuilt.
-    Inputs are validated before any search or write (`InvalidInputError`).
+    Inputs are validated before any search or write (`InvalidInputError`). ``progress`` shows each step
+    and the blocks done on stdout (`compositor.progress`: a bar on a terminal, lines in a log).
     """
     from compositor.catalog import parse_bbox
 
@@ -48,7 +49,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     store = open_store(request.data_dir)
     with removed_if_failing(request.data_dir):  # a wrong catalog leaves no empty new --out folder behind
         store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
-        plan = plan_build(request)
+        with phase(f"searching {request.query.catalog} for {request.season.name} scenes", enabled=progress):
+            plan = plan_build(request)
     echo(f"{plan.request.season.name} ({plan.request.season.start}..{plan.request.season.end}): "
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.query.catalog}")
@@ -57,7 +59,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     remove_replaced_builds(plan.layout)
     summary = BuildSummary(scenes_line=plan.describe_scenes())
-    manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
+    with phase(f"checking which of {len(plan.jobs)} blocks are up to date", enabled=progress):
+        manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
     todo = []
     for job in plan.jobs:
         manifest = manifests.get(job.block.id)
@@ -66,8 +69,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
             summary.results.append(BlockResult(job.block.id, "skipped", len(job.scenes), reason="up to date"))
         else:
             todo.append(job)
-    bar = tqdm(total=len(plan.jobs), initial=len(plan.jobs) - len(todo), unit="block", desc="blocks",
-               disable=not progress or None)
+    bar = Progress("blocks", len(plan.jobs), initial=len(plan.jobs) - len(todo), unit="block", enabled=progress)
+    bar.set_postfix(built=0, failed=0, scenes=0)
     scenes_read = 0
 
     def on_result(result: BlockResult) -> None:
@@ -75,7 +78,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
         summary.results.append(result)
         scenes_read += result.n_scenes if result.status in ("built", "empty") else 0
         counts = summary.counts
-        bar.set_postfix(built=counts["built"], failed=counts["failed"], scenes=scenes_read, refresh=False)
+        bar.set_postfix(built=counts["built"], failed=counts["failed"], scenes=scenes_read)
         bar.update(1)
 
     try:
@@ -88,7 +91,9 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     finally:
         bar.close()
     if any(r.status in ("built", "empty") for r in summary.results) or not _season_outputs_exist(plan):
-        finish_season(plan.layout, plan)
+        with phase("writing the season outputs (overview rasters, VRTs, STAC catalog)", enabled=progress,
+                   say_end=True):
+            finish_season(plan.layout, plan)
     return summary
 
 
@@ -130,8 +135,9 @@ def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
 
 
 def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | str | None = None,
-                  bands: str | Sequence[str] | None = None) -> list[Path]:
-    """The byte-scaled export of a built season (see `compositor.export.export_byte`)."""
+                  bands: str | Sequence[str] | None = None, progress: bool = True) -> list[Path]:
+    """The byte-scaled export of a built season (see `compositor.export.export_byte`); ``progress``
+    counts the files written on stdout."""
     from compositor.bands import resolve_bands
     from compositor.export import export_byte
 
@@ -141,5 +147,6 @@ def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path 
     if grid is None:
         raise BuildError(f"season {resolved.name} has no built block under {root}: run s2seasons build first")
     layout = SeasonLayout(root, resolved, grid.crs, grid.resolution_m)
-    with rasterio.Env(**layout.store.gdal_options()):
-        return export_byte(layout, grid, out, resolve_bands(bands))
+    resolved_bands = resolve_bands(bands)
+    with rasterio.Env(**layout.store.gdal_options()), Progress("files", unit="file", enabled=progress) as bar:
+        return export_byte(layout, grid, out, resolved_bands, progress=bar.report)

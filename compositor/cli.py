@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from tqdm import tqdm
 
 from compositor import __version__
 from compositor.errors import CompositorError
@@ -22,6 +21,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Typer's rich panels print every flag with a value (``--force <bool>``, even
+    # ``--help``) in recent Typer versions, and draw boxes into logs and pipes.
+    rich_markup_mode=None,
 )
 
 SeasonOpt = Annotated[str, typer.Option("--season", "-s", help="Season: YEAR-winter|spring|summer|autumn (GLAD ARD calendar, e.g. 2019-summer) or a custom season from S2SEASONS_CUSTOM_SEASONS.")]
@@ -61,7 +63,7 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 @cli.command("sample-data")
 def sample_data(
-    out: Annotated[Path, typer.Argument(help="Folder to write the synthetic archive into (catalog.json, scenes/, truth/).")],
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write the synthetic archive into (catalog.json, scenes/, truth/).")],
     season: Annotated[list[str], typer.Option("--season", "-s", help="Season(s) to generate scenes for; repeat for several.")] = ["2022-winter"],
     bbox: Annotated[Optional[str], typer.Option("--bbox", "-b", help="Region west,south,east,north in degrees; default: 11.0,47.6,12.9,48.2 (two orbits, two UTM zones).")] = None,
     pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size (m) of the '10 m' bands; '20 m' bands and SCL get twice it.")] = 100.0,
@@ -73,18 +75,15 @@ def sample_data(
     """Generate a deterministic synthetic Earth-Search-like Sentinel-2 L2A archive for tests and demos."""
     setup_logging(verbose)
     from compositor.catalog import parse_bbox
+    from compositor.progress import Progress
     from compositor.testing.synthetic import DEFAULT_BBOX_4326, generate_archive
 
     try:
         region = parse_bbox(bbox) if bbox else DEFAULT_BBOX_4326
-        with tqdm(desc="scenes", unit="scene", disable=None) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with Progress("scenes", unit="scene") as bar:
             summary = generate_archive(out, seasons=tuple(season), bbox_4326=region, pixel_size_m=pixel_size,
                                        truth_resolution_m=truth_resolution, seed=seed,
-                                       workers=workers, progress=progress)
+                                       workers=workers, progress=bar.report)
     except (CompositorError, ValueError) as exc:
         raise fail(exc) from None
     typer.echo(f"wrote {summary.n_items} scenes of orbits {', '.join(map(str, summary.orbits))} over tiles "
@@ -115,9 +114,11 @@ def scenes(season: SeasonOpt, bbox: BBoxOpt, catalog: CatalogOpt = None, collect
         import rasterio
 
         from compositor.offsets import check_offsets as check
+        from compositor.progress import phase
         from compositor.read import GDAL_ENV
 
-        with rasterio.Env(**GDAL_ENV):
+        checking = f"checking the offsets of {len(found.scenes)} scenes against their pixels"
+        with rasterio.Env(**GDAL_ENV), phase(checking, stream=sys.stderr):  # stderr, as the corrections
             listed, corrections = check(found.scenes)
         for c in corrections:
             typer.echo(f"{c.scene}: item offset {c.item_offset_dn} ({c.item_offset_source}) -> {c.used_offset_dn}: "

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from compositor.settings import Settings
 
 DEMO_SEASON = "2022-winter"
@@ -20,6 +18,7 @@ DEMO_BLOCK_PX = 256
 def prepare_demo(folder: Path, echo: Callable[[str], None] = print) -> dict[str, str]:
     """Generate (once) and build the demo data under ``folder``; returns the server's environment."""
     from compositor.build import run_build
+    from compositor.progress import Progress
     from compositor.testing.synthetic import generate_archive
 
     archive = folder / "archive"
@@ -27,13 +26,9 @@ def prepare_demo(folder: Path, echo: Callable[[str], None] = print) -> dict[str,
     data = folder / "data"
     if not catalog.exists():
         echo(f"generating the synthetic Sentinel-2 archive in {archive} ...")
-        with tqdm(desc="scenes", unit="scene", disable=None) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with Progress("scenes", unit="scene") as bar:
             generate_archive(archive, seasons=(DEMO_SEASON,), bbox_4326=DEMO_BBOX_4326,
-                             pixel_size_m=DEMO_RESOLUTION_M, workers=0, progress=progress)
+                             pixel_size_m=DEMO_RESOLUTION_M, workers=0, progress=bar.report)
     settings = Settings(data_dir=data, catalog=str(catalog), resolution_m=DEMO_RESOLUTION_M,
                         block_size_px=DEMO_BLOCK_PX)
     echo(f"building {DEMO_SEASON} over {DEMO_BUILD_BBOX_4326} into {data} ...")
