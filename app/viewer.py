@@ -2,8 +2,9 @@
 
 The page is plain HTML, CSS and JavaScript modules that talk to the server's own JSON and tile
 endpoints (``/seasons``, ``/presets``, ``/colorMaps``, the season tiles and point queries), so it
-needs no other host: it works offline. The folders are found next to the ``app`` package (the
-repository root of an editable install), never relative to the working directory.
+needs no other host: it works offline. The repository keeps both folders at its top; a wheel carries
+them inside the package as ``app/templates`` and ``app/static`` (pyproject.toml maps them in as package
+data). They are found from the ``app`` package's folder, never relative to the working directory.
 """
 
 from __future__ import annotations
@@ -23,10 +24,23 @@ from compositor.bands import BANDS, STATISTICS
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+PACKAGE_DIR = Path(__file__).resolve().parent
 VIEWER_TEMPLATE = "viewer.html"
+
+
+def viewer_folder(name: str) -> Path:
+    """The viewer's folder ``name``: inside the package in a wheel install, beside it in a checkout.
+
+    A checkout (an editable install, the tests) has it at the repository's top, beside ``app``. The folders
+    are located, not imported as ``app.templates``/``app.static``: setuptools' editable finder does not import
+    a subpackage without ``__init__.py`` mapped to another folder, and the folders hold no Python.
+    """
+    packaged = PACKAGE_DIR / name
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
+
+
+TEMPLATES_DIR = viewer_folder("templates")
+STATIC_DIR = viewer_folder("static")
 
 
 def viewer_config(request: Request) -> dict[str, object]:
@@ -53,8 +67,8 @@ def viewer_router(templates_dir: Path = TEMPLATES_DIR, static_dir: Path = STATIC
     """
     router = APIRouter(tags=["Viewer"])
     if not (templates_dir / VIEWER_TEMPLATE).is_file() or not static_dir.is_dir():
-        logger.warning("viewer disabled: %s or %s is missing (install s2seasons from its repository with "
-                       "pip install -e .)", templates_dir / VIEWER_TEMPLATE, static_dir)
+        logger.warning("viewer disabled: %s or %s is missing (an install without the repository's templates/ "
+                       "and static/)", templates_dir / VIEWER_TEMPLATE, static_dir)
         return router
     templates = Jinja2Templates(directory=str(templates_dir))
 
