@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.serving import serve_process
+from compositor.testing.serving import serve_process
 from tests.app.helpers import BUILT_LONLAT, GRID, REPO, decode, tile_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
