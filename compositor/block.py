@@ -191,7 +191,9 @@ def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
         _write_manifest(job, tmp, status, skipped, n_acq, corrections, prefix)
         # Under the block's lock: a builder that finished the same block meanwhile wins.
         final = job.layout.block_dir(block_id)
-        if not store.install_block(tmp, final, lambda current: not is_up_to_date(current, job), prefix):
+        # A forced rebuild replaces an up-to-date block too (it was asked for: new software, a repaired scene).
+        replace = (lambda current: True) if force else (lambda current: not is_up_to_date(current, job))
+        if not store.install_block(tmp, final, replace, prefix):
             return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
     return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped,
                        offset_corrections=records)

@@ -83,6 +83,17 @@ def test_a_previous_block_stays_when_a_rebuild_cannot_read_its_scenes(tmp_path):
     assert read_manifest(job.layout, BLOCK.id) == before
 
 
+def test_a_forced_rebuild_replaces_an_up_to_date_block(tmp_path):
+    good, _ = plant(tmp_path / "scenes", "good")
+    job = job_of(tmp_path, [good])
+    assert build_block(job).status == "built"
+    marker = tmp_path / "data" / SEASON / "blocks" / BLOCK.id / "left-by-the-first-build.txt"
+    marker.write_text("the first build's folder")
+    assert build_block(job).status == "skipped"
+    assert build_block(job, force=True).status == "built"
+    assert not marker.exists()  # the block folder is the rebuild's
+
+
 def test_some_scenes_failed_others_gave_data_is_built_with_failed_scenes(tmp_path):
     good, _ = plant(tmp_path / "scenes", "good")
     gone, _ = plant(tmp_path / "scenes", "gone", day=1)

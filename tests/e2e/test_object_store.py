@@ -366,3 +366,76 @@ def test_block_lock_waits_then_takes_over_a_stale_lock(s3_env, monkeypatch):
         with store.lock(lock, wait_s=5):
             assert store.is_file(lock)
     assert not store.is_file(lock)
+
+
+def test_a_read_during_rebuilds_never_mixes_two_builds_and_replaced_builds_go_after_their_grace(s3_env, tmp_path):
+    """A reader that follows the block's manifest (as the server, the VRTs and the STAC items do) while the
+    block is rebuilt again and again from two different scenes gets every file of one build, never a mix."""
+    from compositor.block import BlockJob, build_block
+    from compositor.index import built_blocks, read_manifest, remove_replaced_builds
+    from compositor.layout import SeasonLayout
+    from compositor.seasons import resolve_season
+    from compositor.testing.planted import BLOCK, GRID, SEASON, plant
+
+    bands, kinds = ("red", "swir22"), ("p25", "p50", "p75", "count")
+    scenes = [plant(tmp_path / "scenes", name, day=day)[0] for name, day in (("first", 0), ("second", 5))]
+    season = resolve_season(SEASON)
+
+    def job(location, scene) -> BlockJob:
+        return BlockJob(SeasonLayout(location, season, GRID.crs, GRID.resolution_m), BLOCK, (scene,), bands)
+
+    def read_all(layout) -> tuple[str, ...]:
+        """Follow the manifest once, then read every file it names: a fingerprint per file."""
+        (built,) = built_blocks(layout, GRID)
+        sums = []
+        for band in bands:
+            for kind in kinds:
+                with rasterio.open(built.path(layout, band, kind)) as src:
+                    sums.append(hashlib.sha256(src.read(1).tobytes()).hexdigest())
+        return tuple(sums)
+
+    # each build's files, from a folder store
+    expected = {}
+    for scene in scenes:
+        local = job(tmp_path / f"folder-{scene.id}", scene)
+        assert build_block(local).status == "built"
+        expected[read_all(local.layout)] = scene.id
+    assert len(expected) == 2  # the two builds differ in every file
+
+    location = f"s3://{BUCKET}/rebuilds"
+    layout = job(location, scenes[0]).layout
+    assert build_block(job(location, scenes[0])).status == "built"
+    seen: list[tuple[str, ...]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with rasterio.Env(**layout.store.gdal_options()):
+            while not stop.is_set():
+                try:
+                    seen.append(read_all(layout))
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+                    return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(1, 7):
+            assert build_block(job(location, scenes[i % 2]), force=True).status == "built"
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert len(seen) >= 4 and {expected.get(s, "a mix of two builds") for s in seen} == {"first", "second"}
+
+    # the six replaced builds stay for readers holding an old manifest, until their grace has passed
+    store = layout.store
+    prefixes = {p.parent.name for p in store.list_files(layout.block_dir(BLOCK.id)) if p.suffix == ".tif"}
+    assert len(prefixes) == 7
+    assert remove_replaced_builds(layout) == 0
+    assert remove_replaced_builds(layout, grace_s=0.0) == 6 * len(bands) * len(kinds)
+    current = read_manifest(layout, BLOCK.id)["prefix"]
+    assert {p.parent.name for p in store.list_files(layout.block_dir(BLOCK.id)) if p.suffix == ".tif"} == {current}
+    with rasterio.Env(**store.gdal_options()):
+        assert expected[read_all(layout)] == "first"  # the last rebuild (i = 6) read the first scene
