@@ -2,7 +2,7 @@
 
 The tile middleware opens a `RequestRecord` for each request; the season reader (running in a
 worker thread, which inherits the context) writes into it; the middleware turns it into response
-headers (``X-S2Seasons-Source``, ``X-S2Seasons-Skipped-Scenes``), decides whether the response
+headers (``X-S2Seasons-Source``, ``X-S2Seasons-Scenes``, ``X-S2Seasons-Skipped-Scenes``), decides whether the response
 may be cached, and sets ``disconnected`` when the client goes away, so that on-the-fly waits
 (`wait_result`) give up their place at once. The request id (``X-Request-ID``) is a context
 variable of its own, set for every request (logs carry it).
@@ -15,11 +15,11 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from app.errors import ClientDisconnectedError, ScenesUnavailableError
-from compositor.composite import Composite
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.2
@@ -39,6 +39,7 @@ class RequestRecord:
     not_built: str | None = None  # why part of the answer was left empty, if it was
     cacheable: bool = True
     skipped_scenes: int = 0  # source scenes that could not be read (on the fly)
+    scenes_read: set[str] = field(default_factory=set)  # source scenes composited on the fly for the answer
     disconnected: threading.Event = field(default_factory=threading.Event)
 
     def add_source(self, source: str) -> None:
@@ -88,12 +89,16 @@ def wait_result(future: Future[T], deadline: float) -> T:
                 raise ClientDisconnectedError("the client closed the connection") from None
 
 
-def note_skipped_scenes(result: Composite) -> None:
-    """An on-the-fly composite left out scenes it could not read: say how many (and never cache the answer);
-    when nothing at all could be used, `ScenesUnavailableError` (503, retry later) instead of an empty answer."""
+def note_scenes(scenes_read: Iterable[str], skipped: Mapping[str, str], usable: bool) -> None:
+    """What an on-the-fly answer used: the scenes it read, and those it left out because they could not be
+    read (then the answer is never cached); when nothing at all could be used (``usable`` false),
+    `ScenesUnavailableError` (503, retry later) instead of an empty answer."""
     record = current_record()
+    record.scenes_read.update(scenes_read)
+    if not skipped:
+        return
     record.cacheable = False
-    record.skipped_scenes += len(result.skipped)
-    if not result.n_acquisitions:
-        raise ScenesUnavailableError(f"none of the scenes could be read ({len(result.skipped)} skipped): "
-                                     + "; ".join(list(result.skipped.values())[:3]))
+    record.skipped_scenes += len(skipped)
+    if not usable:
+        raise ScenesUnavailableError(f"none of the scenes could be read ({len(skipped)} skipped): "
+                                     + "; ".join(list(skipped.values())[:3]))

@@ -97,6 +97,6 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
     app.add_middleware(BodyLimitMiddleware, max_bytes=deps.MAX_BODY_BYTES, detail=BODY_TOO_LARGE)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
                        expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built",
-                                       "X-S2Seasons-Skipped-Scenes", "X-Request-ID", "Retry-After", "Content-Range"])
+                                       "X-S2Seasons-Skipped-Scenes", "X-S2Seasons-Scenes", "X-Request-ID", "Retry-After", "Content-Range"])
     app.add_middleware(RequestLogMiddleware)
     return app

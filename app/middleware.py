@@ -6,7 +6,8 @@ the request record the reader writes into, then:
 
 * adds ``X-S2Seasons-Source`` (built, on-the-fly, mixed, not-built) and, when part of the area was
   left empty, ``X-S2Seasons-Not-Built`` with the reason, to every season response that read data;
-  ``X-S2Seasons-Skipped-Scenes`` counts the source scenes an on-the-fly answer had to leave out;
+  ``X-S2Seasons-Scenes`` counts the source scenes an on-the-fly answer composited, and
+  ``X-S2Seasons-Skipped-Scenes`` those it had to leave out;
 * listens, while a GET runs, for the client going away (``record.disconnected``), so that a
   cancelled on-the-fly request gives up its place in the waiting room at once;
 * for tiles (``/seasons/{season}/tiles/{tms}/{z}/{x}/{y}...``): serves them from the LRU of
@@ -44,6 +45,7 @@ SEASON_PATH = re.compile(r"^/seasons/(?P<season>[^/]+)/")
 SOURCE_HEADER = "X-S2Seasons-Source"
 NOT_BUILT_HEADER = "X-S2Seasons-Not-Built"
 SKIPPED_HEADER = "X-S2Seasons-Skipped-Scenes"
+SCENES_HEADER = "X-S2Seasons-Scenes"
 CACHE_HEADER = "X-S2Seasons-Cache"
 MAX_AGE_BUILT_S = 3600
 MAX_AGE_OTHER_S = 60  # on-the-fly and not-built tiles change when the area gets built
@@ -284,6 +286,8 @@ class SeasonResponseMiddleware:
                     headers[SOURCE_HEADER] = record.source
                 if record.not_built:
                     headers[NOT_BUILT_HEADER] = record.not_built
+                if record.scenes_read:
+                    headers[SCENES_HEADER] = str(len(record.scenes_read))
                 if record.skipped_scenes:
                     headers[SKIPPED_HEADER] = str(record.skipped_scenes)
                 if not tile or message["status"] != 200:

@@ -36,7 +36,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -60,7 +60,7 @@ from app.registry import SeasonState
 from compositor.bands import COUNT, STATISTICS
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
-from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
+from compositor.composite import CompositeFn, CompositeOptions, composite_window, to_dn
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid, project_bounds
 from compositor.offsets import check_offsets
@@ -70,7 +70,6 @@ from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-CompositeFn = Callable[..., Composite]
 Variable = tuple[str, str]  # (band, statistic or count)
 WAITERS_PER_WORKER = 4  # requests waiting for chunks, per worker
 JOBS_PER_WORKER = 32  # chunks running or queued, per worker: a viewport of unbuilt tiles needs up to ~30
@@ -199,6 +198,7 @@ class ChunkResult:
     n_scenes: int
     n_acquisitions: int
     skipped: dict[str, str]
+    scenes_read: frozenset[str] = frozenset()
 
     def nbytes(self) -> int:
         """Memory the chunk holds (its arrays, and a little for the rest)."""
@@ -214,12 +214,22 @@ class OnTheFlyRead:
     covered: np.ndarray  # pixels of blocks with at least one scene
     skipped: dict[str, str]
     n_acquisitions: int
+    scenes_read: frozenset[str] = frozenset()  # the scenes the chunks under the read used
 
 
-def _done(result: ChunkResult) -> Future:
-    future: Future = Future()
+@dataclass(frozen=True)
+class _Job:
+    """A chunk a read waits for: kept already (``key`` None), or composited by the pool under ``key``, which
+    the read leaves when it stops waiting."""
+
+    future: Future[ChunkResult]
+    key: tuple | None = None
+
+
+def _done(result: ChunkResult) -> _Job:
+    future: Future[ChunkResult] = Future()
     future.set_result(result)
-    return future
+    return _Job(future)
 
 
 class OnTheFly:
@@ -325,6 +335,7 @@ class OnTheFly:
         values = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
         covered = np.zeros(shape, dtype=bool)
         skipped: dict[str, str] = {}
+        used: set[str] = set()
         n_acq = 0
         if not wanted:
             return OnTheFlyRead(values, covered, skipped, n_acq)
@@ -332,7 +343,7 @@ class OnTheFly:
         level = self.level(wanted[0][1], crs, transform, shape, bounds_grid, resampling, reproject)
         plans = [(index, block, chunks_for(block, level, self.settings.onthefly_chunk_px, bounds_grid))
                  for index, block in wanted]
-        futures: dict[Chunk, Future] = {}
+        futures: dict[Chunk, _Job] = {}
         waiting = False
         try:
             for _, _, chunks in plans:
@@ -346,7 +357,7 @@ class OnTheFly:
                         self._enter_waiting_room()
                         waiting = True
                     futures[chunk] = self._submit(key, state, chunk, bands, options)
-            results = {chunk: wait_result(job, deadline) for chunk, job in futures.items()}
+            results = {chunk: wait_result(job.future, deadline) for chunk, job in futures.items()}
         except FutureTimeout:
             raise ServerBusyError(
                 f"the on-the-fly composite took longer than the budget of {self.settings.onthefly_budget_s:g} s; "
@@ -371,7 +382,8 @@ class OnTheFly:
             for chunk in chunks:
                 skipped.update(results[chunk].skipped)
                 n_acq = max(n_acq, results[chunk].n_acquisitions)
-        return OnTheFlyRead(values, covered, skipped, n_acq)
+                used |= results[chunk].scenes_read
+        return OnTheFlyRead(values, covered, skipped, n_acq, frozenset(used))
 
     # --- chunks: shared, bounded, kept ---------------------------------------------------------------
 
@@ -390,7 +402,7 @@ class OnTheFly:
             self._n_waiting += 1
 
     def _submit(self, key: tuple, state: SeasonState, chunk: Chunk, bands: tuple[str, ...],
-                options: CompositeOptions) -> Future:
+                options: CompositeOptions) -> _Job:
         """The chunk's job, shared with the requests already waiting for it, or a new one."""
         with self._lock:
             job = self._inflight.get(key)
@@ -400,24 +412,23 @@ class OnTheFly:
                     "or view the built areas meanwhile", QUEUE_FULL_RETRY_AFTER_S)
             if job is None:
                 job = self._pool.submit(self._run, key, state, chunk, bands, options)
-                job.key = key  # type: ignore[attr-defined]
                 self._inflight[key] = job
             self._waiters[key] = self._waiters.get(key, 0) + 1
-        return job
+        return _Job(job, key)
 
-    def _release(self, futures: dict[Chunk, Future], waiting: bool) -> None:
+    def _release(self, futures: dict[Chunk, _Job], waiting: bool) -> None:
         """Leave the waiting room; a chunk nobody waits for any more and that never started is dropped."""
         with self._lock:
             if waiting:
                 self._n_waiting -= 1
             for job in futures.values():
-                key = getattr(job, "key", None)
+                key = job.key
                 if key is None or key not in self._waiters:
                     continue
                 self._waiters[key] -= 1
                 if not self._waiters[key]:
                     del self._waiters[key]
-                    if job.cancel():  # nobody waits and it never started
+                    if job.future.cancel():  # nobody waits and it never started
                         self._inflight.pop(key, None)
 
     def _run(self, key: tuple, state: SeasonState, chunk: Chunk, bands: tuple[str, ...],
@@ -449,7 +460,8 @@ class OnTheFly:
                 for i, kind in enumerate(STATISTICS):
                     values[band, kind] = to_dn(composite.stats[band][i])
                 values[band, COUNT] = composite.counts[band]
-            result = ChunkResult(chunk, values, len(scenes), composite.n_acquisitions, dict(composite.skipped))
+            result = ChunkResult(chunk, values, len(scenes), composite.n_acquisitions, dict(composite.skipped),
+                                 frozenset(composite.scenes_read))
             if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer
                 self._results.put(key, result)
             logger.info("on-the-fly %s %s level %d chunk %d,%d (%d px): %d scenes, %d acquisitions, %.2f s",

@@ -9,7 +9,6 @@ otherwise. The request record says which happened (``X-S2Seasons-Source``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from app.context import (
     SOURCE_NOT_BUILT,
     SOURCE_ONTHEFLY,
     current_record,
-    note_skipped_scenes,
+    note_scenes,
 )
 from app.errors import NotFoundError
 from app.onthefly import MAX_BLOCKS_PER_TILE
@@ -181,9 +180,10 @@ class SeasonReader(BaseReader):
         if not result.covered.any():
             return False
         fill = where & result.covered
-        if result.skipped:  # scenes could not be read: not kept; a 503 when these pixels got nothing at all
-            got_any = any((result.values[v][fill] > 0).any() for v in layer.variables)
-            note_skipped_scenes(result if got_any else dataclasses.replace(result, n_acquisitions=0))
+        # scenes that could not be read: not kept; a 503 when these pixels got nothing at all
+        usable = bool(result.n_acquisitions) and (not result.skipped or any(
+            (result.values[v][fill] > 0).any() for v in layer.variables))
+        note_scenes(result.scenes_read, result.skipped, usable)
         for variable in layer.variables:
             data = result.values[variable]
             ok = np.ones(shape, dtype=bool) if variable[1] == COUNT else data > 0

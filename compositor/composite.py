@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from affine import Affine
@@ -94,6 +94,17 @@ class Composite:
     counts: dict[str, np.ndarray]
     skipped: dict[str, str] = field(default_factory=dict)  # scene id -> reason
     n_acquisitions: int = 0
+    scenes_read: tuple[str, ...] = ()  # ids of the scenes read (those given, less the skipped ones)
+
+
+class CompositeFn(Protocol):
+    """What composites a window: `composite_window`, or a stand-in in tests and benchmarks. The result says
+    what was used (`Composite.scenes_read`, ``skipped``, ``n_acquisitions``), as rio-tiler's
+    ``mosaic_reader`` returns the assets it used."""
+
+    def __call__(self, scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
+                 shape: tuple[int, int], options: CompositeOptions,
+                 footprints: Sequence[Scene] | None = None) -> Composite: ...
 
 
 @dataclass
@@ -271,7 +282,8 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
                                        {o: c for o, (_, c) in per_orbit.items()}, tapered, untapered)
             counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0,
                                   dtype=np.uint32).clip(0, 65535).astype(np.uint16)
-    return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions))
+    return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions),
+                     scenes_read=tuple(s.id for s in scenes if s.id not in skipped))
 
 
 def to_dn(stat: np.ndarray) -> np.ndarray:

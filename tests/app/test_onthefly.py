@@ -188,7 +188,8 @@ def test_max_scenes_is_an_opt_in_preview_keeping_the_least_cloudy(archive, tmp_p
     recorder = Recorder()
     services = make_services(settings, composite=recorder)
     with TestClient(create_app(settings, services)) as client:
-        assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
+        response = client.get(tile_url(UNBUILT_LONLAT, 12))
+        assert response.status_code == 200
         block = OutputGrid(**GRID).block_by_id(UNBUILT_BLOCK)
         touching = [s for s in services.scenes.find(SEASON, block.footprint_4326().bounds)
                     if s.footprint.intersects(block.footprint_4326())]
@@ -196,6 +197,7 @@ def test_max_scenes_is_an_opt_in_preview_keeping_the_least_cloudy(archive, tmp_p
     least = sorted(touching, key=lambda s: s.cloud_cover)[:5]
     read = {s.id for call in recorder.calls for s in call}
     assert read and read <= {s.id for s in least}
+    assert 0 < int(response.headers["x-s2seasons-scenes"]) <= 5  # the answer says how many scenes it used
 
 
 def test_time_budget_gives_503_then_the_retry_finds_the_composite(archive, tmp_path):
