@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from app.settings import ServerSettings
+from compositor.settings import read_settings
 from compositor.cli import CatalogOpt, cli, fail, setup_logging
 
 __all__ = ["cli", "run"]
@@ -36,7 +37,7 @@ def serve(
     if catalog is not None:
         os.environ["S2SEASONS_CATALOG"] = catalog
     try:
-        settings = ServerSettings()
+        settings = read_settings(ServerSettings)
         from compositor.storage import output_location
 
         output_location(settings.data_dir)  # a folder or s3://BUCKET/PREFIX, nothing else

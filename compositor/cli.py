@@ -35,9 +35,12 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every ste
 
 
 def _settings():
-    from compositor.settings import Settings
+    from compositor.settings import read_settings
 
-    return Settings()
+    try:
+        return read_settings()
+    except CompositorError as exc:
+        raise fail(exc) from None
 
 
 def setup_logging(verbose: bool) -> None:

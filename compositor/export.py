@@ -6,7 +6,7 @@ A uint8 COG per block, band and kind, and a VRT over them, written to a folder o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePath
 
@@ -16,9 +16,9 @@ import rasterio
 from compositor.bands import COUNT
 from compositor.cog import write_cog_atomically
 from compositor.describe import BYTE_NODATA, byte_spec, overview_resampling
-from compositor.grid import Block, OutputGrid
-from compositor.index import BuiltBlock, block_sources, built_blocks, mosaic_extent, select_bands
-from compositor.layout import OUTPUT_KINDS, SeasonLayout
+from compositor.grid import OutputGrid
+from compositor.index import built_blocks, mosaic_extent, season_rasters
+from compositor.layout import SeasonLayout
 from compositor.storage import open_store
 from compositor.vrt import write_vrt
 
@@ -59,15 +59,6 @@ def _fill_byte(source: PurePath, kind: str) -> Callable[[rasterio.io.DatasetWrit
     return fill
 
 
-def _byte_jobs(layout: SeasonLayout, blocks: Sequence[BuiltBlock], bands: Sequence[str]) -> Iterator[
-        tuple[str, str, list[tuple[Block, PurePath]]]]:
-    for band in bands:
-        for kind in OUTPUT_KINDS:
-            sources = block_sources(layout, blocks, band, kind)
-            if sources:
-                yield band, kind, sources
-
-
 def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Sequence[str] | None = None,
                 progress: Progress | None = None) -> list[Path]:
     """The byte-scaled variant of the original product: a uint8 COG per block, band and kind, plus a VRT.
@@ -86,7 +77,7 @@ def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Se
         return []
     extent = mosaic_extent(blocks)
     out = open_store(out_dir)
-    jobs = list(_byte_jobs(layout, blocks, select_bands(blocks, bands)))
+    jobs = list(season_rasters(layout, blocks, bands))
     total = sum(len(sources) for _, _, sources in jobs)
     done = 0
     vrts: list[Path] = []

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -30,7 +30,7 @@ from pyproj import CRS
 from compositor.bands import BAND_NAMES, resolve_bands
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.layout import MANIFEST, SeasonLayout
+from compositor.layout import MANIFEST, OUTPUT_KINDS, SeasonLayout
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ BUILT_STATUSES = ("built", "empty")
 REPLACED_GRACE_S = 3600.0  # files of a replaced block build stay this long after the swap (object stores)
 __all__ = ["BUILT_STATUSES", "MANIFEST", "SEASON_RECORD", "BuiltBlock", "ManifestCache", "MosaicExtent",
            "block_sources", "built_blocks", "claim_season", "grid_record", "mosaic_extent", "read_manifest",
-           "read_manifests", "remove_replaced_builds", "season_files", "season_grid", "season_record", "select_bands"]
+           "read_manifests", "remove_replaced_builds", "season_files", "season_rasters", "season_grid", "season_record", "select_bands"]
 
 
 # --- season.json --------------------------------------------------------------------------------
@@ -276,6 +276,17 @@ def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
         else:
             logger.warning("block %s: %s is missing; left out of the season outputs", built.block.id, path.name)
     return sources
+
+
+def season_rasters(layout: SeasonLayout, blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None
+                   ) -> Iterator[tuple[str, str, list[tuple[Block, PurePath]]]]:
+    """``(band, kind, block files)`` of each band (`select_bands`) and kind that some block has a file of: what
+    a season-wide raster (VRT, overview, export) is made of."""
+    for band in select_bands(blocks, bands):
+        for kind in OUTPUT_KINDS:
+            sources = block_sources(layout, blocks, band, kind)
+            if sources:
+                yield band, kind, sources
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from compositor.cog import write_cog_atomically
 from compositor.describe import overview_resampling, season_spec
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.index import MosaicExtent, block_sources, built_blocks, mosaic_extent, select_bands
-from compositor.layout import OUTPUT_KINDS, SeasonLayout
+from compositor.index import MosaicExtent, built_blocks, mosaic_extent, season_rasters
+from compositor.layout import SeasonLayout
 from compositor.storage import OutputStore
 
 logger = logging.getLogger(__name__)
@@ -84,18 +84,12 @@ def write_season_overview(layout: SeasonLayout, grid: OutputGrid, bands: Sequenc
     transform = extent.transform @ Affine.scale(factor)
     shape = (extent.height // factor, extent.width // factor)
     written = []
-    for band in select_bands(blocks, bands):
-        for kind in OUTPUT_KINDS:
-            sources = block_sources(layout, blocks, band, kind)
-            if not sources:
-                continue
-            spec = season_spec(layout.season, band, kind)
-            tags = {**spec.tags, "resolution_m": f"{resolution_m:g}", "overview_factor": str(factor)}
-            spec = replace(spec, tags=tags)
-            resampling = overview_resampling(kind)
-            path = layout.overview_file(band, kind, resolution_m)
-            written.append(write_cog_atomically(path, grid.crs, transform, shape, spec,
-                                                _fill_overview(sources, extent, factor, resampling, layout.store),
-                                                resampling, layout.store))
+    for band, kind, sources in season_rasters(layout, blocks, bands):
+        spec = season_spec(layout.season, band, kind)
+        spec = replace(spec, tags={**spec.tags, "resolution_m": f"{resolution_m:g}", "overview_factor": str(factor)})
+        resampling = overview_resampling(kind)
+        written.append(write_cog_atomically(layout.overview_file(band, kind, resolution_m), grid.crs, transform, shape,
+                                            spec, _fill_overview(sources, extent, factor, resampling, layout.store),
+                                            resampling, layout.store))
     logger.info("season %s: %d overview rasters at %g m", layout.season.name, len(written), resolution_m)
     return written

@@ -5,11 +5,14 @@ Nothing here is read at import time: call ``Settings()`` at start-up and pass th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from compositor.errors import InvalidInputError
 from compositor.seasons import Season, parse_custom_seasons
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
@@ -106,3 +109,22 @@ class Settings(BaseSettings):
         classes = (set(self.mask_classes) | ({SNOW_CLASS} if self.mask_snow else set())
                    | ({UNCLASSIFIED_CLASS} if self.mask_unclassified else set()))
         return tuple(sorted(classes))
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def read_settings(kind: type[S] = Settings, **values: object) -> S:
+    """``kind(**values)`` from the environment; an invalid variable is an `InvalidInputError` that names it as the
+    user set it (``S2SEASONS_RESOLUTION_M=-1: ...``), not as a field."""
+    try:
+        return kind(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = f"S2SEASONS_{field.upper()}"
+            given = os.environ.get(name)
+            where = f"{name}={given}" if given is not None else name
+            problems.append(f"{where}: {error['msg']}")
+        raise InvalidInputError("invalid setting: " + "; ".join(problems) + " (the README's Settings section lists them)") from None

@@ -30,8 +30,8 @@ from rasterio.enums import Resampling
 from compositor.cog import BandSpec, internal_tile_px
 from compositor.describe import season_spec
 from compositor.grid import Block, OutputGrid
-from compositor.index import MosaicExtent, block_sources, built_blocks, mosaic_extent, select_bands
-from compositor.layout import OUTPUT_KINDS, SeasonLayout
+from compositor.index import MosaicExtent, built_blocks, mosaic_extent, season_rasters
+from compositor.layout import SeasonLayout
 from compositor.overview import DEFAULT_OVERVIEW_FACTOR
 from compositor.storage import OutputStore
 
@@ -197,17 +197,12 @@ def write_season_vrts(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[st
         return []
     extent = mosaic_extent(blocks)
     written = []
-    for band in select_bands(blocks, bands):
-        for kind in OUTPUT_KINDS:
-            sources = block_sources(layout, blocks, band, kind)
-            if not sources:
-                continue
-            overview = layout.overview_file(band, kind, grid.resolution_m * overview_factor)
-            if not _overview_fits(overview, extent, overview_factor):
-                logger.warning("%s: no up-to-date overview at 1/%d; VRT written without it", overview.name,
-                               overview_factor)
-                overview = None
-            written.append(write_vrt(layout.vrt_file(band, kind), extent, grid.crs, season_spec(layout.season, band, kind),
-                                     sources, overview, layout.store))
+    for band, kind, sources in season_rasters(layout, blocks, bands):
+        overview = layout.overview_file(band, kind, grid.resolution_m * overview_factor)
+        if not _overview_fits(overview, extent, overview_factor):
+            logger.warning("%s: no up-to-date overview at 1/%d; VRT written without it", overview.name, overview_factor)
+            overview = None
+        written.append(write_vrt(layout.vrt_file(band, kind), extent, grid.crs, season_spec(layout.season, band, kind),
+                                 sources, overview, layout.store))
     logger.info("season %s: %d VRTs over %d blocks", layout.season.name, len(written), len(blocks))
     return written
