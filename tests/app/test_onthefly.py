@@ -170,6 +170,7 @@ class Recorder:
         self.calls: list[list] = []  # the scenes of each call (one call per strip)
         self.rows: list[int] = []  # the rows of each call
         self.transforms: list = []  # the grid of each call
+        self.options: list = []  # the options of each call
         self.lock = threading.Lock()
 
     def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None):
@@ -177,8 +178,27 @@ class Recorder:
             self.calls.append(list(scenes))
             self.rows.append(shape[0])
             self.transforms.append(transform)
+            self.options.append(options)
         time.sleep(self.delay_s)
         return composite_window(scenes, bands, crs, transform, shape, options, footprints)
+
+
+def test_on_the_fly_composites_with_the_options_of_the_seasons_build(archive, tmp_path):
+    """A season built with --no-blend: on-the-fly tiles do not blend either, also before any block is built
+    (season.json records the build's options)."""
+    from compositor.composite import CompositeOptions
+    from compositor.index import claim_season
+    from compositor.layout import SeasonLayout
+    from compositor.seasons import resolve_season
+
+    settings = app_settings(tmp_path, archive.catalog)
+    grid = OutputGrid(**GRID)
+    layout = SeasonLayout(settings.data_dir, resolve_season(SEASON), grid.crs, grid.resolution_m)
+    claim_season(layout, grid, None, CompositeOptions.from_settings(settings, blend=False).fingerprint())
+    recorder = Recorder()
+    with TestClient(create_app(settings, make_services(settings, composite=recorder))) as client:
+        assert client.get(tile_url(UNBUILT_LONLAT, 12)).status_code == 200
+    assert recorder.options and not any(o.blend for o in recorder.options)
 
 
 def test_max_scenes_is_an_opt_in_preview_keeping_the_least_cloudy(archive, tmp_path):
