@@ -70,7 +70,7 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo data, do not start the server.")] = False,
 ) -> None:
     """Generate the synthetic archive, build part of a season, then serve it with the viewer."""
-    from compositor.demo import prepare_demo
+    from compositor.testing.demo import prepare_demo
 
     setup_logging(False)
     started = time.perf_counter()

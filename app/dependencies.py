@@ -23,7 +23,7 @@ from starlette.requests import Request
 from titiler.core.dependencies import DefaultDependency, ImageRenderingParams
 
 from app.layers import Layer, all_variables_layer, make_layer
-from app.presets import default_rescale, resolve_preset
+from app.presets import default_rescale
 from app.reader import DEFAULT_MAX_SIZE, SeasonSource
 from app.services import Services
 from compositor.errors import InvalidInputError
@@ -284,7 +284,3 @@ def parse_colormap(text: str) -> ColorMapType:
 def no_post_process() -> None:
     """TiTiler's algorithms are not offered: expressions and presets cover the product's needs."""
     return None
-
-
-def preset_or_404(name: str) -> dict[str, Any]:
-    return resolve_preset(name).as_json()

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from compositor import __version__
 from compositor.catalog import is_remote
 from app.settings import ServerSettings
-from compositor.storage import is_object_store, open_store
+from compositor.storage import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +34,9 @@ OK = "ok"
 MAX_LANDING_BYTES = 1 << 20
 
 
-def check_data_dir(path: Path | str, timeout_s: float = 2.0) -> str:
-    """``ok``, or why the data folder (or object store) cannot be read."""
-    if is_object_store(path):
-        problem = open_store(path).readable(timeout_s)
-        if problem:
-            logger.warning("readiness: %s", problem)
-            return "the object store (S2SEASONS_DATA_DIR) cannot be listed: check its endpoint and credentials"
-        return OK
-    path = Path(path)
-    try:
-        if not path.is_dir():
-            logger.warning("readiness: data folder %s does not exist or is not a folder", path)
-            return "the data folder (S2SEASONS_DATA_DIR) does not exist or is not a folder"
-        with os.scandir(path) as entries:
-            next(entries, None)
-    except OSError as exc:
-        logger.warning("readiness: data folder %s cannot be read: %s", path, exc)
-        return "the data folder (S2SEASONS_DATA_DIR) cannot be read"
-    return OK
+def check_data_dir(location: Path | str, timeout_s: float = 2.0) -> str:
+    """``ok``, or why the data folder (or object store) cannot be read (`OutputStore.readable`)."""
+    return open_store(location).readable(timeout_s) or OK
 
 
 def check_catalog(catalog: str, timeout_s: float) -> str:

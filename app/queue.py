@@ -32,13 +32,6 @@ class BuildQueue:
             while len(queue) > MAX_QUEUED_PER_SEASON:
                 queue.popitem(last=False)
 
-    def discard_built(self, season: str, built_ids: set[str]) -> None:
-        with self._lock:
-            queue = self._queues.get(season)
-            for block_id in list(queue or ()):
-                if block_id in built_ids:
-                    del queue[block_id]  # type: ignore[union-attr]
-
     def blocks(self, season: str) -> list[str]:
         with self._lock:
             return list(self._queues.get(season, ()))

@@ -24,20 +24,20 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from morecantile import TileMatrixSet
 from rasterio.crs import CRS
 from rasterio.warp import transform as transform_points
 
 from app.registry import SeasonState
-from compositor.catalog import BBox, is_remote, load_scenes
+from compositor.catalog import BBox, SceneQuery, is_remote
 from compositor.grid import project_bounds
 from app.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
 MIN_TTL_S = 60.0
+WORLD_4326 = (-180.0, -90.0, 180.0, 90.0)
 WORLD_4326 = (-180.0, -85.0511, 180.0, 85.0511)  # app.reader's: WebMercator's latitudes
 
 
@@ -97,7 +97,7 @@ class SeasonRegions:
 
     def _read(self, state: SeasonState, catalog: str) -> SourceRegion:
         try:
-            scenes = load_scenes(Path(catalog), None, state.season, self.settings.max_cloud_cover)
+            scenes = SceneQuery.from_settings(self.settings, catalog=catalog).search(WORLD_4326, state.season).scenes
             boxes = [s.footprint.bounds for s in scenes if not s.footprint.is_empty]
         except Exception as exc:  # noqa: BLE001 - unreadable or malformed: the bounds must still answer
             logger.warning("season %s: the extent of catalog %s is unknown (%s); map bounds use the area of %s",

@@ -2,10 +2,10 @@
 
 A block is built when ``blocks/<id>/manifest.json`` exists. Everything of a block is written into
 a private local folder first, the manifest last; the store then installs it under the block's lock
-(`compositor.storage`: a rename in a folder, uploads with the manifest last in an object store).
-Killing a build at any moment leaves either the previous complete block or the new complete block
-(in an object store, possibly an unlisted block, rebuilt by the next run), and two builders of the
-same block never both install it.
+(`compositor.storage`: a rename in a folder; in an object store, uploads under a prefix of this build,
+then the manifest that names it). Killing a build at any moment leaves either the previous complete
+block or the new complete block (in an object store, possibly an orphan upload that no manifest
+names, removed by a later build), and two builders of the same block never both install it.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:
         # Under the block's lock: a builder that finished the same block meanwhile wins.
         final = job.layout.block_dir(block_id)
         # A forced rebuild replaces an up-to-date block too (it was asked for: new software, a repaired scene).
-        replace = (lambda current: True) if force else (lambda current: not is_up_to_date(current, job))
-        if not store.install_block(tmp, final, replace, prefix):
+        accept = (lambda current: True) if force else (lambda current: not is_up_to_date(current, job))
+        if not store.install_block(tmp, final, accept, prefix):
             return BlockResult(block_id, "skipped", len(job.scenes), reason="built meanwhile by another build")
     return BlockResult(block_id, status, len(job.scenes), time.perf_counter() - started, skipped,
                        offset_corrections=records)

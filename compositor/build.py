@@ -24,6 +24,7 @@ from compositor.storage import open_store, output_location
 
 logger = logging.getLogger(__name__)
 
+
 def _echo_none(_: str) -> None:
     return None
 
@@ -57,7 +58,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     echo(plan.describe_scenes())
     claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint())
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
-    remove_replaced_builds(plan.layout)
+    remove_replaced_builds(plan.layout)  # an object store's replaced block builds, once readers moved on
     summary = BuildSummary(scenes_line=plan.describe_scenes())
     with phase(f"checking which of {len(plan.jobs)} blocks are up to date", enabled=progress):
         manifests = read_manifests(plan.layout, [job.block.id for job in plan.jobs])
@@ -131,7 +132,6 @@ def finish_season(layout: SeasonLayout, plan: BuildPlan) -> None:
     with rasterio.Env(**layout.store.gdal_options()):
         update_season_outputs(layout, plan.request.grid)
     note_outputs_updated(layout)
-    remove_replaced_builds(layout)  # the outputs now follow the new builds
 
 
 def export_season(settings: Settings, season: str, out: Path, *, data_dir: Path | str | None = None,

@@ -48,8 +48,8 @@ def internal_tile_px(size_px: int) -> int:
 
 
 def overview_count(size_px: int, smallest_px: int = SMALLEST_OVERVIEW_PX) -> int:
-    """Overview levels (halvings) until the smallest is at most ``smallest_px`` across; at least one."""
-    return max(1, math.ceil(math.log2(size_px / smallest_px))) if size_px > smallest_px else 1
+    """Overview levels: halvings while the next level is still at least ``smallest_px`` across; at least one."""
+    return max(1, math.floor(math.log2(size_px / smallest_px))) if size_px > smallest_px else 1
 
 
 def cog_options(size_px: int, *, resampling: str = "average", blocksize: int | None = None,

@@ -30,11 +30,11 @@ from pyproj import CRS
 from compositor.bands import BAND_NAMES, resolve_bands
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.layout import MANIFEST, OUTPUT_KINDS, SeasonLayout
+from compositor.layout import OUTPUT_KINDS, SeasonLayout
+from compositor.storage.base import MANIFEST, SEASON_RECORD
 
 logger = logging.getLogger(__name__)
 
-SEASON_RECORD = "season.json"
 BUILT_STATUSES = ("built", "empty")
 REPLACED_GRACE_S = 3600.0  # files of a replaced block build stay this long after the swap (object stores)
 __all__ = ["BUILT_STATUSES", "MANIFEST", "SEASON_RECORD", "BuiltBlock", "ManifestCache", "MosaicExtent",
@@ -149,27 +149,37 @@ class ManifestCache:
 
 
 def remove_replaced_builds(layout: SeasonLayout, grace_s: float = REPLACED_GRACE_S) -> int:
-    """Remove the files of blocks' replaced builds (those outside the folder their manifest names), once the
-    manifest has named the new folder for ``grace_s``: readers that still follow the old manifest (a server
-    between two listings, a season VRT not yet rewritten) keep finding its files until then. Returns how
-    many files were removed. A store that replaces whole block folders (a folder) has none."""
+    """Remove the files of blocks' replaced builds in an object store; returns how many were removed.
+
+    A file goes when all of these hold: its block's manifest names another build's folder; the file itself
+    is older than ``grace_s`` (so a build uploading meanwhile, whose manifest is not there yet, keeps its
+    files); and the season outputs (VRTs, STAC, ``season.json``, which servers watch) were rewritten after
+    that manifest and at least ``grace_s`` ago (so every reader had time to move on from the old build).
+    Run when a build starts. A store that replaces whole block folders (a folder) has no replaced builds."""
     store = layout.store
-    manifests = read_manifests(layout)
+    if not store.new_build_prefix():
+        return 0
+    updated = (season_record(layout) or {}).get("outputs_updated_at")
+    if not updated:
+        return 0
     now = dt.datetime.now(dt.UTC)
+    outputs_at = dt.datetime.fromisoformat(str(updated))
+    if (now - outputs_at).total_seconds() < grace_s:
+        return 0
+    manifests = read_manifests(layout)
     removed = 0
-    for path in store.list_files(layout.blocks_dir):
+    for path, modified in store.file_times(layout.blocks_dir).items():
         block_id = path.relative_to(layout.blocks_dir).parts[0]
         manifest = manifests.get(block_id)
         if manifest is None or path.name == MANIFEST:
-            continue  # not built (a killed build's upload is rebuilt and replaced the same way) or the manifest
-        folder = layout.block_dir(block_id) / str(manifest.get("prefix") or "")
-        if path.parent == folder:
+            continue  # not built (a killed build's upload: rebuilt and replaced the same way) or the manifest
+        if path.parent == layout.block_dir(block_id) / str(manifest.get("prefix") or ""):
             continue
         try:
-            age_s = (now - dt.datetime.fromisoformat(str(manifest.get("built_at")))).total_seconds()
-        except (TypeError, ValueError):
+            swapped_at = dt.datetime.fromisoformat(str(manifest.get("built_at")))
+        except ValueError:
             continue
-        if age_s >= grace_s:
+        if swapped_at < outputs_at and (now - modified).total_seconds() >= grace_s:
             store.delete(path)
             removed += 1
     if removed:

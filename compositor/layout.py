@@ -5,6 +5,8 @@ range, area, projection, version), for example::
 
     DATA/2019-summer/blocks/c2140_r1595/s2l2a_red_p50_30m_20190625..20190912_epsg3035.tif
     DATA/2019-summer/blocks/c2140_r1595/manifest.json        # written last: the block is built
+    DATA/2019-summer/blocks/c2140_r1595/build-20261207T221000-ab12cd34/s2l2a_red_p50_...tif  # object store:
+                                                             # each build's files under the prefix its manifest names
     DATA/2019-summer/s2l2a_red_p50_30m_20190625..20190912_epsg3035.vrt
     DATA/2019-summer/overview/s2l2a_red_p50_480m_20190625..20190912_epsg3035.tif
     DATA/2019-summer/catalog/catalog.json                       # static STAC of the outputs

@@ -25,11 +25,6 @@ def valid_scl_lookup(invalid_classes: Iterable[int]) -> np.ndarray:
     return table
 
 
-def mask_clouds(scl: np.ndarray, invalid_classes: Iterable[int]) -> np.ndarray:
-    """True where the SCL class is a valid (clear) observation; SCL 0 (no data) is never valid."""
-    return valid_scl_lookup(invalid_classes)[scl]
-
-
 def apply_mask(band_dn: np.ndarray, valid: np.ndarray, offset_dn: int) -> np.ndarray:
     """Reflectance DN (reflectance * 10000) with 0 wherever the observation is not valid.
 

@@ -41,3 +41,17 @@ def test_every_option_has_help_and_every_boolean_is_a_single_flag(name):
         assert getattr(param, "help", None), f"{name} {param.name}: no help text"
         if isinstance(param, click.Option) and isinstance(param.type, click.types.BoolParamType):
             assert param.is_flag and not param.secondary_opts, f"{name} {param.opts}: not a plain flag"
+
+
+def test_demo_command_prepares_the_demo(monkeypatch, tmp_path):
+    """The wiring of ``s2seasons demo`` (its data preparation is `compositor.testing.demo`, run by the viewer tests
+    and scripts/demo): it finds the preparation and reports it."""
+    from typer.testing import CliRunner
+
+    import compositor.testing.demo as demo
+
+    prepared = []
+    monkeypatch.setattr(demo, "prepare_demo", lambda folder, echo: prepared.append(folder) or {})
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert prepared == [tmp_path / "demo"] and "demo ready" in result.output

@@ -37,14 +37,9 @@ from compositor.storage.base import MANIFEST, Accept, OutputStore
 from compositor.storage.folder import FolderStore
 from compositor.storage.s3 import S3Store, endpoint_url
 
-__all__ = ["MANIFEST", "Accept", "FolderStore", "OutputStore", "S3Store", "is_object_store", "open_store",
+__all__ = ["MANIFEST", "Accept", "FolderStore", "OutputStore", "S3Store", "open_store",
            "output_location"]
 
-OBJECT_STORE_SCHEMES = ("s3",)
-
-
-def is_object_store(location: str | os.PathLike) -> bool:
-    return isinstance(location, str) and urlsplit(location).scheme in OBJECT_STORE_SCHEMES
 
 
 @functools.lru_cache(maxsize=32)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePath
 
 MANIFEST = "manifest.json"
+SEASON_RECORD = "season.json"  # a season folder's record (`compositor.index`): what makes a folder a season
 LOCKS = ".locks"
 
 Accept = Callable[[dict | None], bool]
@@ -83,6 +85,10 @@ class OutputStore(ABC):
     def list_files(self, folder: PurePath) -> list[PurePath]:
         """Every file below ``folder`` (recursively), hidden names and temporaries left out, sorted."""
 
+    @abstractmethod
+    def file_times(self, folder: PurePath) -> dict[PurePath, dt.datetime]:
+        """Every file below ``folder`` (as `list_files`) with when it was last written (UTC)."""
+
     def manifests(self, blocks_dir: PurePath) -> list[PurePath]:
         """The ``<blocks_dir>/<block id>/manifest.json`` paths (temporary folders left out), sorted."""
         return sorted(self.manifest_versions(blocks_dir))
@@ -121,9 +127,10 @@ class OutputStore(ABC):
     def check(self) -> None:
         """Raise `StorageError` (saying what to change) when the location cannot be written."""
 
+    @abstractmethod
     def readable(self, timeout_s: float) -> str | None:
-        """None when the location can be listed within about ``timeout_s``, else why not (for /readyz)."""
-        return None
+        """None when the location can be listed within about ``timeout_s``, else why not, in words a client may
+        read (for /readyz: what to check, no paths or credentials; the details are logged)."""
 
     def forget_cached_reads(self, folder: PurePath) -> None:
         """Drop what GDAL cached of the files under ``folder`` (they were replaced under the same names)."""

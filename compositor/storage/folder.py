@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import os
 import shutil
 import time
@@ -11,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 
 from compositor.errors import StorageError
-from compositor.storage.base import MANIFEST, Accept, OutputStore
+from compositor.storage.base import MANIFEST, SEASON_RECORD, Accept, OutputStore
 from compositor.storage.locks import folder_lock
+
+logger = logging.getLogger(__name__)
 
 
 class FolderStore(OutputStore):
@@ -58,6 +62,13 @@ class FolderStore(OutputStore):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found += [Path(parent, f) for f in files if not f.startswith(".")]
         return sorted(found)
+
+    def file_times(self, folder: PurePath) -> dict[PurePath, dt.datetime]:
+        times = {}
+        for path in self.list_files(folder):
+            with contextlib.suppress(OSError):  # removed meanwhile
+                times[path] = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)
+        return times
 
     def manifests(self, blocks_dir: PurePath) -> list[PurePath]:
         # One directory read per block instead of a walk through every block's files.
@@ -144,9 +155,22 @@ class FolderStore(OutputStore):
 
     def season_names(self) -> list[str]:
         try:
-            return sorted(p.name for p in Path(self.base).iterdir() if (p / "season.json").is_file())
+            return sorted(p.name for p in Path(self.base).iterdir() if (p / SEASON_RECORD).is_file())
         except OSError:
             return []
+
+    def readable(self, timeout_s: float) -> str | None:
+        path = Path(self.base)
+        try:
+            if not path.is_dir():
+                logger.warning("readiness: data folder %s does not exist or is not a folder", path)
+                return "the data folder (S2SEASONS_DATA_DIR) does not exist or is not a folder"
+            with os.scandir(path) as entries:
+                next(entries, None)
+        except OSError as exc:
+            logger.warning("readiness: data folder %s cannot be read: %s", path, exc)
+            return "the data folder (S2SEASONS_DATA_DIR) cannot be read"
+        return None
 
     def check(self) -> None:
         try:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from urllib.parse import urlsplit
 
 from compositor.errors import InvalidInputError, StorageError
-from compositor.storage.base import LOCKS, MANIFEST, Accept, OutputStore, first_line
+from compositor.storage.base import LOCKS, MANIFEST, SEASON_RECORD, Accept, OutputStore, first_line
 from compositor.storage.locks import Lease, object_lock
 
 logger = logging.getLogger(__name__)
@@ -159,20 +159,23 @@ class S3Store(OutputStore):
             raise self._error("look up", path, exc) from None
 
     def list_files(self, folder: PurePath) -> list[PurePath]:
+        return sorted(self.file_times(folder))
+
+    def file_times(self, folder: PurePath) -> dict[PurePath, dt.datetime]:
         import obstore
 
         prefix = self._key(folder)
-        found: list[PurePath] = []
+        found: dict[PurePath, dt.datetime] = {}
         try:
             for batch in obstore.list(self._store, prefix or None):
                 for meta in batch:
                     relative = PurePosixPath(meta["path"]).relative_to(prefix) if prefix else meta["path"]
                     relative = PurePosixPath(relative)
                     if not any(part.startswith(".") for part in relative.parts):
-                        found.append(self.base / meta["path"])
+                        found[self.base / meta["path"]] = meta["last_modified"]
         except obstore.exceptions.BaseError as exc:
             raise self._error("list", folder, exc) from None
-        return sorted(found)
+        return found
 
     def _put(self, local: Path, path: PurePath) -> None:
         import obstore
@@ -268,7 +271,7 @@ class S3Store(OutputStore):
         except obstore.exceptions.BaseError as exc:
             raise self._error("list", self.base, exc) from None
         names = [PurePosixPath(p).name for p in listing["common_prefixes"]]
-        return sorted(n for n in names if not n.startswith(".") and self.is_file(self.path(n, "season.json")))
+        return sorted(n for n in names if not n.startswith(".") and self.is_file(self.path(n, SEASON_RECORD)))
 
     def signed_url(self, path: PurePath, expires_s: float = 3600.0) -> str:
         """A presigned GET URL of ``path`` (byte ranges work on it), for clients without credentials."""
@@ -315,7 +318,8 @@ class S3Store(OutputStore):
         try:
             obstore.list_with_delimiter(quick, None)
         except obstore.exceptions.BaseError as exc:
-            return f"cannot list {self.location}: {first_line(exc)}"
+            logger.warning("readiness: cannot list %s: %s", self.location, first_line(exc))
+            return "the object store (S2SEASONS_DATA_DIR) cannot be listed: check its endpoint and credentials"
         return None
 
     def forget_cached_reads(self, folder: PurePath) -> None:

@@ -199,8 +199,8 @@ def test_two_builds_racing_on_every_block_of_s3(s3_env, built_season, synthetic_
     store = open_store(location)
     blocks = store.path(SYNTH_SEASON, "blocks")
     per_block: dict[str, list[str]] = {}
-    for path in store.list_files(blocks):
-        per_block.setdefault(path.parent.name, []).append(path.name)
+    for path in store.list_files(blocks):  # blocks/<id>/manifest.json and blocks/<id>/<build prefix>/*.tif
+        per_block.setdefault(path.relative_to(blocks).parts[0], []).append(path.name)
     assert all(len(names) == 25 and "manifest.json" in names for names in per_block.values())  # 24 COGs + manifest
     import obstore
 
@@ -372,7 +372,7 @@ def test_a_read_during_rebuilds_never_mixes_two_builds_and_replaced_builds_go_af
     """A reader that follows the block's manifest (as the server, the VRTs and the STAC items do) while the
     block is rebuilt again and again from two different scenes gets every file of one build, never a mix."""
     from compositor.block import BlockJob, build_block
-    from compositor.index import built_blocks, read_manifest, remove_replaced_builds
+    from compositor.index import built_blocks, note_outputs_updated, read_manifest, remove_replaced_builds
     from compositor.layout import SeasonLayout
     from compositor.seasons import resolve_season
     from compositor.testing.planted import BLOCK, GRID, SEASON, plant
@@ -429,13 +429,20 @@ def test_a_read_during_rebuilds_never_mixes_two_builds_and_replaced_builds_go_af
     assert not errors, errors
     assert len(seen) >= 4 and {expected.get(s, "a mix of two builds") for s in seen} == {"first", "second"}
 
-    # the six replaced builds stay for readers holding an old manifest, until their grace has passed
+    # the six replaced builds stay for readers holding an old manifest or VRT: until the season outputs (which
+    # servers watch) were rewritten after the swap, and their grace has passed since
     store = layout.store
-    prefixes = {p.parent.name for p in store.list_files(layout.block_dir(BLOCK.id)) if p.suffix == ".tif"}
+    block_dir = layout.block_dir(BLOCK.id)
+    prefixes = {p.parent.name for p in store.list_files(block_dir) if p.suffix == ".tif"}
     assert len(prefixes) == 7
-    assert remove_replaced_builds(layout) == 0
-    assert remove_replaced_builds(layout, grace_s=0.0) == 6 * len(bands) * len(kinds)
+    assert remove_replaced_builds(layout, grace_s=0.0) == 0  # the season outputs still name the old builds
+    note_outputs_updated(layout)
+    assert remove_replaced_builds(layout) == 0  # an hour's grace
+    time.sleep(2.0)
+    uploading = block_dir / "build-concurrent" / "upload-in-progress.tif"  # another builder's, manifest to come
+    store.write_text(uploading, "not yet")
+    assert remove_replaced_builds(layout, grace_s=1.5) == 6 * len(bands) * len(kinds)
     current = read_manifest(layout, BLOCK.id)["prefix"]
-    assert {p.parent.name for p in store.list_files(layout.block_dir(BLOCK.id)) if p.suffix == ".tif"} == {current}
+    assert {p.parent.name for p in store.list_files(block_dir) if p.suffix == ".tif"} == {current, "build-concurrent"}
     with rasterio.Env(**store.gdal_options()):
         assert expected[read_all(layout)] == "first"  # the last rebuild (i = 6) read the first scene

@@ -1,7 +1,7 @@
 """How the synthetic archive's files are laid out: single-band COGs as a data provider writes them.
 
 The writing itself is `compositor.cog.write_cog`; what is the provider's here is the layout of its
-files: 256 px internal tiles (512 above 1024 px), overviews down to about 1024 px, nearest-neighbour
+files: 256 px internal tiles (512 above 1024 px), overviews down to 512-1024 px, nearest-neighbour
 overviews and no predictor for the class raster (SCL), sparse tiles where there is no data.
 """
 
@@ -15,7 +15,7 @@ from affine import Affine
 from compositor.cog import overview_count, write_cog
 
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-SMALLEST_OVERVIEW_PX = 1024
+SMALLEST_OVERVIEW_PX = 512  # the smallest overview is 512 to 1024 px across
 
 
 def write_scene_cog(path: Path, data: np.ndarray, crs: str, transform: Affine, *, categorical: bool = False) -> int:
