@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from rio_tiler.io import Reader
 
 from app.registry import SeasonState
-from compositor.bands import COUNT
+from compositor.bands import COUNT_KINDS
 from compositor.cog import overview_count
 from compositor.grid import Block
 from compositor.index import BuiltBlock
@@ -112,12 +112,12 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
     """
     out = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
     layout = state.layout
-    groups = [[v for v in variables if v[1] != COUNT], [v for v in variables if v[1] == COUNT]]
+    groups = [[v for v in variables if v[1] not in COUNT_KINDS], [v for v in variables if v[1] in COUNT_KINDS]]
     overview_m = state.overview_resolution_m()
     options = layout.store.gdal_options()  # an object store's endpoint and credentials for /vsis3/
     with rasterio.Env(**options) if options else contextlib.nullcontext():
         for group in (g for g in groups if g):
-            nodata = None if group[0][1] == COUNT else 0
+            nodata = None if group[0][1] in COUNT_KINDS else 0
             overviews = [layout.overview_file(band, kind, overview_m) for band, kind in group]
             if pixel_size_grid >= OVERVIEW_USE_RATIO * overview_m and all(f"overview/{p.name}" in state.files
                                                                           for p in overviews):

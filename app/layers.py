@@ -17,7 +17,8 @@ import numpy as np
 from rio_tiler.errors import InvalidExpression
 from rio_tiler.expression import get_expression_blocks, validate_expression
 
-from compositor.bands import BAND_NAMES, BANDS_BY_NAME, COUNT, STATISTICS, resolve_statistic
+from compositor.bands import BAND_NAMES, BANDS_BY_NAME, COUNT, QA, QA_VARIABLE, STATISTICS, resolve_statistic
+from compositor.describe import describe_kind
 from compositor.errors import BandNotFoundError, InvalidInputError
 from app.presets import DEFAULT_PRESET, PRESETS, Preset, resolve_preset
 
@@ -34,12 +35,19 @@ class Layer:
     statistic: str
     expressions: tuple[str, ...] = ()
     preset: Preset | None = None
+    everything: bool = False  # every band and kind (a point query's default): the QA layer too where built
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """Distinct bands read, in product order."""
+        """Distinct bands read, in product order (the QA layer's pseudo-band "qa" last)."""
         wanted = {band for band, _ in self.variables}
-        return tuple(b for b in BAND_NAMES if b in wanted)
+        return tuple(b for b in (*BAND_NAMES, QA) if b in wanted)
+
+    def with_qa(self) -> Layer:
+        """The layer with the QA layer's observations seen added (`compositor.bands.QA_VARIABLE`)."""
+        if QA_VARIABLE in self.variables:
+            return self
+        return Layer((*self.variables, QA_VARIABLE), self.statistic, self.expressions, self.preset, self.everything)
 
     @property
     def output_names(self) -> list[str]:
@@ -65,6 +73,8 @@ def variable_name(variable: Variable) -> str:
 
 def describe_variable(variable: Variable) -> str:
     band, kind = variable
+    if variable == QA_VARIABLE:
+        return describe_kind(band, kind)
     name = BANDS_BY_NAME[band].description
     return f"{name}: number of valid observations" if kind == COUNT else f"{name}: {kind.upper()} (DN, scale 0.0001)"
 
@@ -104,12 +114,13 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
             found.append((name, (name, statistic)))
             continue
         band, _, kind = name.rpartition("_")
-        if band in BANDS_BY_NAME and kind in KINDS:
+        if (band in BANDS_BY_NAME and kind in KINDS) or (band, kind) == QA_VARIABLE:
             found.append((name, (band, kind)))
             continue
         raise InvalidInputError(
             f"expression uses unknown name {name!r}: use band names ({', '.join(BAND_NAMES)}), "
-            "optionally with _p25, _p50, _p75 or _count (e.g. nir_p75)"
+            "optionally with _p25, _p50, _p75 or _count (e.g. nir_p75), or qa_seen (observations seen, where a "
+            "season was built with the QA layer)"
         )
     return found
 
@@ -164,7 +175,8 @@ def all_variables_layer(bands: str | None = None, statistic: str | None = None) 
     """Every kind of every band (or of the given bands / statistic): the default of point queries."""
     names = parse_band_list(bands) if bands else BAND_NAMES
     kinds = (resolve_statistic(statistic),) if statistic else KINDS
-    return Layer(tuple((b, k) for b in names for k in kinds), kinds[0] if statistic else "p50")
+    return Layer(tuple((b, k) for b in names for k in kinds), kinds[0] if statistic else "p50",
+                 everything=not bands and not statistic)
 
 
 def evaluate(layer: Layer, values: Mapping[Variable, np.ma.MaskedArray]) -> np.ma.MaskedArray:

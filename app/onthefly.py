@@ -57,7 +57,7 @@ from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import crs_key, project_squares
 from app.registry import SeasonState
-from compositor.bands import COUNT, STATISTICS
+from compositor.bands import COUNT, COUNT_KINDS, QA, QA_VARIABLE, SEEN, STATISTICS
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
 from compositor.composite import CompositeFn, CompositeOptions, composite_window, to_dn
@@ -226,6 +226,12 @@ class _Job:
     key: tuple | None = None
 
 
+def _chunk_variables(bands: Sequence[str]) -> list[Variable]:
+    """What a chunk of ``bands`` holds: each band's statistics and count; the QA layer for the pseudo-band "qa"."""
+    return [QA_VARIABLE if band == QA else (band, kind) for band in bands
+            for kind in ((SEEN,) if band == QA else (*STATISTICS, COUNT))]
+
+
 def _done(result: ChunkResult) -> _Job:
     future: Future[ChunkResult] = Future()
     future.set_result(result)
@@ -369,12 +375,12 @@ class OnTheFly:
                 continue  # no scene touches the block: nothing to cut
             inside = labels == index
             covered |= inside
-            for group in ([v for v in variables if v[1] != COUNT], [v for v in variables if v[1] == COUNT]):
+            for group in ([v for v in variables if v[1] not in COUNT_KINDS], [v for v in variables if v[1] in COUNT_KINDS]):
                 if not group:
                     continue
                 pieces = [(chunk.row, chunk.col, np.stack([results[chunk].values[v] for v in group]))
                           for chunk in chunks]
-                nodata = None if group[0][1] == COUNT else 0
+                nodata = None if group[0][1] in COUNT_KINDS else 0
                 data = read_block_arrays(block, level, pieces, nodata, crs, transform, shape, resampling=resampling,
                                          reproject=reproject)
                 for variable, plane in zip(group, data):
@@ -442,7 +448,7 @@ class OnTheFly:
             area = box(*grid_bounds_4326(chunk.block.crs, chunk.transform, shape))
             readable = [s for s in found.scenes if s.footprint.intersects(area)]
             if not readable:
-                values = {(band, kind): np.zeros(shape, dtype=np.uint16) for band in bands for kind in (*STATISTICS, COUNT)}
+                values = {v: np.zeros(shape, dtype=np.uint16) for v in _chunk_variables(bands)}
                 result = ChunkResult(chunk, values, 0, 0, {})
                 self._results.put(key, result)
                 return result
@@ -453,13 +459,17 @@ class OnTheFly:
                 footprints = [*scenes, *(s for s in found.scenes if s.id not in read_ids), *found.nearby]
                 chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0,
                                                     read_threads=threads)
-                composite = self._composite(scenes, bands, chunk.block.crs, chunk.transform, shape, chunk_options,
-                                            footprints=footprints)
+                reflectance = tuple(b for b in bands if b != QA)
+                composite = self._composite(scenes, reflectance, chunk.block.crs, chunk.transform, shape,
+                                            chunk_options, footprints=footprints)
             values: dict[Variable, np.ndarray] = {}
-            for band in bands:
+            for band in reflectance:
                 for i, kind in enumerate(STATISTICS):
                     values[band, kind] = to_dn(composite.stats[band][i])
                 values[band, COUNT] = composite.counts[band]
+            if QA in bands:  # the QA layer: observations seen, as a build with --products qa writes it
+                seen = composite.seen
+                values[QA_VARIABLE] = seen if seen is not None else np.zeros(shape, dtype=np.uint16)
             result = ChunkResult(chunk, values, len(scenes), composite.n_acquisitions, dict(composite.skipped),
                                  frozenset(composite.scenes_read))
             if not result.skipped:  # a scene that failed may read next time: do not keep a partial answer

@@ -45,7 +45,7 @@ from app.layers import Layer, Variable, all_variables_layer, check_image_layer, 
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import COUNT
+from compositor.bands import COUNT_KINDS, QA
 from compositor.errors import InvalidInputError
 
 WEBMERCATOR_WORLD_M = 2 * math.pi * 6378137.0
@@ -147,7 +147,7 @@ class SeasonReader(BaseReader):
                               resampling=resampling, reproject=reproject)
             for (band, kind), data in read.items():
                 values[band, kind] = data
-                valid[band, kind] = built & ((data > 0) | (kind == COUNT))
+                valid[band, kind] = built & ((data > 0) | (kind in COUNT_KINDS))
         source = SOURCE_BUILT if built.all() else None
         if source is None:
             unbuilt = ~built
@@ -186,7 +186,7 @@ class SeasonReader(BaseReader):
         note_scenes(result.scenes_read, result.skipped, usable)
         for variable in layer.variables:
             data = result.values[variable]
-            ok = np.ones(shape, dtype=bool) if variable[1] == COUNT else data > 0
+            ok = np.ones(shape, dtype=bool) if variable[1] in COUNT_KINDS else data > 0
             values[variable][fill] = data[fill]
             valid[variable][fill] = ok[fill]
         return True
@@ -336,6 +336,8 @@ class SeasonReader(BaseReader):
         resolution, exactly as a build of the block would compute it.
         """
         layer = point_layer or layer or all_variables_layer()
+        if layer.everything and QA in self.state.products:  # "n of m clear" needs the observations seen
+            layer = layer.with_qa()
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise InvalidInputError("lon and lat must be finite numbers")
         if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):

@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from app.projection import ProjectedBlocks, ProjectionCache
+from compositor.bands import DEFAULT_PRODUCTS
 from compositor.errors import InvalidInputError
 from compositor.grid import OutputGrid
 from compositor.index import (SEASON_RECORD, BuiltBlock, ManifestCache, built_blocks, season_files, season_grid,
@@ -98,6 +99,11 @@ class SeasonState:
     @property
     def name(self) -> str:
         return self.season.name
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        """What the season's builds made (``season.json``; the bands alone for seasons built before products)."""
+        return tuple(self.record.get("products", DEFAULT_PRODUCTS))
 
     def overview_resolution_m(self) -> float:
         return self.grid.resolution_m * DEFAULT_OVERVIEW_FACTOR

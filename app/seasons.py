@@ -15,7 +15,7 @@ from app.presets import DEFAULT_PRESET, PRESETS
 from app.queue import block_bbox_4326
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import BAND_NAMES
+from compositor.bands import BAND_NAMES, QA_VARIABLE
 from compositor.layout import OUTPUT_KINDS
 
 MAP_TMS = ("WebMercatorQuad", "EuropeanETRS89_LAEAQuad")
@@ -71,10 +71,11 @@ def season_links(base: str, state: SeasonState) -> dict[str, Any]:
     if state.has_record:
         layout = state.layout
         files = f"{root}/files"
-        vrts = {f"{b}_{k}": layout.vrt_file(b, k).name for b in BAND_NAMES for k in OUTPUT_KINDS}
+        variables = [(b, k) for b in BAND_NAMES for k in OUTPUT_KINDS] + [QA_VARIABLE]
+        vrts = {f"{b}_{k}": layout.vrt_file(b, k).name for b, k in variables}
         links["vrt"] = {key: f"{files}/{name}" for key, name in vrts.items() if name in state.files}
         overviews = {f"{b}_{k}": f"overview/{layout.overview_file(b, k, state.overview_resolution_m()).name}"
-                     for b in BAND_NAMES for k in OUTPUT_KINDS}
+                     for b, k in variables}
         links["overview"] = {key: f"{files}/{name}" for key, name in overviews.items() if name in state.files}
         links["cog_template"] = f"{files}/blocks/{{block}}/{layout.stem('{band}', '{statistic}')}.tif"
         if "catalog/catalog.json" in state.files:
@@ -94,6 +95,7 @@ def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
         "days": state.season.days,
         "grid": {"crs": state.grid.crs, "resolution_m": state.grid.resolution_m,
                  "block_size_px": state.grid.block_size_px},
+        "products": list(state.products),  # what its builds made: bands, and qa (observations seen)
         "built": {
             "blocks": len(built),
             "blocks_with_data": n_data,

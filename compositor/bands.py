@@ -41,6 +41,30 @@ STATISTICS: tuple[str, ...] = ("p25", "p50", "p75")
 COUNT = "count"
 PERCENTILE_OF: dict[str, float] = {"p25": 25.0, "p50": 50.0, "p75": 75.0}
 
+# The QA layer (product "qa"): per pixel, the observations seen, valid or masked (the count of each band says
+# how many of them were clear). A raster of its own, named as a band "qa" with the kind "seen".
+QA = "qa"
+SEEN = "seen"
+QA_VARIABLE = (QA, SEEN)
+COUNT_KINDS: tuple[str, ...] = (COUNT, SEEN)  # numbers of observations: no nodata (0 means none), sampled not averaged
+# Products a build can make (``--products``); "bands" (the six bands' P25/P50/P75 and counts) is the original.
+PRODUCTS: tuple[str, ...] = ("bands", "qa")
+DEFAULT_PRODUCTS: tuple[str, ...] = ("bands",)
+
+
+def resolve_products(names: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Product names, validated, in `PRODUCTS` order; ``None`` means the bands alone. The bands are always made."""
+    if names is None:
+        return DEFAULT_PRODUCTS
+    if isinstance(names, str):
+        names = [n for n in names.replace(" ", ",").split(",") if n]
+    wanted = {n.strip().lower() for n in names} | {"bands"}
+    unknown = sorted(wanted - set(PRODUCTS))
+    if unknown:
+        raise InvalidInputError(f"unknown product {', '.join(map(repr, unknown))}: use any of {', '.join(PRODUCTS)} "
+                                "(bands are always built)")
+    return tuple(p for p in PRODUCTS if p in wanted)
+
 
 def resolve_bands(names: Iterable[str] | str | None) -> tuple[str, ...]:
     """Band names, validated and in product order; ``None`` or ``"all"`` means all six."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from affine import Affine
 
 from compositor import __version__
-from compositor.bands import COUNT, STATISTICS
+from compositor.bands import COUNT, DEFAULT_PRODUCTS, QA, QA_VARIABLE, STATISTICS
 from compositor.catalog import Scene
 from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_cog, write_strip
 from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
@@ -52,6 +52,13 @@ class BlockJob:
     options: CompositeOptions = CompositeOptions()
     strip_rows: int = DEFAULT_STRIP_ROWS
     nearby: tuple[Scene, ...] = ()
+    products: tuple[str, ...] = DEFAULT_PRODUCTS  # `compositor.bands.PRODUCTS`: "qa" adds the QA layer
+
+    @property
+    def variables(self) -> list[tuple[str, str]]:
+        """The block's rasters as (band, kind): each band's statistics and count, and the QA layer if asked."""
+        return [(band, kind) for band in self.bands for kind in (*STATISTICS, COUNT)] + (
+            [QA_VARIABLE] if QA in self.products else [])
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
         and sorted(manifest.get("nearby_scenes", [])) == sorted(s.id for s in job.nearby)
         and manifest.get("options") == job.options.fingerprint()
         and set(job.bands) <= set(manifest.get("bands", []))
+        and set(job.products) <= set(manifest.get("products", DEFAULT_PRODUCTS))
         and manifest.get("grid") == grid_record(job.block)
     )
 
@@ -111,18 +119,16 @@ def _composite_strip(job: BlockJob, scenes: Sequence[Scene], row_off: int, rows:
 def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[dict[str, str], int]:
     """Composite the block strip by strip into temporary GeoTIFFs; returns skipped scenes, acquisitions."""
     block, layout = job.block, job.layout
-    kinds = (*STATISTICS, COUNT)
     writers = {}
     skipped: dict[str, str] = {}
     n_acq = 0
     try:
-        for band in job.bands:
-            for kind in kinds:
-                spec = _spec(job, band, kind)
-                writer = open_strip_writer(tmp / f"{band}_{kind}.strips.tif", block.crs, block.transform,
-                                           block.shape, spec.dtype, spec.nodata)
-                describe(writer, spec.description, spec.scale, spec.tags)
-                writers[band, kind] = writer
+        for band, kind in job.variables:
+            spec = _spec(job, band, kind)
+            writer = open_strip_writer(tmp / f"{band}_{kind}.strips.tif", block.crs, block.transform,
+                                       block.shape, spec.dtype, spec.nodata)
+            describe(writer, spec.description, spec.scale, spec.tags)
+            writers[band, kind] = writer
         # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
         # the earlier ones stale (their weights counted its footprint): they are composited again.
         excluded: dict[int, frozenset[str]] = {}
@@ -139,6 +145,8 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
                     for i, kind in enumerate(STATISTICS):
                         write_strip(writers[band, kind], row_off, to_dn(result.stats[band][i]))
                     write_strip(writers[band, COUNT], row_off, result.counts[band])
+                if QA_VARIABLE in writers:
+                    write_strip(writers[QA_VARIABLE], row_off, result.seen)
             if all(e == frozenset(skipped) for e in excluded.values()):
                 break
     finally:
@@ -156,7 +164,8 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
     manifest = {
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
         "end_date": season.end.isoformat(), "status": status, "grid": grid_record(job.block),
-        "bounds": list(job.block.bounds), "bands": sorted(job.bands), "options": job.options.fingerprint(),
+        "bounds": list(job.block.bounds), "bands": sorted(job.bands), "products": list(job.products),
+        "options": job.options.fingerprint(),
         "scenes": sorted(s.id for s in job.scenes), "nearby_scenes": sorted(s.id for s in job.nearby),
         "n_acquisitions": n_acq,
         "failed_scenes": [{"scene": k, "reason": v} for k, v in sorted(skipped.items())],

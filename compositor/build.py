@@ -34,7 +34,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
               resolution_m: float | None = None, crs: str | None = None, block_size_px: int | None = None,
               workers: int = 0, scheduler: str | None = None, blend: bool = True, force: bool = False,
               retry_failed: bool = False, echo: Callable[[str], None] = _echo_none,
-              progress: bool = True, collection: str | None = None) -> BuildSummary:
+              progress: bool = True, collection: str | None = None,
+              products: str | Sequence[str] | None = None) -> BuildSummary:
     """Build a season over a region; returns what happened to every block.
 
     Up-to-date blocks are skipped (unless ``force``); blocks whose scene set changed are rebuilt.
@@ -46,7 +47,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
     bbox_4326 = parse_bbox(bbox) if isinstance(bbox, str) else tuple(bbox)
     request = make_request(settings, season, bbox_4326, bands=bands, catalog=catalog, data_dir=data_dir,
                            resolution_m=resolution_m, crs=crs, block_size_px=block_size_px, blend=blend,
-                           collection=collection)
+                           collection=collection, products=products)
     store = open_store(request.data_dir)
     with removed_if_failing(request.data_dir):  # a wrong catalog leaves no empty new --out folder behind
         store.check()  # a wrong folder, bucket, endpoint or credentials: said before the catalog is searched
@@ -56,7 +57,7 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.query.catalog}")
     echo(plan.describe_scenes())
-    claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint())
+    claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint(), request.products)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     remove_replaced_builds(plan.layout)  # an object store's replaced block builds, once readers moved on
     summary = BuildSummary(scenes_line=plan.describe_scenes())

@@ -95,6 +95,7 @@ class Composite:
     skipped: dict[str, str] = field(default_factory=dict)  # scene id -> reason
     n_acquisitions: int = 0
     scenes_read: tuple[str, ...] = ()  # ids of the scenes read (those given, less the skipped ones)
+    seen: np.ndarray | None = None  # (h, w) uint16: acquisitions whose data cover the pixel, valid or masked
 
 
 class CompositeFn(Protocol):
@@ -161,8 +162,10 @@ def _read_many(items: Sequence[I], read: Callable[[I], T], skipped: dict[str, st
 
 
 def _select_sources(groups: Sequence[Sequence[Scene]], read_footprint: Callable[[Scene], FootprintMask],
-                    shape: tuple[int, int], skipped: dict[str, str], pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
-    """For each acquisition, which of its scenes (MGRS tiles) supplies each pixel.
+                    shape: tuple[int, int], skipped: dict[str, str],
+                    pool: ThreadPoolExecutor | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each acquisition, which of its scenes (MGRS tiles) supplies each pixel; and per pixel, how many
+    acquisitions saw it (a scene's data cover it whole: a valid observation or a masked one).
 
     Every SCL pixel under a target pixel's footprint counts (`compositor.read.read_scl_footprint`).
     The first scene (in time and id order) whose data cover the whole pixel decides it: its value
@@ -182,7 +185,8 @@ def _select_sources(groups: Sequence[Sequence[Scene]], read_footprint: Callable[
             new = ~decided[i] & mask.covered
             sources[i][new & mask.clear] = rank
             decided[i] |= new
-    return sources
+    seen = np.sum(decided, axis=0, dtype=np.uint32) if decided else np.zeros(shape, dtype=np.uint32)
+    return sources, seen.clip(0, 65535).astype(np.uint16)
 
 
 def _band_layers(acquisitions: Sequence[_Acquisition], bands: Sequence[str], reader: Reader, shape: tuple[int, int],
@@ -247,7 +251,7 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
                footprints: Sequence[Scene] | None = None) -> Composite:
     skipped: dict[str, str] = {}
     groups = deduplicate_acquisitions(scenes)
-    sources = _select_sources(groups, read_footprint, shape, skipped, pool)
+    sources, seen = _select_sources(groups, read_footprint, shape, skipped, pool)
     acquisitions = [_Acquisition(g[0].relative_orbit, list(g), src) for g, src in zip(groups, sources)]
     acquisitions = [a for a in acquisitions if (a.source >= 0).any()]
     k = len(options.percentiles)
@@ -283,7 +287,7 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
             counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0,
                                   dtype=np.uint32).clip(0, 65535).astype(np.uint16)
     return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions),
-                     scenes_read=tuple(s.id for s in scenes if s.id not in skipped))
+                     scenes_read=tuple(s.id for s in scenes if s.id not in skipped), seen=seen)
 
 
 def to_dn(stat: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ byte export, so that a reader (GDAL, QGIS, a STAC client) sees one product.
 from __future__ import annotations
 
 from compositor import __version__
-from compositor.bands import BANDS_BY_NAME, COUNT
+from compositor.bands import BANDS_BY_NAME, COUNT, COUNT_KINDS, QA_VARIABLE
 from compositor.cog import REFLECTANCE_SCALE, BandSpec
 from compositor.seasons import Season
 
@@ -27,7 +27,9 @@ def season_tags(season: Season, band: str, kind: str) -> dict[str, str]:
 
 
 def describe_kind(band: str, kind: str) -> str:
-    """The band description of a raster of one band and kind (p25, p50, p75, count)."""
+    """The band description of a raster of one band and kind (p25, p50, p75, count; qa seen)."""
+    if (band, kind) == QA_VARIABLE:
+        return "Observations seen: acquisitions whose data cover the pixel, cloud-free or masked (QA)"
     name = BANDS_BY_NAME[band].description
     if kind == COUNT:
         return f"{name}: number of valid (cloud-free) observations"
@@ -36,7 +38,7 @@ def describe_kind(band: str, kind: str) -> str:
 
 def season_spec(season: Season, band: str, kind: str) -> BandSpec:
     """uint16 reflectance DN (nodata 0, scale 0.0001) or uint16 count (no nodata: 0 means unseen)."""
-    if kind == COUNT:
+    if kind in COUNT_KINDS:
         return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind))
     return BandSpec("UInt16", 0, REFLECTANCE_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
 
@@ -44,7 +46,7 @@ def season_spec(season: Season, band: str, kind: str) -> BandSpec:
 def byte_spec(season: Season, band: str, kind: str) -> BandSpec:
     """The byte export: reflectance * 250 (nodata 255, scale 0.004), or count up to 254 (nodata 255)."""
     tags = {**season_tags(season, band, kind), "byte_mapping": BYTE_MAPPING}
-    if kind == COUNT:
+    if kind in COUNT_KINDS:
         text = f"{describe_kind(band, kind)}; byte: min(count, 254), 255 = no data"
         return BandSpec("Byte", BYTE_NODATA, None, text, tags)
     text = (f"{BANDS_BY_NAME[band].description}: {kind.upper()} of cloud-free surface reflectance, byte-scaled: "
@@ -56,4 +58,4 @@ def overview_resampling(kind: str) -> str:
     """How a raster of this kind is resampled into its overviews: reflectance averaged (nodata left out),
     counts sampled (nearest): a count stays the count of a real pixel, an integer that was observed,
     instead of a mean that no pixel has."""
-    return "nearest" if kind == COUNT else "average"
+    return "nearest" if kind in COUNT_KINDS else "average"

@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 import numpy as np
 import rasterio
 
-from compositor.bands import COUNT
+from compositor.bands import COUNT_KINDS
 from compositor.cog import write_cog_atomically
 from compositor.describe import BYTE_NODATA, byte_spec, overview_resampling
 from compositor.grid import OutputGrid
@@ -54,7 +54,7 @@ def _fill_byte(source: PurePath, kind: str) -> Callable[[rasterio.io.DatasetWrit
     def fill(writer: rasterio.io.DatasetWriter) -> None:
         with rasterio.open(source) as src:
             data = src.read(1)
-        writer.write(count_to_byte(data) if kind == COUNT else reflectance_to_byte(data), 1)
+        writer.write(count_to_byte(data) if kind in COUNT_KINDS else reflectance_to_byte(data), 1)
 
     return fill
 
@@ -66,7 +66,8 @@ def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Se
     Mapping (also in each file's band description and ``byte_mapping`` tag):
     reflectance p25/p50/p75: ``value = clip(round(DN / 40), 0, 250)`` with round half up, i.e.
     ``clip(round(reflectance * 250), 0, 250)``; ``reflectance = value * 0.004`` (scale 0.004);
-    255 = nodata (DN 0). count: ``min(count, 254)``, 255 = nodata (outside the built blocks).
+    255 = nodata (DN 0). count (and the QA layer's observations seen): ``min(count, 254)``, 255 = nodata
+    (outside the built blocks).
     Files: ``out_dir/blocks/<block_id>/<stem>_byte.tif`` and ``out_dir/<stem>_byte.vrt`` with the
     season's stems. ``progress(done, total)`` is called after each block file. Returns the VRTs
     followed by the block files.

@@ -27,7 +27,7 @@ from pathlib import PurePath
 from affine import Affine
 from pyproj import CRS
 
-from compositor.bands import BAND_NAMES, resolve_bands
+from compositor.bands import BAND_NAMES, DEFAULT_PRODUCTS, PRODUCTS, QA, QA_VARIABLE, resolve_bands
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
@@ -39,7 +39,7 @@ BUILT_STATUSES = ("built", "empty")
 REPLACED_GRACE_S = 3600.0  # files of a replaced block build stay this long after the swap (object stores)
 __all__ = ["BUILT_STATUSES", "MANIFEST", "SEASON_RECORD", "BuiltBlock", "ManifestCache", "MosaicExtent",
            "block_sources", "built_blocks", "claim_season", "grid_record", "mosaic_extent", "read_manifest",
-           "read_manifests", "remove_replaced_builds", "season_files", "season_rasters", "season_grid", "season_record", "select_bands"]
+           "read_manifests", "remove_replaced_builds", "season_files", "season_rasters", "season_variables", "season_grid", "season_record", "select_bands"]
 
 
 # --- season.json --------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def season_grid(layout: SeasonLayout) -> OutputGrid | None:
 
 
 def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[float] | None = None,
-                 options: dict | None = None) -> None:
+                 options: dict | None = None, products: Sequence[str] = ()) -> None:
     """Record the season's grid, the regions asked for and the build options (``season.json``), or refuse a
     build on another grid into the same folder. The server uses the regions for its built-coverage figures
     and the options (`CompositeOptions.fingerprint`) to composite on the fly as the build does."""
@@ -84,6 +84,9 @@ def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[flo
         bboxes.append(list(bbox_4326))
     if options is not None:
         record["options"] = options
+    if products:  # every product some build of the season made (servers list them at /seasons)
+        made = set(record.get("products", DEFAULT_PRODUCTS)) | set(products)
+        record["products"] = [p for p in PRODUCTS if p in made]
     _write_season_record(layout, record)
 
 
@@ -202,7 +205,7 @@ class BuiltBlock:
 
     block: Block
     status: str
-    bands: frozenset[str]
+    bands: frozenset[str]  # the bands it holds, and "qa" when it was built with the QA layer
     folder: PurePath  # where its files are: the block folder, or its build's prefix below it
     files: frozenset[str] = frozenset()  # names of its files (that exist, when the index checked)
     n_scenes: int = 0
@@ -255,7 +258,8 @@ def built_blocks(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | 
         files = frozenset(str(f) for f in manifest.get("files", ()))
         if present is not None:
             files = frozenset(present.get(folder, ()))
-        blocks.append(BuiltBlock(block, str(manifest["status"]), frozenset(manifest.get("bands", ())), folder, files,
+        layers = frozenset(manifest.get("bands", ())) | ({QA} if QA in manifest.get("products", ()) else set())
+        blocks.append(BuiltBlock(block, str(manifest["status"]), layers, folder, files,
                                  len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0)),
                                  _options_items(manifest.get("options")), str(manifest.get("built_at", ""))))
     return sorted(blocks, key=lambda b: (-b.block.row, b.block.col))
@@ -288,15 +292,21 @@ def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
     return sources
 
 
+def season_variables(blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None) -> list[tuple[str, str]]:
+    """The season's rasters as (band, kind): each band's (`select_bands`) statistics and count, then the QA layer
+    when some block has it."""
+    variables = [(band, kind) for band in select_bands(blocks, bands) for kind in OUTPUT_KINDS]
+    return variables + ([QA_VARIABLE] if any(QA in b.bands for b in blocks) else [])
+
+
 def season_rasters(layout: SeasonLayout, blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None
                    ) -> Iterator[tuple[str, str, list[tuple[Block, PurePath]]]]:
-    """``(band, kind, block files)`` of each band (`select_bands`) and kind that some block has a file of: what
-    a season-wide raster (VRT, overview, export) is made of."""
-    for band in select_bands(blocks, bands):
-        for kind in OUTPUT_KINDS:
-            sources = block_sources(layout, blocks, band, kind)
-            if sources:
-                yield band, kind, sources
+    """``(band, kind, block files)`` of each of the season's rasters (`season_variables`) that some block has a
+    file of: what a season-wide raster (VRT, overview, export) is made of."""
+    for band, kind in season_variables(blocks, bands):
+        sources = block_sources(layout, blocks, band, kind)
+        if sources:
+            yield band, kind, sources
 
 
 @dataclass(frozen=True)

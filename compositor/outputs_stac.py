@@ -22,7 +22,7 @@ from compositor.bands import BANDS_BY_NAME
 from compositor.cog import BandSpec
 from compositor.describe import season_spec
 from compositor.grid import OutputGrid
-from compositor.index import BuiltBlock, block_sources, built_blocks, select_bands
+from compositor.index import BuiltBlock, block_sources, built_blocks, season_variables, select_bands
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
 from compositor.overview import DEFAULT_OVERVIEW_FACTOR
 from compositor.storage import OutputStore
@@ -55,19 +55,20 @@ def _raster_band(spec: BandSpec, resolution_m: float) -> dict[str, object]:
     return record
 
 
-def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock, bands: Sequence[str]) -> pystac.Item | None:
+def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock,
+                variables: Sequence[tuple[str, str]]) -> pystac.Item | None:
     block = built.block
     assets = {}
-    for band in bands:
-        for kind in OUTPUT_KINDS:
-            sources = block_sources(layout, [built], band, kind)
-            if not sources:
-                continue
-            spec = season_spec(layout.season, band, kind)
-            assets[f"{band}_{kind}"] = pystac.Asset(
-                str(sources[0][1]), title=spec.description, media_type=pystac.MediaType.COG, roles=["data"],
-                extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m)]},
-            )
+    for band, kind in variables:
+        sources = block_sources(layout, [built], band, kind)
+        if not sources:
+            continue
+        spec = season_spec(layout.season, band, kind)
+        assets[f"{band}_{kind}"] = pystac.Asset(
+            str(sources[0][1]), title=spec.description, media_type=pystac.MediaType.COG,
+            roles=["data"],
+            extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m)]},
+        )
     if not assets:
         return None
     start, end = _season_interval(layout)
@@ -100,30 +101,28 @@ def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock, bands
     return item
 
 
-def _season_assets(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[str],
+def _season_assets(layout: SeasonLayout, grid: OutputGrid, variables: Sequence[tuple[str, str]],
                    factor: int) -> dict[str, pystac.Asset]:
     """Collection assets: the season VRTs and overview rasters that exist."""
     store = layout.store
     existing = {p.name for p in store.list_files(layout.overview_dir)}
-    existing |= {layout.vrt_file(b, k).name for b in bands for k in OUTPUT_KINDS
-                 if store.is_file(layout.vrt_file(b, k))}
+    existing |= {layout.vrt_file(b, k).name for b, k in variables if store.is_file(layout.vrt_file(b, k))}
     assets = {}
-    for band in bands:
-        for kind in OUTPUT_KINDS:
-            spec = season_spec(layout.season, band, kind)
-            vrt = layout.vrt_file(band, kind)
-            if vrt.name in existing:
-                assets[f"{band}_{kind}_mosaic"] = pystac.Asset(
-                    str(vrt), title=f"GDAL VRT mosaic of all blocks. {spec.description}", media_type=VRT_MEDIA_TYPE,
-                    roles=["data"], extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m)]},
-                )
-            overview = layout.overview_file(band, kind, grid.resolution_m * factor)
-            if overview.name in existing:
-                assets[f"{band}_{kind}_overview"] = pystac.Asset(
-                    str(overview), title=f"Overview at 1/{factor}. {spec.description}",
-                    media_type=pystac.MediaType.COG, roles=["overview"],
-                    extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m * factor)]},
-                )
+    for band, kind in variables:
+        spec = season_spec(layout.season, band, kind)
+        vrt = layout.vrt_file(band, kind)
+        if vrt.name in existing:
+            assets[f"{band}_{kind}_mosaic"] = pystac.Asset(
+                str(vrt), title=f"GDAL VRT mosaic of all blocks. {spec.description}", media_type=VRT_MEDIA_TYPE,
+                roles=["data"], extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m)]},
+            )
+        overview = layout.overview_file(band, kind, grid.resolution_m * factor)
+        if overview.name in existing:
+            assets[f"{band}_{kind}_overview"] = pystac.Asset(
+                str(overview), title=f"Overview at 1/{factor}. {spec.description}",
+                media_type=pystac.MediaType.COG, roles=["overview"],
+                extra_fields={"raster:bands": [_raster_band(spec, grid.resolution_m * factor)]},
+            )
     return assets
 
 
@@ -201,9 +200,10 @@ def write_output_catalog(layout: SeasonLayout, grid: OutputGrid, bands: Sequence
     """
     blocks = built_blocks(layout, grid, check_files=True)
     names = select_bands(blocks, bands)
-    items = [item for built in blocks if (item := _block_item(layout, grid, built, names)) is not None]
+    variables = season_variables(blocks, names)
+    items = [item for built in blocks if (item := _block_item(layout, grid, built, variables)) is not None]
     collection = _season_collection(layout, grid, names, items, license)
-    for key, asset in _season_assets(layout, grid, names, overview_factor).items():
+    for key, asset in _season_assets(layout, grid, variables, overview_factor).items():
         collection.add_asset(key, asset)
     catalog = pystac.Catalog(
         id=f"s2seasons-{layout.season.name}",

@@ -16,7 +16,7 @@ import shapely
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from compositor.bands import resolve_bands
+from compositor.bands import DEFAULT_PRODUCTS, resolve_bands, resolve_products
 from compositor.blend import context_distance_m
 from compositor.block import BlockJob
 from compositor.catalog import BBox, SceneQuery, check_bbox
@@ -44,6 +44,7 @@ class BuildRequest:
     data_dir: Path | str  # a folder, or an object store URL (s3://bucket/prefix)
     query: SceneQuery
     options: CompositeOptions
+    products: tuple[str, ...] = DEFAULT_PRODUCTS
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class BuildPlan:
 def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *, bands: Sequence[str] | str | None = None,
                  catalog: str | None = None, data_dir: Path | str | None = None, resolution_m: float | None = None,
                  crs: str | None = None, block_size_px: int | None = None, blend: bool = True,
-                 collection: str | None = None) -> BuildRequest:
+                 collection: str | None = None, products: Sequence[str] | str | None = None) -> BuildRequest:
     """Check every user input and combine it with the settings; raises `InvalidInputError` subclasses."""
     resolved = resolve_season(season, settings.seasons)
     bbox = check_bbox(bbox_4326)
@@ -72,7 +73,7 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
     grid.check_bbox_inside(bbox)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         SceneQuery.from_settings(settings, catalog=catalog, collection=collection),
-                        CompositeOptions.from_settings(settings, blend=blend))
+                        CompositeOptions.from_settings(settings, blend=blend), resolve_products(products))
 
 
 NO_BLOCK = "the area (touching no block of it)"
@@ -108,7 +109,8 @@ def plan_build(request: BuildRequest) -> BuildPlan:
         mine = tuple(scenes[i] for i in sorted(inside))
         nearby = tuple(scenes[i] for i in sorted(near))
         used.update(s.id for s in mine)
-        jobs.append(BlockJob(layout, block, mine, request.bands, request.options, nearby=nearby))
+        jobs.append(BlockJob(layout, block, mine, request.bands, request.options, nearby=nearby,
+                             products=request.products))
     dropped = dict(search.dropped)
     unused = sum(1 for s in scenes if s.id not in used)
     if unused:

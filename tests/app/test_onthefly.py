@@ -78,6 +78,37 @@ def test_mixed_tile_combines_built_and_on_the_fly(client, unbuilt_client, built)
     np.testing.assert_array_equal(mixed_red[inside], expected[inside])
 
 
+@pytest.fixture(scope="module")
+def qa_client(archive, tmp_path_factory):
+    """An app over BUILT_BLOCK built with the QA layer (``--products qa``)."""
+    from app.queue import block_bbox_4326
+    from compositor.build import run_build
+
+    data = tmp_path_factory.mktemp("app-data-qa")
+    block = OutputGrid(**GRID).block_by_id(BUILT_BLOCK)
+    summary = run_build(app_settings(data, archive.catalog), SEASON, block_bbox_4326(block), bands="red",
+                        products="qa", workers=1, progress=False)
+    assert not summary.failed and summary.counts["built"] == 1
+    with TestClient(create_app(app_settings(data, archive.catalog))) as client:
+        yield client
+
+
+@pytest.mark.parametrize("z", [11, 13])
+def test_on_the_fly_qa_layer_equals_the_built_one(qa_client, unbuilt_client, z):
+    """The QA layer's observations seen, on the fly and built, are the same pixels (a count: exact), and a point
+    query of a season built with it answers qa_seen beside the counts."""
+    built = load_npy(qa_client.get(tile_url(BUILT_LONLAT, z, "npy", "expression=qa_seen")).content)
+    fly_response = unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", "expression=qa_seen"))
+    assert fly_response.headers["x-s2seasons-source"] == "on-the-fly"
+    fly = load_npy(fly_response.content)
+    inside = built_mask(BUILT_LONLAT, z)
+    assert inside.mean() > 0.2 and (built[0][inside] > 0).mean() > 0.2  # the data region covers part of it
+    np.testing.assert_array_equal(built[0][inside], fly[0][inside])
+    point = qa_client.get(f"/seasons/{SEASON}/point/{BUILT_LONLAT[0]},{BUILT_LONLAT[1]}").json()
+    values = dict(zip(point["band_names"], point["values"]))
+    assert values["qa_seen"] >= values["red_count"] > 0
+
+
 def both_valid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[-1] > 0) & (b[-1] > 0)
 

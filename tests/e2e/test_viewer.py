@@ -115,12 +115,17 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
     expected = httpx.get(point_url, timeout=60).json()
     shown = page.evaluate("() => [...document.querySelectorAll('#inspector-table td')]"
                           ".map((td) => [td.dataset.band + '_' + td.dataset.kind, td.dataset.value, td.textContent])")
-    assert len(shown) == len(expected["band_names"]) == 24
+    assert len(shown) == 24 and expected["band_names"][-1] == "qa_seen" and len(expected["band_names"]) == 25
     values = dict(zip(expected["band_names"], expected["values"]))
     for name, raw, text in shown:
         assert float(raw) == values[name], name
         assert text == str(round(values[name]))
     assert sum(v for k, v in values.items() if k.endswith("_count")) > 0
+    # the season was built with the QA layer (on the fly too): "n of m clear", from the point answer
+    clear = max(v for k, v in values.items() if k.endswith("_count"))
+    assert clear <= values["qa_seen"]
+    assert page.locator("#inspector-clear").inner_text().startswith(f"{round(clear)} of {round(values['qa_seen'])} "
+                                                                    "observations clear")
 
     lon, lat = urlsplit(point_url).path.rsplit("/", 1)[1].split(",")
     dots = page.evaluate("() => [...document.querySelectorAll('#chart circle')]"

@@ -1,5 +1,6 @@
 // The pixel inspector: a click on the map shows, for the season's pixel under it, every band's
-// P25/P50/P75 and count (one point query), and a chart of one band's P50 across the built seasons
+// P25/P50/P75 and count (one point query), how many of the observations seen were clear (seasons built with
+// the QA layer), and a chart of one band's P50 across the built seasons
 // (one small point query per season, at most MAX_SEASONS of them, a few at a time).
 
 import { SOURCE_HEADER } from "./tiles.js";
@@ -51,6 +52,7 @@ export class Inspector {
     this.tableBody = this.panel.querySelector("#inspector-table tbody");
     this.where = document.getElementById("inspector-where");
     this.meta = document.getElementById("inspector-meta");
+    this.clear = document.getElementById("inspector-clear");
     this.chart = document.getElementById("chart");
     this.bandSelect = document.getElementById("chart-band");
     this.latlng = null;
@@ -111,6 +113,7 @@ export class Inspector {
     } catch (err) {
       if (controller.signal.aborted) return;
       this.tableBody.replaceChildren();
+      this.clear.hidden = true;
       this.meta.textContent = `${season} · ${err.message}`;
       this.panel.dataset.state = "error";
       return;
@@ -139,6 +142,25 @@ export class Inspector {
       return row;
     });
     this.tableBody.replaceChildren(...rows);
+    this._renderClearShare(values);
+  }
+
+  /** "n of m clear" where the season was built with the QA layer (its point answer has qa_seen). */
+  _renderClearShare(values) {
+    const seen = values.get("qa_seen");
+    const counts = this.context().bands.map(({ name }) => values.get(`${name}_count`)).filter(Number.isFinite);
+    if (!Number.isFinite(seen) || !counts.length) {
+      this.clear.hidden = true;
+      this.clear.textContent = "";
+      return;
+    }
+    const clear = Math.max(...counts);
+    const share = seen > 0 ? ` (${Math.round((100 * clear) / seen)} %)` : "";
+    this.clear.textContent = `${clear} of ${seen} observations clear${share}`;
+    this.clear.dataset.clear = String(clear);
+    this.clear.dataset.seen = String(seen);
+    this.clear.title = "Observations seen: acquisitions whose data cover the pixel, cloud-free or masked (QA layer)";
+    this.clear.hidden = false;
   }
 
   async _loadChart(controller) {
