@@ -48,8 +48,52 @@ SEEN = "seen"
 QA_VARIABLE = (QA, SEEN)
 COUNT_KINDS: tuple[str, ...] = (COUNT, SEEN)  # numbers of observations: no nodata (0 means none), sampled not averaged
 # Products a build can make (``--products``); "bands" (the six bands' P25/P50/P75 and counts) is the original.
-PRODUCTS: tuple[str, ...] = ("bands", "qa")
+PRODUCTS: tuple[str, ...] = ("bands", "indices", "qa")
 DEFAULT_PRODUCTS: tuple[str, ...] = ("bands",)
+
+
+@dataclass(frozen=True)
+class Index:
+    """A normalised difference of two bands, ``(a - b) / (a + b)``, computed per observation (product "indices")."""
+
+    name: str
+    a: str
+    b: str
+    description: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.description or f"{self.name.upper()} ({self.a} - {self.b}) / ({self.a} + {self.b})"
+
+
+INDICES: tuple[Index, ...] = (
+    Index("ndvi", "nir", "red", "NDVI (nir - red) / (nir + red)"),
+    Index("nbr", "nir", "swir22", "NBR, normalised burn ratio (nir - swir22) / (nir + swir22)"),
+    Index("ndwi", "green", "nir", "NDWI, McFeeters (green - nir) / (green + nir)"),
+)
+# Index percentiles are stored as int16: value = round(index * 10000), scale 0.0001, nodata -32768. They are
+# computed from the per-observation index rounded so, shifted into 1..20001 (0: no observation) so that the
+# bands' uint16 percentile kernel and orbit blend serve them unchanged.
+INDEX_SCALE = 0.0001
+INDEX_NODATA = -32768
+INDEX_SHIFT = 10_001
+
+
+def resolve_indices(custom: dict[str, Iterable[str]] | None = None) -> tuple[Index, ...]:
+    """The built-in indices and the ``custom`` ones ({"ndmi": ["nir", "swir16"]}), validated."""
+    found = list(INDICES)
+    taken = {i.name for i in found} | set(BAND_NAMES) | {QA}
+    for name, pair in (custom or {}).items():
+        key = str(name).strip().lower()
+        bands = [str(b).strip().lower() for b in pair]
+        if not key.isidentifier() or key in taken:
+            raise InvalidInputError(f"index name {name!r}: use a new lowercase identifier (not a band or index)")
+        if len(bands) != 2 or any(b not in BANDS_BY_NAME for b in bands) or bands[0] == bands[1]:
+            raise InvalidInputError(f"index {name!r}: give two different bands among {', '.join(BAND_NAMES)}, "
+                                    'e.g. {"ndmi": ["nir", "swir16"]}')
+        found.append(Index(key, bands[0], bands[1]))
+        taken.add(key)
+    return tuple(found)
 
 
 def resolve_products(names: Iterable[str] | str | None) -> tuple[str, ...]:

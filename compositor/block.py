@@ -22,10 +22,10 @@ from pathlib import Path
 from affine import Affine
 
 from compositor import __version__
-from compositor.bands import COUNT, DEFAULT_PRODUCTS, QA, QA_VARIABLE, STATISTICS
+from compositor.bands import COUNT, DEFAULT_PRODUCTS, QA, QA_VARIABLE, STATISTICS, Index
 from compositor.catalog import Scene
 from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_cog, write_strip
-from compositor.composite import Composite, CompositeOptions, composite_window, to_dn
+from compositor.composite import Composite, CompositeOptions, composite_window, to_dn, to_index
 from compositor.grid import Block
 from compositor.describe import overview_resampling, season_spec
 from compositor.index import MANIFEST, grid_record, read_manifest
@@ -53,12 +53,15 @@ class BlockJob:
     strip_rows: int = DEFAULT_STRIP_ROWS
     nearby: tuple[Scene, ...] = ()
     products: tuple[str, ...] = DEFAULT_PRODUCTS  # `compositor.bands.PRODUCTS`: "qa" adds the QA layer
+    indices: tuple[Index, ...] = ()  # with the product "indices": their per-observation percentiles
 
     @property
     def variables(self) -> list[tuple[str, str]]:
-        """The block's rasters as (band, kind): each band's statistics and count, and the QA layer if asked."""
-        return [(band, kind) for band in self.bands for kind in (*STATISTICS, COUNT)] + (
-            [QA_VARIABLE] if QA in self.products else [])
+        """The block's rasters as (band, kind): each band's statistics and count, each index's statistics, and
+        the QA layer if asked."""
+        return ([(band, kind) for band in self.bands for kind in (*STATISTICS, COUNT)]
+                + [(index.name, kind) for index in self.indices for kind in STATISTICS]
+                + ([QA_VARIABLE] if QA in self.products else []))
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def is_up_to_date(manifest: dict | None, job: BlockJob) -> bool:
         and manifest.get("options") == job.options.fingerprint()
         and set(job.bands) <= set(manifest.get("bands", []))
         and set(job.products) <= set(manifest.get("products", DEFAULT_PRODUCTS))
+        and all(manifest.get("indices", {}).get(i.name) == [i.a, i.b] for i in job.indices)
         and manifest.get("grid") == grid_record(job.block)
     )
 
@@ -113,7 +117,7 @@ def _composite_strip(job: BlockJob, scenes: Sequence[Scene], row_off: int, rows:
     readable = [s for s in scenes if s.id not in skipped]
     footprints = [*readable, *(s for s in job.nearby if s.id not in skipped)]
     return composite_window(readable, job.bands, block.crs, transform, (rows, block.size_px), job.options,
-                            footprints=footprints)
+                            footprints=footprints, indices=job.indices)
 
 
 def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[dict[str, str], int]:
@@ -145,6 +149,9 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
                     for i, kind in enumerate(STATISTICS):
                         write_strip(writers[band, kind], row_off, to_dn(result.stats[band][i]))
                     write_strip(writers[band, COUNT], row_off, result.counts[band])
+                for index in job.indices:
+                    for i, kind in enumerate(STATISTICS):
+                        write_strip(writers[index.name, kind], row_off, to_index(result.stats[index.name][i]))
                 if QA_VARIABLE in writers:
                     write_strip(writers[QA_VARIABLE], row_off, result.seen)
             if all(e == frozenset(skipped) for e in excluded.values()):
@@ -165,6 +172,7 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
         "block": job.block.id, "season": season.name, "start_date": season.start.isoformat(),
         "end_date": season.end.isoformat(), "status": status, "grid": grid_record(job.block),
         "bounds": list(job.block.bounds), "bands": sorted(job.bands), "products": list(job.products),
+        "indices": {index.name: [index.a, index.b] for index in job.indices},
         "options": job.options.fingerprint(),
         "scenes": sorted(s.id for s in job.scenes), "nearby_scenes": sorted(s.id for s in job.nearby),
         "n_acquisitions": n_acq,

@@ -57,7 +57,8 @@ def run_build(settings: Settings, season: str, bbox: str | Sequence[float], *, c
          f"{len(plan.jobs)} blocks of {request.grid.block_size_px} px at {request.grid.resolution_m:g} m "
          f"({request.grid.crs}), {plan.n_scenes} scenes from {request.query.catalog}")
     echo(plan.describe_scenes())
-    claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint(), request.products)
+    claim_season(plan.layout, request.grid, request.bbox_4326, request.options.fingerprint(), request.products,
+                 request.indices)
     clean_stale_temporaries(plan.layout, older_than_s=3600.0)
     remove_replaced_builds(plan.layout)  # an object store's replaced block builds, once readers moved on
     summary = BuildSummary(scenes_line=plan.describe_scenes())

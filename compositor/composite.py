@@ -22,7 +22,7 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
 
-from compositor.bands import BANDS_BY_NAME
+from compositor.bands import BAND_NAMES, BANDS_BY_NAME, INDEX_NODATA, INDEX_SHIFT, Index
 from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
@@ -105,7 +105,7 @@ class CompositeFn(Protocol):
 
     def __call__(self, scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
                  shape: tuple[int, int], options: CompositeOptions,
-                 footprints: Sequence[Scene] | None = None) -> Composite: ...
+                 footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite: ...
 
 
 @dataclass
@@ -214,8 +214,9 @@ def _band_layers(acquisitions: Sequence[_Acquisition], bands: Sequence[str], rea
 
 def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
                      shape: tuple[int, int], options: CompositeOptions = CompositeOptions(),
-                     footprints: Sequence[Scene] | None = None) -> Composite:
-    """Percentiles and counts of ``bands`` over the grid ``(crs, transform, shape)``.
+                     footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite:
+    """Percentiles and counts of ``bands`` (and of the per-observation ``indices``) over the grid
+    ``(crs, transform, shape)``.
 
     Scenes that cannot be read are skipped and reported in ``Composite.skipped``; a window with
     no scenes (or none readable) gives NaN statistics and count 0. ``footprints`` are the scenes
@@ -235,7 +236,8 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
                                   use_overviews=options.use_overviews)
 
     with ThreadPoolExecutor(options.read_threads) if options.read_threads > 1 else nullcontext() as pool:
-        return _composite(scenes, bands, crs, transform, shape, options, reader, read_footprint, pool, footprints)
+        return _composite(scenes, bands, crs, transform, shape, options, reader, read_footprint, pool, footprints,
+                          indices)
 
 
 def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints: Sequence[Scene] | None,
@@ -248,7 +250,7 @@ def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints
 def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine, shape: tuple[int, int],
                options: CompositeOptions, reader: Reader, read_footprint: Callable[[Scene], FootprintMask],
                pool: ThreadPoolExecutor | None,
-               footprints: Sequence[Scene] | None = None) -> Composite:
+               footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite:
     skipped: dict[str, str] = {}
     groups = deduplicate_acquisitions(scenes)
     sources, seen = _select_sources(groups, read_footprint, shape, skipped, pool)
@@ -268,26 +270,64 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
                                           ramp_m=options.blend_edge_ramp_m)
         return weights[key]
 
+    names = [*bands, *(i.name for i in indices)]
     if not acquisitions:
-        for band in bands:
-            stats[band] = np.full((k, *shape), np.nan, dtype=np.float32)
-            counts[band] = np.zeros(shape, dtype=np.uint16)
-    for group in band_groups(bands, len(acquisitions), shape) if acquisitions else ():
+        for name in names:
+            stats[name] = np.full((k, *shape), np.nan, dtype=np.float32)
+            counts[name] = np.zeros(shape, dtype=np.uint16)
+
+    def reduce(layers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Percentiles and count of a stack of observations (uint16, 0: none): per orbit and blended."""
+        if not options.blend or len(orbits) == 1:
+            return percentiles_and_count(layers, options.percentiles)
+        per_orbit = percentiles_by_orbit(layers, np.array([a.orbit for a in acquisitions]), options.percentiles)
+        del layers
+        tapered, untapered = weights_now()
+        blended = blend_orbits({o: s for o, (s, _) in per_orbit.items()}, {o: c for o, (_, c) in per_orbit.items()},
+                               tapered, untapered)
+        count = np.sum([c for _, c in per_orbit.values()], axis=0, dtype=np.uint32).clip(0, 65535).astype(np.uint16)
+        return blended, count
+
+    # Bands an index needs are kept until its other band is read (they may be of another resolution group).
+    needed = {b for i in indices for b in (i.a, i.b)}
+    read = [*bands, *(b for b in BAND_NAMES if b in needed and b not in bands)]
+    kept: dict[str, np.ndarray] = {}
+    todo = list(indices)
+    for group in band_groups(read, len(acquisitions), shape) if acquisitions else ():
         group_layers = _band_layers(acquisitions, group, reader, shape, skipped, pool)
         for band in group:
-            layers = group_layers.pop(band)
-            if not options.blend or len(orbits) == 1:
-                stats[band], counts[band] = percentiles_and_count(layers, options.percentiles)
-                continue
-            per_orbit = percentiles_by_orbit(layers, np.array([a.orbit for a in acquisitions]), options.percentiles)
-            del layers
-            tapered, untapered = weights_now()
-            stats[band] = blend_orbits({o: s for o, (s, _) in per_orbit.items()},
-                                       {o: c for o, (_, c) in per_orbit.items()}, tapered, untapered)
-            counts[band] = np.sum([c for _, c in per_orbit.values()], axis=0,
-                                  dtype=np.uint32).clip(0, 65535).astype(np.uint16)
+            if band in needed:
+                kept[band] = group_layers.pop(band)
+                if band in bands:
+                    stats[band], counts[band] = reduce(kept[band])
+            elif band in bands:  # passed on alone, so that reduce can free the stack before the blend
+                stats[band], counts[band] = reduce(group_layers.pop(band))
+        for index in [i for i in todo if i.a in kept and i.b in kept]:
+            stats[index.name], counts[index.name] = reduce(index_layers(kept[index.a], kept[index.b]))
+            todo.remove(index)
+        for band in [b for b in kept if not any(b in (i.a, i.b) for i in todo)]:
+            del kept[band]
     return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions),
                      scenes_read=tuple(s.id for s in scenes if s.id not in skipped), seen=seen)
+
+
+def index_layers(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per observation ``(a - b) / (a + b)`` of two bands' stacks (uint16 DN, 0: none), rounded to 0.0001 and
+    shifted by `INDEX_SHIFT` into 1..20001 as uint16 (0 where either band has no observation)."""
+    out = np.zeros(a.shape, dtype=np.uint16)
+    for i in range(a.shape[0]):  # one observation at a time: float temporaries of one layer only
+        fa, fb = a[i].astype(np.float32), b[i].astype(np.float32)
+        valid = (a[i] > 0) & (b[i] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            code = np.rint((fa - fb) / (fa + fb) * 10_000.0) + INDEX_SHIFT
+        out[i][valid] = code[valid].astype(np.uint16)
+    return out
+
+
+def to_index(stat: np.ndarray) -> np.ndarray:
+    """Index statistics (shifted, NaN for nothing valid) as int16 ``round(index * 10000)``, nodata -32768."""
+    out = np.where(np.isnan(stat), INDEX_NODATA, np.clip(np.rint(stat - INDEX_SHIFT), -10_000, 10_000))
+    return out.astype(np.int16)
 
 
 def to_dn(stat: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ byte export, so that a reader (GDAL, QGIS, a STAC client) sees one product.
 from __future__ import annotations
 
 from compositor import __version__
-from compositor.bands import BANDS_BY_NAME, COUNT, COUNT_KINDS, QA_VARIABLE
+from compositor.bands import BANDS_BY_NAME, COUNT, COUNT_KINDS, INDEX_NODATA, INDEX_SCALE, INDICES, QA_VARIABLE
 from compositor.cog import REFLECTANCE_SCALE, BandSpec
 from compositor.seasons import Season
 
@@ -26,10 +26,19 @@ def season_tags(season: Season, band: str, kind: str) -> dict[str, str]:
     }
 
 
+def is_index(band: str) -> bool:
+    """Whether a raster's "band" is an index (product "indices"), not a band or the QA layer."""
+    return band not in BANDS_BY_NAME and band != QA_VARIABLE[0]
+
+
 def describe_kind(band: str, kind: str) -> str:
-    """The band description of a raster of one band and kind (p25, p50, p75, count; qa seen)."""
+    """The band description of a raster of one band and kind (p25, p50, p75, count; qa seen; an index's p25..p75)."""
     if (band, kind) == QA_VARIABLE:
         return "Observations seen: acquisitions whose data cover the pixel, cloud-free or masked (QA)"
+    if is_index(band):
+        known = {i.name: i for i in INDICES}
+        text = known[band].text if band in known else f"{band.upper()} (a normalised difference of two bands)"
+        return f"{text}: {kind.upper()} of the per-observation index (scale 0.0001)"
     name = BANDS_BY_NAME[band].description
     if kind == COUNT:
         return f"{name}: number of valid (cloud-free) observations"
@@ -37,7 +46,10 @@ def describe_kind(band: str, kind: str) -> str:
 
 
 def season_spec(season: Season, band: str, kind: str) -> BandSpec:
-    """uint16 reflectance DN (nodata 0, scale 0.0001) or uint16 count (no nodata: 0 means unseen)."""
+    """uint16 reflectance DN (nodata 0, scale 0.0001), uint16 count (no nodata: 0 means unseen), or an index's
+    int16 statistic (nodata -32768, scale 0.0001)."""
+    if is_index(band):
+        return BandSpec("Int16", INDEX_NODATA, INDEX_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
     if kind in COUNT_KINDS:
         return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind))
     return BandSpec("UInt16", 0, REFLECTANCE_SCALE, describe_kind(band, kind), season_tags(season, band, kind))

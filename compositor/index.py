@@ -27,7 +27,9 @@ from pathlib import PurePath
 from affine import Affine
 from pyproj import CRS
 
-from compositor.bands import BAND_NAMES, DEFAULT_PRODUCTS, PRODUCTS, QA, QA_VARIABLE, resolve_bands
+from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, PRODUCTS, QA, QA_VARIABLE, STATISTICS, Index,
+                              resolve_bands)
+from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
@@ -63,7 +65,7 @@ def season_grid(layout: SeasonLayout) -> OutputGrid | None:
 
 
 def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[float] | None = None,
-                 options: dict | None = None, products: Sequence[str] = ()) -> None:
+                 options: dict | None = None, products: Sequence[str] = (), indices: Sequence[Index] = ()) -> None:
     """Record the season's grid, the regions asked for and the build options (``season.json``), or refuse a
     build on another grid into the same folder. The server uses the regions for its built-coverage figures
     and the options (`CompositeOptions.fingerprint`) to composite on the fly as the build does."""
@@ -87,6 +89,8 @@ def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[flo
     if products:  # every product some build of the season made (servers list them at /seasons)
         made = set(record.get("products", DEFAULT_PRODUCTS)) | set(products)
         record["products"] = [p for p in PRODUCTS if p in made]
+    if indices:  # name -> [a, b] of (a - b) / (a + b): what on-the-fly composites and servers describe
+        record["indices"] = {**record.get("indices", {}), **{i.name: [i.a, i.b] for i in indices}}
     _write_season_record(layout, record)
 
 
@@ -205,7 +209,7 @@ class BuiltBlock:
 
     block: Block
     status: str
-    bands: frozenset[str]  # the bands it holds, and "qa" when it was built with the QA layer
+    bands: frozenset[str]  # the bands it holds, its indices' names, and "qa" when it was built with the QA layer
     folder: PurePath  # where its files are: the block folder, or its build's prefix below it
     files: frozenset[str] = frozenset()  # names of its files (that exist, when the index checked)
     n_scenes: int = 0
@@ -258,7 +262,8 @@ def built_blocks(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | 
         files = frozenset(str(f) for f in manifest.get("files", ()))
         if present is not None:
             files = frozenset(present.get(folder, ()))
-        layers = frozenset(manifest.get("bands", ())) | ({QA} if QA in manifest.get("products", ()) else set())
+        layers = (frozenset(manifest.get("bands", ())) | ({QA} if QA in manifest.get("products", ()) else set())
+                  | set(manifest.get("indices", {})))
         blocks.append(BuiltBlock(block, str(manifest["status"]), layers, folder, files,
                                  len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0)),
                                  _options_items(manifest.get("options")), str(manifest.get("built_at", ""))))
@@ -293,9 +298,11 @@ def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
 
 
 def season_variables(blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None) -> list[tuple[str, str]]:
-    """The season's rasters as (band, kind): each band's (`select_bands`) statistics and count, then the QA layer
-    when some block has it."""
+    """The season's rasters as (band, kind): each band's (`select_bands`) statistics and count, each index's
+    statistics, then the QA layer, where some block has them."""
     variables = [(band, kind) for band in select_bands(blocks, bands) for kind in OUTPUT_KINDS]
+    indices = sorted({name for b in blocks for name in b.bands if is_index(name)})
+    variables += [(name, kind) for name in indices for kind in STATISTICS]
     return variables + ([QA_VARIABLE] if any(QA in b.bands for b in blocks) else [])
 
 

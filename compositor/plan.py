@@ -16,7 +16,7 @@ import shapely
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from compositor.bands import DEFAULT_PRODUCTS, resolve_bands, resolve_products
+from compositor.bands import DEFAULT_PRODUCTS, Index, resolve_bands, resolve_products
 from compositor.blend import context_distance_m
 from compositor.block import BlockJob
 from compositor.catalog import BBox, SceneQuery, check_bbox
@@ -45,6 +45,7 @@ class BuildRequest:
     query: SceneQuery
     options: CompositeOptions
     products: tuple[str, ...] = DEFAULT_PRODUCTS
+    indices: tuple[Index, ...] = ()  # with the product "indices"
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ def make_request(settings: Settings, season: str, bbox_4326: Sequence[float], *,
                  collection: str | None = None, products: Sequence[str] | str | None = None) -> BuildRequest:
     """Check every user input and combine it with the settings; raises `InvalidInputError` subclasses."""
     resolved = resolve_season(season, settings.seasons)
+    chosen = resolve_products(products)
     bbox = check_bbox(bbox_4326)
     grid = OutputGrid(crs or settings.crs, resolution_m or settings.resolution_m, block_size_px or settings.block_size_px)
     grid.check_bbox_inside(bbox)
     return BuildRequest(resolved, bbox, resolve_bands(bands), grid, output_location(data_dir or settings.data_dir),
                         SceneQuery.from_settings(settings, catalog=catalog, collection=collection),
-                        CompositeOptions.from_settings(settings, blend=blend), resolve_products(products))
+                        CompositeOptions.from_settings(settings, blend=blend), chosen,
+                        settings.indices if "indices" in chosen else ())
 
 
 NO_BLOCK = "the area (touching no block of it)"
@@ -110,7 +113,7 @@ def plan_build(request: BuildRequest) -> BuildPlan:
         nearby = tuple(scenes[i] for i in sorted(near))
         used.update(s.id for s in mine)
         jobs.append(BlockJob(layout, block, mine, request.bands, request.options, nearby=nearby,
-                             products=request.products))
+                             products=request.products, indices=request.indices))
     dropped = dict(search.dropped)
     unused = sum(1 for s in scenes if s.id not in used)
     if unused:

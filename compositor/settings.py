@@ -12,6 +12,7 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from compositor.bands import Index, resolve_indices
 from compositor.errors import InvalidInputError
 from compositor.seasons import Season, parse_custom_seasons
 
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     custom_seasons: dict[str, str] = Field(
         default_factory=dict, description='Extra named seasons, JSON like {"alps-2023": "2023-06-01/2023-08-31"}.'
     )
+    custom_indices: dict[str, list[str]] = Field(
+        default_factory=dict, description='Extra normalised-difference indices for --products indices, JSON like '
+                                          '{"ndmi": ["nir", "swir16"]} for (nir - swir16) / (nir + swir16); ndvi, nbr '
+                                          'and ndwi are built in.')
     crs: str = Field("EPSG:3035", description="CRS of the built mosaics.")
     resolution_m: float = Field(30.0, gt=0, description="Pixel size of the built mosaics, in CRS units (m).")
     block_size_px: int = Field(2048, ge=256, description="Side of a square build block in pixels (multiple of 256).")
@@ -90,6 +95,17 @@ class Settings(BaseSettings):
         if value % 256:
             raise ValueError(f"block_size_px must be a multiple of 256, got {value}")
         return value
+
+    @field_validator("custom_indices")
+    @classmethod
+    def _valid_custom_indices(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        resolve_indices(value)
+        return value
+
+    @property
+    def indices(self) -> tuple[Index, ...]:
+        """The indices a build with the product "indices" computes: the built-in ones and the custom ones."""
+        return resolve_indices(self.custom_indices)
 
     @field_validator("custom_seasons")
     @classmethod
