@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from rio_tiler.io import Reader
 
 from app.registry import SeasonState
-from compositor.bands import COUNT_KINDS
+from compositor.describe import storage
 from compositor.cog import overview_count
 from compositor.grid import Block
 from compositor.index import BuiltBlock
@@ -84,8 +84,8 @@ def cut(src: Reader, crs: CRS, transform: Affine, shape: tuple[int, int], resamp
 
 def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[int, int], *,
                source_grid: tuple[str, Affine, tuple[int, int]] | None = None, nodata: int | None = 0,
-               resampling: str = "nearest", reproject: str = "nearest") -> np.ndarray:
-    """Band 1 of each built COG (same grid) on the target grid: ``(len(paths), h, w)`` uint16.
+               dtype: str = "uint16", resampling: str = "nearest", reproject: str = "nearest") -> np.ndarray:
+    """Band 1 of each built COG (same grid and ``dtype``) on the target grid: ``(len(paths), h, w)``.
 
     Values outside the files are meaningless (callers mask with the block outlines). One file is
     read as it is (exactly what a plain TiTiler tile of it reads); several, as one stacked VRT.
@@ -95,7 +95,7 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
             source = str(paths[0])
         else:
             grid = source_grid or _grid_of.__wrapped__(paths[0], 0)
-            source = stack_vrt(paths, *grid, nodata=nodata)
+            source = stack_vrt(paths, *grid, nodata=nodata, dtype=dtype)
         with Reader(source) as src:
             return cut(src, crs, transform, shape, resampling, reproject).data
     except Exception as exc:  # a block file removed or replaced under us, or corrupt
@@ -103,26 +103,53 @@ def read_files(paths: Sequence[Path], crs: CRS, transform: Affine, shape: tuple[
         raise SourceUnavailableError(f"cannot read built file(s) {names}: {exc}") from None
 
 
+def blank(variable: tuple[str, str], shape: tuple[int, int]) -> np.ndarray:
+    """An array of ``variable``'s type (`compositor.describe.storage`) holding its nodata (0 for counts)."""
+    dtype, nodata = storage(*variable)
+    return np.full(shape, nodata or 0, dtype=dtype)
+
+
+def is_valid(variable: tuple[str, str], data: np.ndarray) -> np.ndarray:
+    """Where ``data`` of ``variable`` holds a value (counts: everywhere; others: not their nodata)."""
+    nodata = storage(*variable)[1]
+    return np.ones(data.shape, dtype=bool) if nodata is None else data != nodata
+
+
+def has_data(variable: tuple[str, str], data: np.ndarray) -> bool:
+    """Whether ``data`` holds any observation (a count above 0, a value other than nodata)."""
+    nodata = storage(*variable)[1]
+    return bool((data != (0 if nodata is None else nodata)).any())
+
+
+def storage_groups(variables: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """``variables`` grouped by how they are stored (reflectance, counts, index statistics), each group read as
+    one stack."""
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for variable in variables:
+        groups.setdefault(storage(*variable), []).append(variable)
+    return list(groups.values())
+
+
 def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndarray,
                variables: Sequence[tuple[str, str]], crs: CRS, transform: Affine, shape: tuple[int, int], *,
                pixel_size_grid: float, resampling: str = "nearest", reproject: str = "nearest") -> dict:
-    """uint16 values of each ``(band, kind)`` where ``labels`` > 0 (0 elsewhere).
+    """Values of each ``(band, kind)`` where ``labels`` > 0 (its nodata elsewhere; `compositor.describe.storage`).
 
-    Reflectance and counts are read in separate stacks: their nodata differ (0 / none).
+    Reflectance, counts and index statistics are read in separate stacks: their types and nodata differ.
     """
-    out = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
+    out = {v: blank(v, shape) for v in variables}
     layout = state.layout
-    groups = [[v for v in variables if v[1] not in COUNT_KINDS], [v for v in variables if v[1] in COUNT_KINDS]]
+    groups = storage_groups(variables)
     overview_m = state.overview_resolution_m()
     options = layout.store.gdal_options()  # an object store's endpoint and credentials for /vsis3/
     with rasterio.Env(**options) if options else contextlib.nullcontext():
-        for group in (g for g in groups if g):
-            nodata = None if group[0][1] in COUNT_KINDS else 0
+        for group in groups:
+            dtype, nodata = storage(*group[0])
             overviews = [layout.overview_file(band, kind, overview_m) for band, kind in group]
             if pixel_size_grid >= OVERVIEW_USE_RATIO * overview_m and all(f"overview/{p.name}" in state.files
                                                                           for p in overviews):
                 data = read_files(overviews, crs, transform, shape, source_grid=_grid_of(overviews[0], state.generation),
-                                  nodata=nodata, resampling=resampling, reproject=reproject)
+                                  nodata=nodata, dtype=dtype, resampling=resampling, reproject=reproject)
                 inside = labels > 0
                 for variable, values in zip(group, data):
                     out[variable][inside] = values[inside]
@@ -134,7 +161,7 @@ def read_built(state: SeasonState, blocks: Sequence[BuiltBlock], labels: np.ndar
                 block = built.block
                 paths = [built.path(layout, band, kind) for band, kind in group]
                 data = read_files(paths, crs, transform, shape, source_grid=(block.crs, block.transform, block.shape),
-                                  nodata=nodata, resampling=resampling, reproject=reproject)
+                                  nodata=nodata, dtype=dtype, resampling=resampling, reproject=reproject)
                 for variable, values in zip(group, data):
                     out[variable][inside] = values[inside]
     return out
@@ -195,7 +222,7 @@ def read_level(block: Block, crs: CRS, transform: Affine, shape: tuple[int, int]
 def read_block_arrays(block: Block, level: int, pieces: Sequence[tuple[int, int, np.ndarray]], nodata: int | None,
                       crs: CRS, transform: Affine, shape: tuple[int, int], *, resampling: str = "nearest",
                       reproject: str = "nearest") -> np.ndarray:
-    """Windows of a block's grid at overview ``level`` cut into the target grid: ``(n, h, w)`` uint16.
+    """Windows of a block's grid at overview ``level`` cut into the target grid: ``(n, h, w)`` of their type.
 
     ``pieces`` are ``(row, col, layers)``: ``layers`` (n, rows, cols) uint16 placed at that pixel of
     the block's grid at that level. They are put in an in-memory GeoTIFF with the grid of the block's
@@ -207,7 +234,7 @@ def read_block_arrays(block: Block, level: int, pieces: Sequence[tuple[int, int,
     tile = min(256, size)
     count = pieces[0][2].shape[0]
     with rasterio.MemoryFile() as memory:
-        with memory.open(driver="GTiff", width=size, height=size, count=count, dtype="uint16", crs=block.crs,
+        with memory.open(driver="GTiff", width=size, height=size, count=count, dtype=pieces[0][2].dtype, crs=block.crs,
                          transform=level_transform, nodata=nodata, tiled=True, blockxsize=tile, blockysize=tile,
                          sparse_ok=True) as dst:
             for row, col, layers in pieces:

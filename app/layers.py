@@ -17,12 +17,14 @@ import numpy as np
 from rio_tiler.errors import InvalidExpression
 from rio_tiler.expression import get_expression_blocks, validate_expression
 
-from compositor.bands import BAND_NAMES, BANDS_BY_NAME, COUNT, QA, QA_VARIABLE, STATISTICS, resolve_statistic
-from compositor.describe import describe_kind
+from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, INDICES, QA, QA_VARIABLE, STATISTICS,
+                              resolve_statistic)
+from compositor.describe import describe_kind, is_index
 from compositor.errors import BandNotFoundError, InvalidInputError
 from app.presets import DEFAULT_PRESET, PRESETS, Preset, resolve_preset
 
 KINDS: tuple[str, ...] = (*STATISTICS, COUNT)
+INDEX_NAMES: tuple[str, ...] = tuple(i.name for i in INDICES)
 MAX_EXPRESSION_CHARS = 512
 Variable = tuple[str, str]  # (band, kind)
 
@@ -39,15 +41,15 @@ class Layer:
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """Distinct bands read, in product order (the QA layer's pseudo-band "qa" last)."""
+        """Distinct bands read, in product order, then indices, then the QA layer's pseudo-band "qa"."""
         wanted = {band for band, _ in self.variables}
-        return tuple(b for b in (*BAND_NAMES, QA) if b in wanted)
+        indices = tuple(sorted(b for b in wanted if is_index(b)))
+        return tuple(b for b in BAND_NAMES if b in wanted) + indices + ((QA,) if QA in wanted else ())
 
-    def with_qa(self) -> Layer:
-        """The layer with the QA layer's observations seen added (`compositor.bands.QA_VARIABLE`)."""
-        if QA_VARIABLE in self.variables:
-            return self
-        return Layer((*self.variables, QA_VARIABLE), self.statistic, self.expressions, self.preset, self.everything)
+    def with_variables(self, extra: tuple[Variable, ...]) -> Layer:
+        """The layer with ``extra`` rasters read too (a point query of a season with indices or the QA layer)."""
+        added = tuple(v for v in extra if v not in self.variables)
+        return Layer((*self.variables, *added), self.statistic, self.expressions, self.preset, self.everything)
 
     @property
     def output_names(self) -> list[str]:
@@ -73,7 +75,7 @@ def variable_name(variable: Variable) -> str:
 
 def describe_variable(variable: Variable) -> str:
     band, kind = variable
-    if variable == QA_VARIABLE:
+    if variable == QA_VARIABLE or is_index(band):
         return describe_kind(band, kind)
     name = BANDS_BY_NAME[band].description
     return f"{name}: number of valid observations" if kind == COUNT else f"{name}: {kind.upper()} (DN, scale 0.0001)"
@@ -113,14 +115,20 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
         if name in BANDS_BY_NAME:
             found.append((name, (name, statistic)))
             continue
+        if name in INDEX_NAMES:  # an index's percentile (a season built with --products indices, or on the fly)
+            found.append((name, (name, statistic if statistic in STATISTICS else "p50")))
+            continue
         band, _, kind = name.rpartition("_")
         if (band in BANDS_BY_NAME and kind in KINDS) or (band, kind) == QA_VARIABLE:
             found.append((name, (band, kind)))
             continue
+        if band.isidentifier() and band != QA and kind in STATISTICS:  # an index's, checked against the season's
+            found.append((name, (band, kind)))
+            continue
         raise InvalidInputError(
             f"expression uses unknown name {name!r}: use band names ({', '.join(BAND_NAMES)}), "
-            "optionally with _p25, _p50, _p75 or _count (e.g. nir_p75), or qa_seen (observations seen, where a "
-            "season was built with the QA layer)"
+            "optionally with _p25, _p50, _p75 or _count (e.g. nir_p75), indices with a statistic (ndvi_p50), "
+            "or qa_seen (observations seen, where a season was built with the QA layer)"
         )
     return found
 

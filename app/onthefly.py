@@ -51,16 +51,17 @@ from rasterio.features import rasterize
 from rasterio.transform import array_bounds
 from shapely.geometry import box
 
-from app.built import read_block_arrays, read_level
+from app.built import blank, read_block_arrays, read_level, storage_groups
 from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import crs_key, project_squares
 from app.registry import SeasonState
-from compositor.bands import COUNT, COUNT_KINDS, QA, QA_VARIABLE, SEEN, STATISTICS
+from compositor.bands import BANDS_BY_NAME, COUNT, QA, QA_VARIABLE, SEEN, STATISTICS, Index
+from compositor.describe import is_index, storage
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
-from compositor.composite import CompositeFn, CompositeOptions, composite_window, to_dn
+from compositor.composite import CompositeFn, CompositeOptions, composite_window, to_dn, to_index
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid, project_bounds
 from compositor.offsets import check_offsets
@@ -227,9 +228,12 @@ class _Job:
 
 
 def _chunk_variables(bands: Sequence[str]) -> list[Variable]:
-    """What a chunk of ``bands`` holds: each band's statistics and count; the QA layer for the pseudo-band "qa"."""
-    return [QA_VARIABLE if band == QA else (band, kind) for band in bands
-            for kind in ((SEEN,) if band == QA else (*STATISTICS, COUNT))]
+    """What a chunk of ``bands`` holds: each band's statistics and count, each index's statistics, and the QA
+    layer for the pseudo-band "qa"."""
+    def kinds(band: str) -> tuple[str, ...]:
+        return (SEEN,) if band == QA else STATISTICS if is_index(band) else (*STATISTICS, COUNT)
+
+    return [(band, kind) for band in bands for kind in kinds(band)]
 
 
 def _done(result: ChunkResult) -> _Job:
@@ -294,6 +298,17 @@ class OnTheFly:
                 break
         return self.default_options
 
+    def indices_for(self, state: SeasonState, names: Sequence[str]) -> tuple[Index, ...]:
+        """The definitions of the indices ``names``: the season's (``season.json``), else the settings'; an unknown
+        name is an `InvalidInputError` that lists the known ones."""
+        known = {i.name: i for i in self.settings.indices}
+        for name, (a, b) in (state.record.get("indices") or {}).items():
+            known[name] = Index(name, a, b, known[name].description if name in known else "")
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise InvalidInputError(f"unknown index {', '.join(map(repr, missing))}: use one of {', '.join(known)}")
+        return tuple(known[n] for n in names)
+
     def block_scenes(self, state: SeasonState, block: Block, options: CompositeOptions) -> BlockScenes:
         """The scenes a build of ``block`` reads and those whose footprints it sees (cached)."""
         key = (state.name, block.id, block.size_px, block.resolution_m, block.crs,
@@ -338,7 +353,8 @@ class OnTheFly:
         labels = np.where(where, labels, 0)
         wanted = [(i, b) for i, b in enumerate(blocks, start=1) if (labels == i).any()]
         bands = tuple(dict.fromkeys(band for band, _ in variables))
-        values = {v: np.zeros(shape, dtype=np.uint16) for v in variables}
+        self.indices_for(state, [b for b in bands if is_index(b)])  # an unknown index: a 4xx before any work
+        values = {v: blank(v, shape) for v in variables}
         covered = np.zeros(shape, dtype=bool)
         skipped: dict[str, str] = {}
         used: set[str] = set()
@@ -375,12 +391,10 @@ class OnTheFly:
                 continue  # no scene touches the block: nothing to cut
             inside = labels == index
             covered |= inside
-            for group in ([v for v in variables if v[1] not in COUNT_KINDS], [v for v in variables if v[1] in COUNT_KINDS]):
-                if not group:
-                    continue
+            for group in storage_groups(variables):
                 pieces = [(chunk.row, chunk.col, np.stack([results[chunk].values[v] for v in group]))
                           for chunk in chunks]
-                nodata = None if group[0][1] in COUNT_KINDS else 0
+                nodata = storage(*group[0])[1]
                 data = read_block_arrays(block, level, pieces, nodata, crs, transform, shape, resampling=resampling,
                                          reproject=reproject)
                 for variable, plane in zip(group, data):
@@ -448,7 +462,7 @@ class OnTheFly:
             area = box(*grid_bounds_4326(chunk.block.crs, chunk.transform, shape))
             readable = [s for s in found.scenes if s.footprint.intersects(area)]
             if not readable:
-                values = {v: np.zeros(shape, dtype=np.uint16) for v in _chunk_variables(bands)}
+                values = {v: blank(v, shape) for v in _chunk_variables(bands)}
                 result = ChunkResult(chunk, values, 0, 0, {})
                 self._results.put(key, result)
                 return result
@@ -459,14 +473,18 @@ class OnTheFly:
                 footprints = [*scenes, *(s for s in found.scenes if s.id not in read_ids), *found.nearby]
                 chunk_options = dataclasses.replace(options, use_overviews=chunk.level > 0,
                                                     read_threads=threads)
-                reflectance = tuple(b for b in bands if b != QA)
+                reflectance = tuple(b for b in bands if b in BANDS_BY_NAME)
+                indices = self.indices_for(state, [b for b in bands if is_index(b)])
                 composite = self._composite(scenes, reflectance, chunk.block.crs, chunk.transform, shape,
-                                            chunk_options, footprints=footprints)
+                                            chunk_options, footprints=footprints, indices=indices)
             values: dict[Variable, np.ndarray] = {}
             for band in reflectance:
                 for i, kind in enumerate(STATISTICS):
                     values[band, kind] = to_dn(composite.stats[band][i])
                 values[band, COUNT] = composite.counts[band]
+            for index in indices:
+                for i, kind in enumerate(STATISTICS):
+                    values[index.name, kind] = to_index(composite.stats[index.name][i])
             if QA in bands:  # the QA layer: observations seen, as a build with --products qa writes it
                 seen = composite.seen
                 values[QA_VARIABLE] = seen if seen is not None else np.zeros(shape, dtype=np.uint16)

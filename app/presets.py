@@ -59,7 +59,9 @@ PRESETS: dict[str, Preset] = {
                 "Near infrared and both short-wave infrared bands: vegetation, soil moisture, burnt areas."),
         _triple("swir", "SWIR", ("swir22", "nir", "red"),
                 "Short-wave infrared 2.2 um, near infrared, red: bare soil, geology, snow against cloud."),
-        Preset("ndvi", "NDVI", "Normalised difference vegetation index (nir - red) / (nir + red) of the medians.",
+        Preset("ndvi", "NDVI", "Normalised difference vegetation index (nir - red) / (nir + red): the season's NDVI "
+               "percentile where it was built with --products indices (computed per observation), else the NDVI of "
+               "the band percentiles.",
                expression="(nir - red) / (nir + red)", rescale=((-0.2, 0.9),), colormap_name="rdylgn"),
         Preset("count", "Observation count", "Number of cloud-free observations of the red band: where the "
                "statistics are reliable.", bands=("red",), statistic=COUNT, rescale=(COUNT_RANGE,),

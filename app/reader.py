@@ -29,7 +29,7 @@ from rio_tiler.io.base import BaseReader
 from rio_tiler.models import BandStatistics, ImageData, Info, PointData
 from rio_tiler.utils import CRS_to_uri
 
-from app.built import covering_blocks, read_built
+from app.built import blank, covering_blocks, has_data, is_valid, read_built
 from app.context import (
     SOURCE_BUILT,
     SOURCE_MIXED,
@@ -45,7 +45,8 @@ from app.layers import Layer, Variable, all_variables_layer, check_image_layer, 
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import COUNT_KINDS, QA
+from compositor.bands import INDEX_SCALE, QA, QA_VARIABLE, STATISTICS, index_order
+from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 
 WEBMERCATOR_WORLD_M = 2 * math.pi * 6378137.0
@@ -136,18 +137,19 @@ class SeasonReader(BaseReader):
         if shape[0] * shape[1] > MAX_PIXELS or min(shape) < 1:
             raise InvalidInputError(f"output of {shape[1]}x{shape[0]} pixels: ask for at most {MAX_PIXELS} pixels")
         state, settings = self.state, self.services.settings
+        layer = self._season_layer(layer)
         record = current_record()
         bounds = array_bounds(shape[0], shape[1], transform)
         blocks, labels, pixel = covering_blocks(state, crs, transform, shape, layer.bands)
         built = labels > 0
-        values: dict[Variable, np.ndarray] = {v: np.zeros(shape, dtype=np.uint16) for v in layer.variables}
+        values: dict[Variable, np.ndarray] = {v: blank(v, shape) for v in layer.variables}
         valid = {v: np.zeros(shape, dtype=bool) for v in layer.variables}
         if built.any():
             read = read_built(state, blocks, labels, layer.variables, crs, transform, shape, pixel_size_grid=pixel,
                               resampling=resampling, reproject=reproject)
             for (band, kind), data in read.items():
                 values[band, kind] = data
-                valid[band, kind] = built & ((data > 0) | (kind in COUNT_KINDS))
+                valid[band, kind] = built & is_valid((band, kind), data)
         source = SOURCE_BUILT if built.all() else None
         if source is None:
             unbuilt = ~built
@@ -169,6 +171,20 @@ class SeasonReader(BaseReader):
         masked = {v: np.ma.MaskedArray(values[v], mask=~valid[v]) for v in layer.variables}
         return evaluate(layer, masked)
 
+    def _season_layer(self, layer: Layer) -> Layer:
+        """The layer as this season can give it: the NDVI preset reads the season's real NDVI percentiles (the
+        percentile of the per-observation index) where the season was built with them, instead of the NDVI of
+        the percentile bands; an index the season does not know is a 4xx."""
+        names = [b for b in layer.bands if is_index(b)]
+        if names:
+            self.services.onthefly.indices_for(self.state, names)
+        preset = layer.preset
+        if (preset is not None and preset.name == "ndvi" and preset.expression and layer.expressions == (
+                preset.expression,) and "ndvi" in (self.state.record.get("indices") or {})):
+            kind = layer.statistic if layer.statistic in STATISTICS else "p50"
+            return Layer((("ndvi", kind),), kind, (f"ndvi_{kind} * {INDEX_SCALE!r}",), preset)
+        return layer
+
     def _composite_into(self, values: dict[Variable, np.ndarray], valid: dict[Variable, np.ndarray],
                         where: np.ndarray, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer,
                         started: float, resampling: str, reproject: str) -> bool:
@@ -182,11 +198,11 @@ class SeasonReader(BaseReader):
         fill = where & result.covered
         # scenes that could not be read: not kept; a 503 when these pixels got nothing at all
         usable = bool(result.n_acquisitions) and (not result.skipped or any(
-            (result.values[v][fill] > 0).any() for v in layer.variables))
+            has_data(v, result.values[v][fill]) for v in layer.variables))
         note_scenes(result.scenes_read, result.skipped, usable)
         for variable in layer.variables:
             data = result.values[variable]
-            ok = np.ones(shape, dtype=bool) if variable[1] in COUNT_KINDS else data > 0
+            ok = is_valid(variable, data)
             values[variable][fill] = data[fill]
             valid[variable][fill] = ok[fill]
         return True
@@ -336,8 +352,10 @@ class SeasonReader(BaseReader):
         resolution, exactly as a build of the block would compute it.
         """
         layer = point_layer or layer or all_variables_layer()
-        if layer.everything and QA in self.state.products:  # "n of m clear" needs the observations seen
-            layer = layer.with_qa()
+        if layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
+            names = index_order(self.state.record.get("indices") or {})
+            indices = tuple((name, kind) for name in names for kind in STATISTICS)
+            layer = layer.with_variables(indices + ((QA_VARIABLE,) if QA in self.state.products else ()))
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise InvalidInputError("lon and lat must be finite numbers")
         if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):

@@ -71,6 +71,12 @@ INDICES: tuple[Index, ...] = (
     Index("nbr", "nir", "swir22", "NBR, normalised burn ratio (nir - swir22) / (nir + swir22)"),
     Index("ndwi", "green", "nir", "NDWI, McFeeters (green - nir) / (green + nir)"),
 )
+def index_order(names: Iterable[str]) -> list[str]:
+    """Index names in product order: the built-in ones as `INDICES` lists them, then custom ones by name."""
+    rank = {i.name: n for n, i in enumerate(INDICES)}
+    return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+
 # Index percentiles are stored as int16: value = round(index * 10000), scale 0.0001, nodata -32768. They are
 # computed from the per-observation index rounded so, shifted into 1..20001 (0: no observation) so that the
 # bands' uint16 percentile kernel and orbit blend serve them unchanged.

@@ -45,6 +45,13 @@ def describe_kind(band: str, kind: str) -> str:
     return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
 
 
+def storage(band: str, kind: str) -> tuple[str, int | None]:
+    """How a raster of this band and kind is stored: numpy dtype and nodata (None: every value is data)."""
+    if is_index(band):
+        return "int16", INDEX_NODATA
+    return "uint16", None if kind in COUNT_KINDS else 0
+
+
 def season_spec(season: Season, band: str, kind: str) -> BandSpec:
     """uint16 reflectance DN (nodata 0, scale 0.0001), uint16 count (no nodata: 0 means unseen), or an index's
     int16 statistic (nodata -32768, scale 0.0001)."""

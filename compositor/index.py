@@ -28,7 +28,7 @@ from affine import Affine
 from pyproj import CRS
 
 from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, PRODUCTS, QA, QA_VARIABLE, STATISTICS, Index,
-                              resolve_bands)
+                              index_order, resolve_bands)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
@@ -301,7 +301,7 @@ def season_variables(blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | 
     """The season's rasters as (band, kind): each band's (`select_bands`) statistics and count, each index's
     statistics, then the QA layer, where some block has them."""
     variables = [(band, kind) for band in select_bands(blocks, bands) for kind in OUTPUT_KINDS]
-    indices = sorted({name for b in blocks for name in b.bands if is_index(name)})
+    indices = index_order({name for b in blocks for name in b.bands if is_index(name)})
     variables += [(name, kind) for name in indices for kind in STATISTICS]
     return variables + ([QA_VARIABLE] if any(QA in b.bands for b in blocks) else [])
 

@@ -32,7 +32,7 @@ def prepare_demo(folder: Path, echo: Callable[[str], None] = print) -> dict[str,
     settings = Settings(data_dir=data, catalog=str(catalog), resolution_m=DEMO_RESOLUTION_M,
                         block_size_px=DEMO_BLOCK_PX)
     echo(f"building {DEMO_SEASON} over {DEMO_BUILD_BBOX_4326} into {data} ...")
-    summary = run_build(settings, DEMO_SEASON, DEMO_BUILD_BBOX_4326, echo=echo)
+    summary = run_build(settings, DEMO_SEASON, DEMO_BUILD_BBOX_4326, echo=echo, products="indices,qa")
     echo(summary.describe())
     return {
         "S2SEASONS_DATA_DIR": str(data.resolve()),

@@ -174,8 +174,8 @@ def viewer_archive(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def viewer_data(viewer_archive, tmp_path_factory) -> Path:
-    """A data folder with BUILT_BLOCK built for both SEASONS (as ``s2seasons build`` would); the first with the QA
-    layer (``--products qa``), so its inspector says how many observations were clear."""
+    """A data folder with BUILT_BLOCK built for both SEASONS (as ``s2seasons build`` would), with the index
+    percentiles and the QA layer (``--products indices,qa``), so the inspector shows them."""
     from app.queue import block_bbox_4326
     from compositor.build import run_build
     from compositor.grid import OutputGrid
@@ -183,9 +183,8 @@ def viewer_data(viewer_archive, tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("viewer-data")
     bbox = block_bbox_4326(OutputGrid(**GRID).block_by_id(BUILT_BLOCK))
     for season in SEASONS:
-        products = "qa" if season == SEASONS[0] else None
         summary = run_build(app_settings(data, viewer_archive), season, bbox, workers=1, progress=False,
-                            products=products)
+                            products="indices,qa")
         assert [r.block_id for r in summary.results] == [BUILT_BLOCK] and not summary.failed, summary.describe()
     return data
 

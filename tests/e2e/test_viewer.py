@@ -113,14 +113,19 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
                            "document.getElementById('chart').dataset.state === 'ready'", timeout=60_000)
     point_url = next(url for url in viewer.requests if re.search(rf"/seasons/{SEASON}/point/[-\d.]+,[-\d.]+$", url))
     expected = httpx.get(point_url, timeout=60).json()
-    shown = page.evaluate("() => [...document.querySelectorAll('#inspector-table td')]"
+    shown = page.evaluate("() => [...document.querySelectorAll('#inspector-table tr:not(.index-row) td')]"
                           ".map((td) => [td.dataset.band + '_' + td.dataset.kind, td.dataset.value, td.textContent])")
-    assert len(shown) == 24 and expected["band_names"][-1] == "qa_seen" and len(expected["band_names"]) == 25
+    # 6 bands x 4, then 3 indices x 3 and the QA layer: the season was built with --products indices,qa
+    assert len(shown) == 24 and expected["band_names"][-1] == "qa_seen" and len(expected["band_names"]) == 34
     values = dict(zip(expected["band_names"], expected["values"]))
     for name, raw, text in shown:
         assert float(raw) == values[name], name
         assert text == str(round(values[name]))
     assert sum(v for k, v in values.items() if k.endswith("_count")) > 0
+    indices = page.evaluate("() => [...document.querySelectorAll('#inspector-table tr.index-row')]"
+                            ".map((tr) => [tr.querySelector('th').textContent, tr.querySelectorAll('td')[1].textContent])")
+    assert [name for name, _ in indices] == ["NDVI", "NBR", "NDWI"]
+    assert indices[0][1] == f"{values['ndvi_p50'] * 0.0001:.3f}"
     # the season was built with the QA layer (on the fly too): "n of m clear", from the point answer
     clear = max(v for k, v in values.items() if k.endswith("_count"))
     assert clear <= values["qa_seen"]

@@ -141,8 +141,35 @@ export class Inspector {
       }
       return row;
     });
-    this.tableBody.replaceChildren(...rows);
+    this.tableBody.replaceChildren(...rows, ...this._indexRows(body));
     this._renderClearShare(values);
+  }
+
+  /** Rows of the season's index percentiles (a season built with --products indices): int16 x 0.0001. */
+  _indexRows(body) {
+    const bandNames = new Set(this.context().bands.map((b) => b.name));
+    const values = new Map(body.band_names.map((name, i) => [name, body.values[i]]));
+    const names = body.band_names.filter((n) => n.endsWith("_p50")).map((n) => n.slice(0, -4))
+      .filter((n) => !bandNames.has(n));
+    return names.map((name) => {
+      const row = document.createElement("tr");
+      row.className = "index-row";
+      const head = document.createElement("th");
+      head.scope = "row";
+      head.textContent = name.toUpperCase();
+      head.title = "Percentiles of the index computed per observation (scale 0.0001)";
+      row.append(head);
+      for (const kind of KINDS) {
+        const cell = document.createElement("td");
+        const value = values.get(`${name}_${kind}`);
+        const shown = Number.isFinite(value) && value !== -32768 ? (value * 0.0001).toFixed(3) : "–";
+        cell.textContent = kind === "count" ? "" : shown;
+        cell.dataset.index = name;
+        cell.dataset.kind = kind;
+        row.append(cell);
+      }
+      return row;
+    });
   }
 
   /** "n of m clear" where the season was built with the QA layer (its point answer has qa_seen). */
