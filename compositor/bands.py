@@ -46,9 +46,15 @@ PERCENTILE_OF: dict[str, float] = {"p25": 25.0, "p50": 50.0, "p75": 75.0}
 QA = "qa"
 SEEN = "seen"
 QA_VARIABLE = (QA, SEEN)
+# The medoid composite (product "medoid"): each band's value of the pixel's medoid observation, (band, "medoid"),
+# and that observation's day of year, ("medoid", "doy").
+MEDOID = "medoid"
+DOY = "doy"
+MEDOID_DOY = (MEDOID, DOY)
+PSEUDO_BANDS: tuple[str, ...] = (QA, MEDOID)  # rasters named like bands that are none
 COUNT_KINDS: tuple[str, ...] = (COUNT, SEEN)  # numbers of observations: no nodata (0 means none), sampled not averaged
 # Products a build can make (``--products``); "bands" (the six bands' P25/P50/P75 and counts) is the original.
-PRODUCTS: tuple[str, ...] = ("bands", "indices", "qa")
+PRODUCTS: tuple[str, ...] = ("bands", "indices", "medoid", "qa")
 DEFAULT_PRODUCTS: tuple[str, ...] = ("bands",)
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from affine import Affine
 
 from compositor import __version__
-from compositor.bands import COUNT, DEFAULT_PRODUCTS, QA, QA_VARIABLE, STATISTICS, Index
-from compositor.catalog import Scene
+from compositor.bands import (BAND_NAMES, COUNT, DEFAULT_PRODUCTS, MEDOID, MEDOID_DOY, QA, QA_VARIABLE, STATISTICS,
+                              Index)
+from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_cog, write_strip
 from compositor.composite import Composite, CompositeOptions, composite_window, to_dn, to_index
 from compositor.grid import Block
@@ -61,6 +62,7 @@ class BlockJob:
         the QA layer if asked."""
         return ([(band, kind) for band in self.bands for kind in (*STATISTICS, COUNT)]
                 + [(index.name, kind) for index in self.indices for kind in STATISTICS]
+                + ([(band, MEDOID) for band in BAND_NAMES] + [MEDOID_DOY] if MEDOID in self.products else [])
                 + ([QA_VARIABLE] if QA in self.products else []))
 
 
@@ -103,6 +105,19 @@ def _spec(job: BlockJob, band: str, kind: str) -> BandSpec:
     return replace(spec, tags={**spec.tags, "block": job.block.id, "n_scenes": str(len(job.scenes))})
 
 
+MEDOID_BYTES = 512 * 2**20  # the medoid holds six bands' stacks of a strip at once, and one copy: bounded so
+
+
+def _strip_rows(job: BlockJob) -> int:
+    """Rows composited at a time: the job's, fewer with the medoid, so that its six stacks of observations (and
+    their copy for the kernel) stay within `MEDOID_BYTES`, as a strip of the bands stays within its budget."""
+    if MEDOID not in job.products:
+        return job.strip_rows
+    n = max(1, len(deduplicate_acquisitions(job.scenes)))
+    rows = MEDOID_BYTES // (2 * len(BAND_NAMES) * 2 * n * job.block.size_px)
+    return max(16, min(job.strip_rows, rows))
+
+
 def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
     for start in range(0, size, rows):
         yield start, min(rows, size - start)
@@ -117,7 +132,7 @@ def _composite_strip(job: BlockJob, scenes: Sequence[Scene], row_off: int, rows:
     readable = [s for s in scenes if s.id not in skipped]
     footprints = [*readable, *(s for s in job.nearby if s.id not in skipped)]
     return composite_window(readable, job.bands, block.crs, transform, (rows, block.size_px), job.options,
-                            footprints=footprints, indices=job.indices)
+                            footprints=footprints, indices=job.indices, medoid=MEDOID in job.products)
 
 
 def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[dict[str, str], int]:
@@ -136,7 +151,7 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
         # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
         # the earlier ones stale (their weights counted its footprint): they are composited again.
         excluded: dict[int, frozenset[str]] = {}
-        strips = list(_strips(block.size_px, job.strip_rows))
+        strips = list(_strips(block.size_px, _strip_rows(job)))
         for attempt in range(2):
             for row_off, rows in strips:
                 if attempt and excluded[row_off] == frozenset(skipped):
@@ -154,6 +169,10 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
                         write_strip(writers[index.name, kind], row_off, to_index(result.stats[index.name][i]))
                 if QA_VARIABLE in writers:
                     write_strip(writers[QA_VARIABLE], row_off, result.seen)
+                if MEDOID_DOY in writers:
+                    for band in BAND_NAMES:
+                        write_strip(writers[band, MEDOID], row_off, result.medoid[band])
+                    write_strip(writers[MEDOID_DOY], row_off, result.medoid_doy)
             if all(e == frozenset(skipped) for e in excluded.values()):
                 break
     finally:

@@ -145,7 +145,7 @@ def build(
     collection: CollectionOpt = None,
     out: DataOpt = None,
     bands: Annotated[Optional[str], typer.Option("--bands", help="Comma-separated bands among blue,green,red,nir,swir16,swir22 (default: all six).")] = None,
-    products: Annotated[Optional[str], typer.Option("--products", help="Comma-separated products: bands (P25/P50/P75 and counts, always made), indices (P25/P50/P75 of NDVI, NBR, NDWI and S2SEASONS_CUSTOM_INDICES computed per observation, int16 scale 0.0001) and qa (observations seen per pixel, valid or masked, beside the counts). Default: bands.")] = None,
+    products: Annotated[Optional[str], typer.Option("--products", help="Comma-separated products: bands (P25/P50/P75 and counts, always made), indices (P25/P50/P75 of NDVI, NBR, NDWI and S2SEASONS_CUSTOM_INDICES computed per observation, int16 scale 0.0001), medoid (per pixel the one observation closest to all others: its six bands and day of year) and qa (observations seen per pixel, valid or masked, beside the counts). Default: bands.")] = None,
     resolution: Annotated[Optional[float], typer.Option("--resolution", "-r", help="Output pixel size in CRS units (m). (env S2SEASONS_RESOLUTION_M, default 30)")] = None,
     crs: Annotated[Optional[str], typer.Option("--crs", help="Output CRS. (env S2SEASONS_CRS, default EPSG:3035)")] = None,
     block_size: Annotated[Optional[int], typer.Option("--block-size", help="Block side in pixels, a multiple of 256. (env S2SEASONS_BLOCK_SIZE_PX, default 2048)")] = None,

@@ -36,6 +36,7 @@ class BandSpec:
     scale: float | None
     description: str
     tags: dict[str, str] = field(hash=False)
+    unit: str | None = None  # of a raster without scale (STAC raster:bands)
 
     @property
     def dtype(self) -> str:

@@ -27,6 +27,7 @@ from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
 from compositor.mask import apply_mask, valid_scl_lookup
+from compositor.medoid import medoid_choice, take
 from compositor.read import FootprintMask, read_scl_footprint, read_warped_bands
 from compositor.settings import (DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_BUFFER_M,
                                  DEFAULT_MASK_CLASSES)
@@ -96,6 +97,8 @@ class Composite:
     n_acquisitions: int = 0
     scenes_read: tuple[str, ...] = ()  # ids of the scenes read (those given, less the skipped ones)
     seen: np.ndarray | None = None  # (h, w) uint16: acquisitions whose data cover the pixel, valid or masked
+    medoid: dict[str, np.ndarray] = field(default_factory=dict)  # band -> (h, w) uint16 of the medoid observation
+    medoid_doy: np.ndarray | None = None  # (h, w) uint16: its day of year, 0 where there is none
 
 
 class CompositeFn(Protocol):
@@ -105,7 +108,8 @@ class CompositeFn(Protocol):
 
     def __call__(self, scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
                  shape: tuple[int, int], options: CompositeOptions,
-                 footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite: ...
+                 footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = (),
+               medoid: bool = False) -> Composite: ...
 
 
 @dataclass
@@ -214,9 +218,10 @@ def _band_layers(acquisitions: Sequence[_Acquisition], bands: Sequence[str], rea
 
 def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine,
                      shape: tuple[int, int], options: CompositeOptions = CompositeOptions(),
-                     footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite:
-    """Percentiles and counts of ``bands`` (and of the per-observation ``indices``) over the grid
-    ``(crs, transform, shape)``.
+                     footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = (),
+                     medoid: bool = False) -> Composite:
+    """Percentiles and counts of ``bands`` (and of the per-observation ``indices``; the ``medoid`` observation of
+    all six bands) over the grid ``(crs, transform, shape)``.
 
     Scenes that cannot be read are skipped and reported in ``Composite.skipped``; a window with
     no scenes (or none readable) gives NaN statistics and count 0. ``footprints`` are the scenes
@@ -237,7 +242,7 @@ def composite_window(scenes: Sequence[Scene], bands: Sequence[str], crs: str, tr
 
     with ThreadPoolExecutor(options.read_threads) if options.read_threads > 1 else nullcontext() as pool:
         return _composite(scenes, bands, crs, transform, shape, options, reader, read_footprint, pool, footprints,
-                          indices)
+                          indices, medoid)
 
 
 def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints: Sequence[Scene] | None,
@@ -250,7 +255,8 @@ def _orbit_footprints(orbits: Sequence[int], scenes: Sequence[Scene], footprints
 def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transform: Affine, shape: tuple[int, int],
                options: CompositeOptions, reader: Reader, read_footprint: Callable[[Scene], FootprintMask],
                pool: ThreadPoolExecutor | None,
-               footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = ()) -> Composite:
+               footprints: Sequence[Scene] | None = None, indices: Sequence[Index] = (),
+               medoid: bool = False) -> Composite:
     skipped: dict[str, str] = {}
     groups = deduplicate_acquisitions(scenes)
     sources, seen = _select_sources(groups, read_footprint, shape, skipped, pool)
@@ -271,6 +277,8 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
         return weights[key]
 
     names = [*bands, *(i.name for i in indices)]
+    medoid_layers: dict[str, np.ndarray] = {}
+    medoid_doy = np.zeros(shape, dtype=np.uint16)
     if not acquisitions:
         for name in names:
             stats[name] = np.full((k, *shape), np.nan, dtype=np.float32)
@@ -288,11 +296,13 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
         count = np.sum([c for _, c in per_orbit.values()], axis=0, dtype=np.uint32).clip(0, 65535).astype(np.uint16)
         return blended, count
 
-    # Bands an index needs are kept until its other band is read (they may be of another resolution group).
-    needed = {b for i in indices for b in (i.a, i.b)}
+    # Bands an index needs are kept until its other band is read (they may be of another resolution group); the
+    # medoid needs all six at once.
+    needed = {b for i in indices for b in (i.a, i.b)} | (set(BAND_NAMES) if medoid else set())
     read = [*bands, *(b for b in BAND_NAMES if b in needed and b not in bands)]
     kept: dict[str, np.ndarray] = {}
     todo = list(indices)
+    medoid_todo = medoid
     for group in band_groups(read, len(acquisitions), shape) if acquisitions else ():
         group_layers = _band_layers(acquisitions, group, reader, shape, skipped, pool)
         for band in group:
@@ -305,10 +315,27 @@ def _composite(scenes: Sequence[Scene], bands: Sequence[str], crs: str, transfor
         for index in [i for i in todo if i.a in kept and i.b in kept]:
             stats[index.name], counts[index.name] = reduce(index_layers(kept[index.a], kept[index.b]))
             todo.remove(index)
-        for band in [b for b in kept if not any(b in (i.a, i.b) for i in todo)]:
+        if medoid_todo and all(b in kept for b in BAND_NAMES):
+            medoid_layers, medoid_doy = _medoid(acquisitions, kept, shape)
+            medoid_todo = False
+        for band in [b for b in kept if not medoid_todo and not any(b in (i.a, i.b) for i in todo)]:
             del kept[band]
     return Composite(stats=stats, counts=counts, skipped=skipped, n_acquisitions=len(acquisitions),
-                     scenes_read=tuple(s.id for s in scenes if s.id not in skipped), seen=seen)
+                     scenes_read=tuple(s.id for s in scenes if s.id not in skipped), seen=seen,
+                     medoid=medoid_layers or ({b: np.zeros(shape, np.uint16) for b in BAND_NAMES} if medoid else {}),
+                     medoid_doy=medoid_doy if medoid else None)
+
+
+def _medoid(acquisitions: Sequence[_Acquisition], layers: Mapping[str, np.ndarray],
+            shape: tuple[int, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The medoid observation of each pixel over all acquisitions (`compositor.medoid`): its six bands and its
+    day of year (0 where no acquisition has every band)."""
+    stack = np.stack([layers[b] for b in BAND_NAMES], axis=1)  # (n, 6, h, w)
+    choice = medoid_choice(stack)
+    del stack
+    days = np.array([a.scenes[0].datetime.timetuple().tm_yday for a in acquisitions], dtype=np.uint16)
+    doy = np.where(choice >= 0, days[np.clip(choice, 0, None)], 0).astype(np.uint16)
+    return {b: take(layers[b], choice) for b in BAND_NAMES}, doy
 
 
 def index_layers(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ byte export, so that a reader (GDAL, QGIS, a STAC client) sees one product.
 from __future__ import annotations
 
 from compositor import __version__
-from compositor.bands import BANDS_BY_NAME, COUNT, COUNT_KINDS, INDEX_NODATA, INDEX_SCALE, INDICES, QA_VARIABLE
+from compositor.bands import (BANDS_BY_NAME, COUNT, COUNT_KINDS, DOY, INDEX_NODATA, INDEX_SCALE, INDICES, MEDOID,
+                              MEDOID_DOY, PSEUDO_BANDS, QA_VARIABLE)
 from compositor.cog import REFLECTANCE_SCALE, BandSpec
 from compositor.seasons import Season
 
@@ -27,14 +28,19 @@ def season_tags(season: Season, band: str, kind: str) -> dict[str, str]:
 
 
 def is_index(band: str) -> bool:
-    """Whether a raster's "band" is an index (product "indices"), not a band or the QA layer."""
-    return band not in BANDS_BY_NAME and band != QA_VARIABLE[0]
+    """Whether a raster's "band" is an index (product "indices"), not a band, the QA layer or the medoid's date."""
+    return band not in BANDS_BY_NAME and band not in PSEUDO_BANDS
 
 
 def describe_kind(band: str, kind: str) -> str:
     """The band description of a raster of one band and kind (p25, p50, p75, count; qa seen; an index's p25..p75)."""
     if (band, kind) == QA_VARIABLE:
         return "Observations seen: acquisitions whose data cover the pixel, cloud-free or masked (QA)"
+    if (band, kind) == MEDOID_DOY:
+        return "Day of year (1-366) of the medoid observation, whose bands the medoid rasters hold"
+    if kind == MEDOID:
+        return (f"{BANDS_BY_NAME[band].description}: reflectance of the medoid observation, one real cloud-free "
+                "observation for all bands (scale 0.0001)")
     if is_index(band):
         known = {i.name: i for i in INDICES}
         text = known[band].text if band in known else f"{band.upper()} (a normalised difference of two bands)"
@@ -49,7 +55,7 @@ def storage(band: str, kind: str) -> tuple[str, int | None]:
     """How a raster of this band and kind is stored: numpy dtype and nodata (None: every value is data)."""
     if is_index(band):
         return "int16", INDEX_NODATA
-    return "uint16", None if kind in COUNT_KINDS else 0
+    return "uint16", None if kind in COUNT_KINDS else 0  # reflectance, the medoid's bands and its day of year: 0
 
 
 def season_spec(season: Season, band: str, kind: str) -> BandSpec:
@@ -57,8 +63,11 @@ def season_spec(season: Season, band: str, kind: str) -> BandSpec:
     int16 statistic (nodata -32768, scale 0.0001)."""
     if is_index(band):
         return BandSpec("Int16", INDEX_NODATA, INDEX_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
+    if (band, kind) == MEDOID_DOY:
+        return BandSpec("UInt16", 0, None, describe_kind(band, kind), season_tags(season, band, kind), "day of year")
     if kind in COUNT_KINDS:
-        return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind))
+        return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind),
+                        "observations")
     return BandSpec("UInt16", 0, REFLECTANCE_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
 
 
@@ -73,8 +82,13 @@ def byte_spec(season: Season, band: str, kind: str) -> BandSpec:
     return BandSpec("Byte", BYTE_NODATA, BYTE_SCALE, text, tags)
 
 
+def band_is_medoid(kind: str) -> bool:
+    return kind in (MEDOID, DOY)
+
+
 def overview_resampling(kind: str) -> str:
     """How a raster of this kind is resampled into its overviews: reflectance averaged (nodata left out),
     counts sampled (nearest): a count stays the count of a real pixel, an integer that was observed,
-    instead of a mean that no pixel has."""
-    return "nearest" if kind in COUNT_KINDS else "average"
+    instead of a mean that no pixel has; the medoid's bands and date sampled too, so that an overview pixel is
+    still one real observation."""
+    return "nearest" if kind in COUNT_KINDS or band_is_medoid(kind) else "average"

@@ -15,7 +15,7 @@ import rasterio
 
 from compositor.bands import COUNT_KINDS
 from compositor.cog import write_cog_atomically
-from compositor.describe import BYTE_NODATA, byte_spec, is_index, overview_resampling
+from compositor.describe import BYTE_NODATA, band_is_medoid, byte_spec, is_index, overview_resampling
 from compositor.grid import OutputGrid
 from compositor.index import built_blocks, mosaic_extent, season_rasters
 from compositor.layout import SeasonLayout
@@ -78,8 +78,8 @@ def export_byte(layout: SeasonLayout, grid: OutputGrid, out_dir: Path, bands: Se
         return []
     extent = mosaic_extent(blocks)
     out = open_store(out_dir)
-    # the byte export is the original product's: bands and counts (and the QA layer), not index percentiles
-    jobs = [job for job in season_rasters(layout, blocks, bands) if not is_index(job[0])]
+    # the byte export is the original product's: bands and counts (and the QA layer), not indices or the medoid
+    jobs = [job for job in season_rasters(layout, blocks, bands) if not is_index(job[0]) and not band_is_medoid(job[1])]
     total = sum(len(sources) for _, _, sources in jobs)
     done = 0
     vrts: list[Path] = []

@@ -27,8 +27,8 @@ from pathlib import PurePath
 from affine import Affine
 from pyproj import CRS
 
-from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, PRODUCTS, QA, QA_VARIABLE, STATISTICS, Index,
-                              index_order, resolve_bands)
+from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, MEDOID, MEDOID_DOY, PRODUCTS, QA, QA_VARIABLE,
+                              STATISTICS, Index, index_order, resolve_bands)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
@@ -209,7 +209,7 @@ class BuiltBlock:
 
     block: Block
     status: str
-    bands: frozenset[str]  # the bands it holds, its indices' names, and "qa" when it was built with the QA layer
+    bands: frozenset[str]  # its bands, its indices' names, "medoid" and "qa" when built with those products
     folder: PurePath  # where its files are: the block folder, or its build's prefix below it
     files: frozenset[str] = frozenset()  # names of its files (that exist, when the index checked)
     n_scenes: int = 0
@@ -262,7 +262,8 @@ def built_blocks(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | 
         files = frozenset(str(f) for f in manifest.get("files", ()))
         if present is not None:
             files = frozenset(present.get(folder, ()))
-        layers = (frozenset(manifest.get("bands", ())) | ({QA} if QA in manifest.get("products", ()) else set())
+        made = manifest.get("products", ())
+        layers = (frozenset(manifest.get("bands", ())) | {p for p in (QA, MEDOID) if p in made}
                   | set(manifest.get("indices", {})))
         blocks.append(BuiltBlock(block, str(manifest["status"]), layers, folder, files,
                                  len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0)),
@@ -286,8 +287,9 @@ def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
                   kind: str) -> list[tuple[Block, PurePath]]:
     """Existing block files of one band and kind; a file its manifest promises but lacks is warned."""
     sources = []
+    holder = MEDOID if kind == MEDOID else band  # a block built with the medoid has it for all six bands
     for built in blocks:
-        if band not in built.bands:
+        if holder not in built.bands:
             continue
         path = built.path(layout, band, kind)
         if path.name in built.files:
@@ -303,6 +305,8 @@ def season_variables(blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | 
     variables = [(band, kind) for band in select_bands(blocks, bands) for kind in OUTPUT_KINDS]
     indices = index_order({name for b in blocks for name in b.bands if is_index(name)})
     variables += [(name, kind) for name in indices for kind in STATISTICS]
+    if any(MEDOID in b.bands for b in blocks):
+        variables += [(band, MEDOID) for band in BAND_NAMES] + [MEDOID_DOY]
     return variables + ([QA_VARIABLE] if any(QA in b.bands for b in blocks) else [])
 
 

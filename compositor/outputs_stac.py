@@ -50,8 +50,8 @@ def _raster_band(spec: BandSpec, resolution_m: float) -> dict[str, object]:
         record["nodata"] = spec.nodata
     if spec.scale is not None:
         record.update(scale=spec.scale, offset=0.0)
-    else:
-        record["unit"] = "observations"
+    if spec.unit:
+        record["unit"] = spec.unit
     return record
 
 
