@@ -17,8 +17,8 @@ import numpy as np
 from rio_tiler.errors import InvalidExpression
 from rio_tiler.expression import get_expression_blocks, validate_expression
 
-from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, INDICES, QA, QA_VARIABLE, STATISTICS,
-                              resolve_statistic)
+from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, INDICES, MEDOID, MEDOID_DOY, QA, QA_VARIABLE,
+                              STATISTICS, resolve_statistic)
 from compositor.describe import describe_kind, is_index
 from compositor.errors import BandNotFoundError, InvalidInputError
 from app.presets import DEFAULT_PRESET, PRESETS, Preset, resolve_preset
@@ -75,7 +75,7 @@ def variable_name(variable: Variable) -> str:
 
 def describe_variable(variable: Variable) -> str:
     band, kind = variable
-    if variable == QA_VARIABLE or is_index(band):
+    if variable in (QA_VARIABLE, MEDOID_DOY) or is_index(band) or kind == MEDOID:
         return describe_kind(band, kind)
     name = BANDS_BY_NAME[band].description
     return f"{name}: number of valid observations" if kind == COUNT else f"{name}: {kind.upper()} (DN, scale 0.0001)"
@@ -115,11 +115,11 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
         if name in BANDS_BY_NAME:
             found.append((name, (name, statistic)))
             continue
-        if name in INDEX_NAMES:  # an index's percentile (a season built with --products indices, or on the fly)
-            found.append((name, (name, statistic if statistic in STATISTICS else "p50")))
+        if name in INDEX_NAMES and statistic in STATISTICS:  # an index's percentile (a season built with --products indices, or on the fly)
+            found.append((name, (name, statistic)))
             continue
         band, _, kind = name.rpartition("_")
-        if (band in BANDS_BY_NAME and kind in KINDS) or (band, kind) == QA_VARIABLE:
+        if (band in BANDS_BY_NAME and kind in (*KINDS, MEDOID)) or (band, kind) in (QA_VARIABLE, MEDOID_DOY):
             found.append((name, (band, kind)))
             continue
         if band.isidentifier() and band != QA and kind in STATISTICS:  # an index's, checked against the season's
@@ -127,8 +127,8 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
             continue
         raise InvalidInputError(
             f"expression uses unknown name {name!r}: use band names ({', '.join(BAND_NAMES)}), "
-            "optionally with _p25, _p50, _p75 or _count (e.g. nir_p75), indices with a statistic (ndvi_p50), "
-            "or qa_seen (observations seen, where a season was built with the QA layer)"
+            "optionally with _p25, _p50, _p75, _count or _medoid (e.g. nir_p75), indices with a statistic "
+            "(ndvi_p50), medoid_doy (the medoid's day of year) or qa_seen (observations seen)"
         )
     return found
 

@@ -57,7 +57,8 @@ from app.context import wait_result
 from app.errors import ServerBusyError
 from app.projection import crs_key, project_squares
 from app.registry import SeasonState
-from compositor.bands import BANDS_BY_NAME, COUNT, QA, QA_VARIABLE, SEEN, STATISTICS, Index
+from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, MEDOID, MEDOID_DOY, QA, QA_VARIABLE, SEEN,
+                              STATISTICS, Index)
 from compositor.describe import is_index, storage
 from compositor.blend import context_distance_m
 from compositor.catalog import BBox, Scene
@@ -230,10 +231,13 @@ class _Job:
 def _chunk_variables(bands: Sequence[str]) -> list[Variable]:
     """What a chunk of ``bands`` holds: each band's statistics and count, each index's statistics, and the QA
     layer for the pseudo-band "qa"."""
-    def kinds(band: str) -> tuple[str, ...]:
-        return (SEEN,) if band == QA else STATISTICS if is_index(band) else (*STATISTICS, COUNT)
+    def variables(band: str) -> list[Variable]:
+        if band == MEDOID:
+            return [(b, MEDOID) for b in BAND_NAMES] + [MEDOID_DOY]
+        return [(band, kind) for kind in ((SEEN,) if band == QA else STATISTICS if is_index(band)
+                                          else (*STATISTICS, COUNT))]
 
-    return [(band, kind) for band in bands for kind in kinds(band)]
+    return [v for band in bands for v in variables(band)]
 
 
 def _done(result: ChunkResult) -> _Job:
@@ -352,7 +356,10 @@ class OnTheFly:
         blocks, labels, bounds_grid = blocks_under(state.grid, crs, transform, shape)
         labels = np.where(where, labels, 0)
         wanted = [(i, b) for i, b in enumerate(blocks, start=1) if (labels == i).any()]
-        bands = tuple(dict.fromkeys(band for band, _ in variables))
+        # chunk "bands": the bands and indices of the statistics asked for, and "medoid" for the medoid's rasters
+        medoid = any(kind == MEDOID or (band, kind) == MEDOID_DOY for band, kind in variables)
+        bands = tuple(dict.fromkeys(band for band, kind in variables if kind != MEDOID and band != MEDOID))
+        bands += (MEDOID,) if medoid else ()
         self.indices_for(state, [b for b in bands if is_index(b)])  # an unknown index: a 4xx before any work
         values = {v: blank(v, shape) for v in variables}
         covered = np.zeros(shape, dtype=bool)
@@ -476,7 +483,8 @@ class OnTheFly:
                 reflectance = tuple(b for b in bands if b in BANDS_BY_NAME)
                 indices = self.indices_for(state, [b for b in bands if is_index(b)])
                 composite = self._composite(scenes, reflectance, chunk.block.crs, chunk.transform, shape,
-                                            chunk_options, footprints=footprints, indices=indices)
+                                            chunk_options, footprints=footprints, indices=indices,
+                                            medoid=MEDOID in bands)
             values: dict[Variable, np.ndarray] = {}
             for band in reflectance:
                 for i, kind in enumerate(STATISTICS):
@@ -485,6 +493,11 @@ class OnTheFly:
             for index in indices:
                 for i, kind in enumerate(STATISTICS):
                     values[index.name, kind] = to_index(composite.stats[index.name][i])
+            if MEDOID in bands:  # the medoid observation's bands and day of year, as a build with --products medoid
+                for band in BAND_NAMES:
+                    values[band, MEDOID] = composite.medoid.get(band, np.zeros(shape, dtype=np.uint16))
+                doy = composite.medoid_doy
+                values[MEDOID_DOY] = doy if doy is not None else np.zeros(shape, dtype=np.uint16)
             if QA in bands:  # the QA layer: observations seen, as a build with --products qa writes it
                 seen = composite.seen
                 values[QA_VARIABLE] = seen if seen is not None else np.zeros(shape, dtype=np.uint16)

@@ -45,7 +45,8 @@ from app.layers import Layer, Variable, all_variables_layer, check_image_layer, 
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import INDEX_SCALE, QA, QA_VARIABLE, STATISTICS, index_order
+from compositor.bands import (BAND_NAMES, INDEX_SCALE, MEDOID, MEDOID_DOY, QA, QA_VARIABLE, STATISTICS,
+                              index_order)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 
@@ -354,8 +355,10 @@ class SeasonReader(BaseReader):
         layer = point_layer or layer or all_variables_layer()
         if layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
             names = index_order(self.state.record.get("indices") or {})
-            indices = tuple((name, kind) for name in names for kind in STATISTICS)
-            layer = layer.with_variables(indices + ((QA_VARIABLE,) if QA in self.state.products else ()))
+            extra = tuple((name, kind) for name in names for kind in STATISTICS)
+            if MEDOID in self.state.products:
+                extra += tuple((band, MEDOID) for band in BAND_NAMES) + (MEDOID_DOY,)
+            layer = layer.with_variables(extra + ((QA_VARIABLE,) if QA in self.state.products else ()))
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise InvalidInputError("lon and lat must be finite numbers")
         if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):

@@ -138,8 +138,9 @@ def resolve_bands(names: Iterable[str] | str | None) -> tuple[str, ...]:
 
 
 def resolve_statistic(name: str) -> str:
-    """A statistic name: ``p25``, ``p50``, ``p75`` or ``count``."""
+    """A statistic name: ``p25``, ``p50``, ``p75``, ``count``, or ``medoid`` (the medoid observation's bands, of a
+    season built with the product "medoid" or on the fly)."""
     value = name.strip().lower()
-    if value not in (*STATISTICS, COUNT):
-        raise InvalidInputError(f"unknown statistic {name!r}: use one of p25, p50, p75, count")
+    if value not in (*STATISTICS, COUNT, MEDOID):
+        raise InvalidInputError(f"unknown statistic {name!r}: use one of p25, p50, p75, count, medoid")
     return value

@@ -80,14 +80,14 @@ def test_mixed_tile_combines_built_and_on_the_fly(client, unbuilt_client, built)
 
 @pytest.fixture(scope="module")
 def qa_client(archive, tmp_path_factory):
-    """An app over BUILT_BLOCK built with the index percentiles and the QA layer (``--products indices,qa``)."""
+    """An app over BUILT_BLOCK built with every product (``--products indices,medoid,qa``)."""
     from app.queue import block_bbox_4326
     from compositor.build import run_build
 
     data = tmp_path_factory.mktemp("app-data-qa")
     block = OutputGrid(**GRID).block_by_id(BUILT_BLOCK)
-    summary = run_build(app_settings(data, archive.catalog), SEASON, block_bbox_4326(block), bands="red",
-                        products="indices,qa", workers=1, progress=False)
+    summary = run_build(app_settings(data, archive.catalog), SEASON, block_bbox_4326(block),
+                        products="indices,medoid,qa", workers=1, progress=False)
     assert not summary.failed and summary.counts["built"] == 1
     with TestClient(create_app(app_settings(data, archive.catalog))) as client:
         yield client
@@ -143,6 +143,27 @@ def test_index_percentiles_on_the_fly_equal_the_built_ones_and_the_ndvi_preset_r
     assert values["ndvi_p25"] <= values["ndvi_p50"] <= values["ndvi_p75"]
     bad = qa_client.get(tile_url(BUILT_LONLAT, z, "png", "expression=nvdi_p50"))
     assert bad.status_code in (400, 404, 422) and "nvdi" in bad.text and "ndvi" in bad.text
+
+
+def test_the_medoid_on_the_fly_is_the_built_one_and_tiles_show_it(qa_client, unbuilt_client):
+    """statistic=medoid: true colour of the medoid observation, built and on the fly (the same observation at
+    almost every pixel: a 1 DN warp difference can tip a near tie), and medoid_doy its day of year."""
+    z = 13
+    inside = built_mask(BUILT_LONLAT, z)
+    query = "bands=red,green,blue&statistic=medoid"
+    built = load_npy(qa_client.get(tile_url(BUILT_LONLAT, z, "npy", query)).content).astype(int)
+    fly_response = unbuilt_client.get(tile_url(BUILT_LONLAT, z, "npy", query))
+    assert fly_response.status_code == 200 and fly_response.headers["x-s2seasons-source"] == "on-the-fly"
+    fly = load_npy(fly_response.content).astype(int)
+    both = inside & (built[-1] > 0) & (fly[-1] > 0)
+    assert both.sum() > 5000
+    same = (np.abs(built[:3] - fly[:3]) <= 1).all(axis=0)
+    assert same[both].mean() > 0.98, same[both].mean()
+    doy = load_npy(qa_client.get(tile_url(BUILT_LONLAT, z, "npy", "expression=medoid_doy")).content)
+    days = doy[0][inside & (doy[-1] > 0)]
+    assert days.size > 5000 and len(np.unique(days)) > 3  # observations of several dates
+    point = qa_client.get(f"/seasons/{SEASON}/point/{BUILT_LONLAT[0]},{BUILT_LONLAT[1]}").json()
+    assert {"red_medoid", "swir22_medoid", "medoid_doy"} <= set(point["band_names"])
 
 
 def both_valid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -240,14 +261,14 @@ class Recorder:
         self.options: list = []  # the options of each call
         self.lock = threading.Lock()
 
-    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=()):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=(), medoid=False):
         with self.lock:
             self.calls.append(list(scenes))
             self.rows.append(shape[0])
             self.transforms.append(transform)
             self.options.append(options)
         time.sleep(self.delay_s)
-        return composite_window(scenes, bands, crs, transform, shape, options, footprints, indices)
+        return composite_window(scenes, bands, crs, transform, shape, options, footprints, indices, medoid)
 
 
 def test_on_the_fly_composites_with_the_options_of_the_seasons_build(archive, tmp_path):
@@ -473,7 +494,7 @@ class ConstantComposite:
         self.windows: list = []
         self.lock = threading.Lock()
 
-    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=()):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=(), medoid=False):
         from compositor.composite import Composite
 
         with self.lock:

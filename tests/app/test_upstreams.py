@@ -168,7 +168,7 @@ class SlowComposite:
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
 
-    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=()):
+    def __call__(self, scenes, bands, crs, transform, shape, options, footprints=None, indices=(), medoid=False):
         time.sleep(self.delay_s)
         return composite_window(scenes, bands, crs, transform, shape, options, footprints=footprints)
 
