@@ -41,10 +41,13 @@ class Layer:
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """Distinct bands read, in product order, then indices, then the QA layer's pseudo-band "qa"."""
-        wanted = {band for band, _ in self.variables}
+        """Distinct bands read, in product order, then indices, then "medoid" for the medoid's rasters (its six bands
+        come with the product, whatever bands a block holds), then the QA layer's pseudo-band "qa"."""
+        wanted = {band for band, kind in self.variables if kind != MEDOID and band != MEDOID}
+        medoid = len(wanted) < len({band for band, _ in self.variables}) or any(k == MEDOID for _, k in self.variables)
         indices = tuple(sorted(b for b in wanted if is_index(b)))
-        return tuple(b for b in BAND_NAMES if b in wanted) + indices + ((QA,) if QA in wanted else ())
+        return (tuple(b for b in BAND_NAMES if b in wanted) + indices + ((MEDOID,) if medoid else ())
+                + ((QA,) if QA in wanted else ()))
 
     def with_variables(self, extra: tuple[Variable, ...]) -> Layer:
         """The layer with ``extra`` rasters read too (a point query of a season with indices or the QA layer)."""

@@ -537,3 +537,11 @@ def test_chunk_memory_is_bounded_by_the_setting(archive, tmp_path):
     and a repeated viewport composites again what was dropped."""
     first, again, kept = _viewport_twice(archive, tmp_path, onthefly_cache_mb=1.0)
     assert 0 < kept.currsize <= 2**20 and len(kept) < first and again > 0
+
+
+def test_medoid_of_a_season_built_without_it_is_composited_not_read(client):
+    """The built season of these tests has no medoid: its built block is composited on the fly for the medoid
+    (never a 503 for files that do not exist)."""
+    response = client.get(tile_url(BUILT_LONLAT, 12, "png", "preset=true-colour&statistic=medoid"))
+    assert response.status_code == 200
+    assert response.headers["x-s2seasons-source"] in ("on-the-fly", "mixed")
