@@ -113,25 +113,3 @@ def test_index_of_one_observation_is_the_ndvi_of_its_bands_on_the_real_sample(tm
     expected = np.rint((nir - red) / (nir + red) * 10_000)
     assert np.abs(ndvi[one] - expected[one]).max() <= 1
     assert (ndvi[count == 0] == INDEX_NODATA).all()
-
-
-def test_a_build_with_indices_writes_them_through_the_season_outputs(synthetic_archive, tmp_path):
-    import json
-
-    from tests.conftest import SYNTH_SEASON, build_synthetic
-
-    out = tmp_path / "data"
-    summary = build_synthetic(synthetic_archive, out, bands="red", products="indices")
-    assert not summary.failed
-    season = out / SYNTH_SEASON
-    record = json.loads((season / "season.json").read_text())
-    assert record["products"] == ["bands", "indices"] and record["indices"]["nbr"] == ["nir", "swir22"]
-    (vrt,) = season.glob("s2l2a_ndvi_p50_*.vrt")
-    with rasterio.open(vrt) as src:
-        assert src.dtypes[0] == "int16" and src.nodata == INDEX_NODATA and src.overviews(1)
-        data = src.read(1, masked=True)
-        assert data.count() > 1000 and -10_000 <= data.min() and data.max() <= 10_000
-    assert not list(season.glob("s2l2a_nir_*.vrt"))  # read for the indices, not written
-    collection = json.loads(next((season / "catalog").rglob("collection.json")).read_text())
-    band = collection["assets"]["ndvi_p50_mosaic"]["raster:bands"][0]
-    assert band["data_type"] == "int16" and band["nodata"] == INDEX_NODATA and band["scale"] == 0.0001

@@ -81,26 +81,3 @@ def test_a_block_with_the_medoid_holds_one_real_observation_per_pixel(tmp_path):
         np.testing.assert_array_equal(got[band], take(stack[:, i], choice))
     np.testing.assert_array_equal(doy, np.where(choice >= 0, np.array(days)[np.clip(choice, 0, None)], 0))
     assert len(np.unique(doy[doy > 0])) >= 2 and (doy == 0).sum() == (choice == NONE).sum()
-
-
-def test_a_build_with_the_medoid_writes_it_through_the_season_outputs(synthetic_archive, tmp_path):
-    import json
-
-    import rasterio
-
-    from tests.conftest import SYNTH_SEASON, build_synthetic
-
-    out = tmp_path / "data"
-    summary = build_synthetic(synthetic_archive, out, bands="red", products="medoid")
-    assert not summary.failed
-    season = out / SYNTH_SEASON
-    assert json.loads((season / "season.json").read_text())["products"] == ["bands", "medoid"]
-    (vrt,) = season.glob("s2l2a_nir_medoid_*.vrt")
-    (doy,) = season.glob("s2l2a_medoid_doy_*.vrt")
-    (p50,) = season.glob("s2l2a_red_p50_*.vrt")
-    with rasterio.open(vrt) as src, rasterio.open(doy) as days, rasterio.open(p50) as red:
-        nir, when, seen = src.read(1), days.read(1), red.read(1) > 0
-        assert src.overviews(1) and ((nir > 0) == (when > 0)).all()
-        assert (nir > 0).sum() >= 0.95 * seen.sum() > 1000  # a medoid wherever the bands have observations
-    collection = json.loads(next((season / "catalog").rglob("collection.json")).read_text())
-    assert collection["assets"]["medoid_doy_mosaic"]["raster:bands"][0]["unit"] == "day of year"

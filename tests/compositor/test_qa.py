@@ -1,12 +1,11 @@
 """The QA layer (product "qa"): per pixel the observations seen, valid or masked, beside the counts.
 
-Checked against the planted scenes' own SCL arrays (numpy, nothing of the compositor) and through a build of
-the synthetic archive (rasters, VRT, STAC, season.json)."""
+Checked against the planted scenes' own SCL arrays (numpy, nothing of the compositor); a build of the synthetic
+archive with every product is checked in test_products.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from compositor.layout import SeasonLayout
 from compositor.seasons import resolve_season
 from compositor.settings import DEFAULT_MASK_CLASSES
 from compositor.testing.planted import BLOCK, GRID, SEASON, WHEN, planted_scene, scene_arrays
-from tests.conftest import SYNTH_SEASON, build_synthetic
 
 
 def test_products_are_validated_and_bands_always_made():
@@ -63,32 +61,3 @@ def test_seen_counts_every_acquisition_whose_data_cover_the_pixel(tmp_path):
     np.testing.assert_array_equal(count, expected_clear)
     assert set(np.unique(seen)) == {3, 4} and (seen >= count).all()
     assert cog_validate(str(built.path(layout, "qa", SEEN)), quiet=True)[0]
-
-
-def test_a_build_with_qa_writes_it_through_the_season_outputs(synthetic_archive, tmp_path):
-    out = tmp_path / "data"
-    summary = build_synthetic(synthetic_archive, out, bands="red,nir", products="qa")
-    assert not summary.failed
-    season = out / SYNTH_SEASON
-    assert json.loads((season / "season.json").read_text())["products"] == ["bands", "qa"]
-    blocks = list((season / "blocks").glob("*/manifest.json"))
-    assert blocks and all(json.loads(m.read_text())["products"] == ["bands", "qa"] for m in blocks)
-    cloudy_somewhere = False
-    for manifest in blocks:
-        (seen_file,) = manifest.parent.glob("s2l2a_qa_seen_*.tif")
-        with rasterio.open(seen_file) as src:
-            seen = src.read(1).astype(int)
-        for band in ("red", "nir"):
-            with rasterio.open(next(manifest.parent.glob(f"s2l2a_{band}_count_*.tif"))) as src:
-                count = src.read(1).astype(int)
-            assert (seen >= count).all()
-            cloudy_somewhere |= bool((seen > count).any())
-    assert cloudy_somewhere  # the archive has clouds: some observations were seen and masked
-    (vrt,) = season.glob("s2l2a_qa_seen_*.vrt")
-    with rasterio.open(vrt) as src:
-        assert src.overviews(1) and src.read(1, out_shape=(16, 16)).max() > 0
-    collection = json.loads(next((season / "catalog").rglob("collection.json")).read_text())
-    assert "qa_seen_mosaic" in collection["assets"] and "qa_seen_overview" in collection["assets"]
-    item = json.loads(next(p for p in (season / "catalog").rglob("*.json") if p.parent.name.startswith(SYNTH_SEASON)
-                           and p.name != "collection.json").read_text())
-    assert "qa_seen" in item["assets"]
