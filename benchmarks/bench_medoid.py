@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.bench_stats import best_time
 from compositor.medoid import medoid_choice, medoid_choice_numpy
 
 
@@ -28,15 +27,6 @@ def make_stack(n: int, size: int, masked: float, seed: int = 0) -> np.ndarray:
     values = np.clip(surface + rng.normal(0, 150, size=(n, 6, size, size)), 1, 10_000).astype(np.uint16)
     values *= (rng.random((n, 1, size, size)) >= masked).astype(np.uint16)
     return values
-
-
-def best_time(func: Callable[[], object], repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main(argv: list[str] | None = None) -> int:

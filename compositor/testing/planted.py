@@ -79,3 +79,21 @@ def plant(folder: Path, name: str, kind: str = "vegetation", *, data_offset: int
                           offset_dn=data_offset, mgrs="32UQU")
     return dataclasses.replace(scene, processing_baseline="04.00", offset_dn=item_offset, offset_source=SOURCE_FLAG,
                                cloud_cover=100.0 if kind == "cloud" else 5.0), bands
+
+
+def planted_series(folder: Path, kinds: list[str], *, days_apart: int = 2, half_covered_last: bool = True):
+    """One planted acquisition per entry of ``kinds`` ("vegetation" or "cloud") over `BLOCK`, one orbit, stored
+    without offset; the last one with data on the left half only (SCL 0 and no band values on the right) when
+    ``half_covered_last``. Returns the scenes and, per scene, its stored bands and SCL array (the references)."""
+    scenes, arrays = [], []
+    for day, kind in enumerate(kinds):
+        bands, scl = scene_arrays(kind, seed=day)
+        if half_covered_last and day == len(kinds) - 1:
+            scl = scl.copy()
+            scl[:, BLOCK.size_px // 2:] = 0
+            bands = {b: np.where(scl == 0, 0, v) for b, v in bands.items()}
+        stored = {b: np.rint(v).astype(np.uint16) for b, v in bands.items()}
+        scenes.append(planted_scene(folder, f"s{day}", WHEN + dt.timedelta(days=days_apart * day), 22, BLOCK.crs,
+                                    BLOCK.transform, stored, scl))
+        arrays.append((stored, scl))
+    return scenes, arrays

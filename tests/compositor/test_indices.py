@@ -6,7 +6,6 @@ the NDVI of the block's own band values (one observation: its percentiles are th
 
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from compositor.index import built_blocks
 from compositor.layout import SeasonLayout
 from compositor.seasons import resolve_season
 from compositor.settings import DEFAULT_MASK_CLASSES
-from compositor.testing.planted import BLOCK, GRID, SEASON, WHEN, planted_scene, scene_arrays
+from compositor.testing.planted import BLOCK, GRID, SEASON, planted_series
 
 
 def test_custom_indices_are_validated():
@@ -29,24 +28,8 @@ def test_custom_indices_are_validated():
             resolve_indices(bad)
 
 
-def _planted(tmp_path, n: int):
-    """``n`` acquisitions of one orbit over the block; every third all cloud, the last half without data."""
-    scenes, arrays = [], []
-    for day in range(n):
-        bands, scl = scene_arrays("cloud" if day % 3 == 1 else "vegetation", seed=day)
-        if day == n - 1:
-            scl = scl.copy()
-            scl[:, BLOCK.size_px // 2:] = 0
-            bands = {b: np.where(scl == 0, 0, v) for b, v in bands.items()}
-        stored = {b: np.rint(v).astype(np.uint16) for b, v in bands.items()}
-        scenes.append(planted_scene(tmp_path / "scenes", f"s{day}", WHEN + dt.timedelta(days=2 * day), 22, BLOCK.crs,
-                                    BLOCK.transform, stored, scl))
-        arrays.append((stored, scl))
-    return scenes, arrays
-
-
 def test_index_percentiles_equal_numpy_on_planted_scenes(tmp_path):
-    scenes, arrays = _planted(tmp_path, 7)
+    scenes, arrays = planted_series(tmp_path / "scenes", ["cloud" if day % 3 == 1 else "vegetation" for day in range(7)])
     indices = resolve_indices({"ndmi": ["nir", "swir16"]})
     layout = SeasonLayout(tmp_path / "data", resolve_season(SEASON), GRID.crs, GRID.resolution_m)
     job = BlockJob(layout, BLOCK, tuple(scenes), ("red",), products=("bands", "indices"), indices=indices)

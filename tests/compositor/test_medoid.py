@@ -38,8 +38,6 @@ def test_take_picks_the_chosen_layer():
 def test_a_block_with_the_medoid_holds_one_real_observation_per_pixel(tmp_path):
     """Planted scenes (one orbit; clouds and a half-covered one): every pixel's six medoid bands are the bands of
     one acquisition, the one numpy's reference chooses from the planted arrays, and its day of year is stored."""
-    import datetime as dt
-
     import rasterio
 
     from compositor.bands import BAND_NAMES
@@ -48,21 +46,15 @@ def test_a_block_with_the_medoid_holds_one_real_observation_per_pixel(tmp_path):
     from compositor.layout import SeasonLayout
     from compositor.seasons import resolve_season
     from compositor.settings import DEFAULT_MASK_CLASSES
-    from compositor.testing.planted import BLOCK, GRID, SEASON, WHEN, planted_scene, scene_arrays
+    from compositor.testing.planted import BLOCK, GRID, SEASON, planted_series
 
-    scenes, arrays, days = [], [], []
-    for day in range(6):
-        bands, scl = scene_arrays("cloud" if day == 2 else "vegetation", seed=day)
-        if day == 5:
-            scl = scl.copy()
-            scl[:, BLOCK.size_px // 2:] = 0
-            bands = {b: np.where(scl == 0, 0, v) for b, v in bands.items()}
-        stored = {b: np.rint(v).astype(np.uint16) for b, v in bands.items()}
-        when = WHEN + dt.timedelta(days=4 * day)
-        scenes.append(planted_scene(tmp_path / "scenes", f"s{day}", when, 22, BLOCK.crs, BLOCK.transform, stored, scl))
+    kinds = ["cloud" if day == 2 else "vegetation" for day in range(6)]
+    scenes, planted = planted_series(tmp_path / "scenes", kinds, days_apart=4)
+    arrays, days = [], []
+    for scene, (stored, scl) in zip(scenes, planted):
         valid = (scl != 0) & ~np.isin(scl, DEFAULT_MASK_CLASSES)
         arrays.append(np.stack([np.where(valid, stored[b], 0) for b in BAND_NAMES]).astype(np.uint16))
-        days.append(when.timetuple().tm_yday)
+        days.append(scene.datetime.timetuple().tm_yday)
     layout = SeasonLayout(tmp_path / "data", resolve_season(SEASON), GRID.crs, GRID.resolution_m)
     job = BlockJob(layout, BLOCK, tuple(scenes), ("red",), products=("bands", "medoid"))
     assert build_block(job).status == "built"

@@ -5,7 +5,6 @@ archive with every product is checked in test_products.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from compositor.index import built_blocks
 from compositor.layout import SeasonLayout
 from compositor.seasons import resolve_season
 from compositor.settings import DEFAULT_MASK_CLASSES
-from compositor.testing.planted import BLOCK, GRID, SEASON, WHEN, planted_scene, scene_arrays
+from compositor.testing.planted import BLOCK, GRID, SEASON, planted_series
 
 
 def test_products_are_validated_and_bands_always_made():
@@ -32,17 +31,9 @@ def test_products_are_validated_and_bands_always_made():
 def test_seen_counts_every_acquisition_whose_data_cover_the_pixel(tmp_path):
     """Four acquisitions: clear, all cloud, clear, and one with data on the left half only (its right half is
     SCL 0, no data). Seen = 4 on the left, 3 on the right; the counts are the clear ones among them."""
-    scenes, scls = [], []
-    for day, kind in enumerate(("vegetation", "cloud", "vegetation", "vegetation")):
-        bands, scl = scene_arrays(kind, seed=day)
-        if day == 3:
-            scl = scl.copy()
-            scl[:, BLOCK.size_px // 2:] = 0
-            bands = {b: np.where(scl == 0, 0, v) for b, v in bands.items()}
-        stored = {b: np.rint(v).astype(np.uint16) for b, v in bands.items()}
-        scenes.append(planted_scene(tmp_path / "scenes", f"s{day}", WHEN + dt.timedelta(days=3 * day), 22, BLOCK.crs,
-                                    BLOCK.transform, stored, scl))
-        scls.append(scl)
+    scenes, arrays = planted_series(tmp_path / "scenes", ["vegetation", "cloud", "vegetation", "vegetation"],
+                                    days_apart=3)
+    scls = [scl for _, scl in arrays]
     layout = SeasonLayout(tmp_path / "data", resolve_season(SEASON), GRID.crs, GRID.resolution_m)
     job = BlockJob(layout, BLOCK, tuple(scenes), ("red",), products=("bands", "qa"))
     assert build_block(job).status == "built"
