@@ -180,9 +180,9 @@ class SeasonReader(BaseReader):
         if names:
             self.services.onthefly.indices_for(self.state, names)
         preset = layer.preset
-        if (preset is not None and preset.name == "ndvi" and preset.expression and layer.expressions == (
-                preset.expression,) and "ndvi" in (self.state.record.get("indices") or {})):
-            kind = layer.statistic if layer.statistic in STATISTICS else "p50"
+        if (preset is not None and preset.name == "ndvi" and preset.expression and layer.statistic in STATISTICS
+                and layer.expressions == (preset.expression,) and "ndvi" in (self.state.record.get("indices") or {})):
+            kind = layer.statistic  # a percentile of NDVI; the medoid's NDVI stays that of its bands
             return Layer((("ndvi", kind),), kind, (f"ndvi_{kind} * {INDEX_SCALE!r}",), preset)
         return layer
 

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.presets import DEFAULT_PRESET, PRESETS
 from compositor import __version__
-from compositor.bands import BANDS, STATISTICS
+from compositor.bands import BANDS, MEDOID, STATISTICS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def viewer_config(request: Request) -> dict[str, object]:
         "defaultPreset": DEFAULT_PRESET,
         "presets": [p.as_json() for p in PRESETS.values()],
         "bands": [{"name": b.name, "description": b.description} for b in BANDS],
-        "statistics": list(STATISTICS),
+        "statistics": [*STATISTICS, MEDOID],
         "onTheFlyMinZoom": settings.onthefly_min_zoom if settings is not None else None,
     }
 

@@ -141,6 +141,20 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
         assert value == body["values"][0]
 
 
+def test_medoid_statistic_shows_the_medoid_tiles(viewer: ViewerPage):
+    """The Medoid button: tiles of the medoid observation (built with --products medoid, or on the fly)."""
+    viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, 12)}")
+    viewer.page.click('label.segment:has(input[value="medoid"])')
+    viewer.wait_tiles()
+    tiles = viewer.page.evaluate("() => { const l = window.s2viewer.layers.main; return [...l.getContainer()"
+                                 ".querySelectorAll('img[data-url]')].filter((i) => Number(i.dataset.z) === l._tileZoom)"
+                                 ".map((i) => [i.dataset.url, i.complete && i.naturalWidth > 0]); }")
+    assert tiles and all("statistic=medoid" in url and loaded for url, loaded in tiles), tiles
+    assert "medoid" in viewer.page.locator("#statistic-hint").inner_text()
+    assert parse_qs(urlsplit(viewer.location()).query)["statistic"] == ["medoid"]
+    assert not viewer.unexpected_errors()
+
+
 def test_permalink_restores_the_view(viewer: ViewerPage, browser):
     viewer.open(f"season={SEASON}&{at(BUILT_LONLAT, 10)}")
     page = viewer.page

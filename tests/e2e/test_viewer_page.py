@@ -38,7 +38,7 @@ def test_page_config_lists_presets_bands_and_the_on_the_fly_zoom(client):
     assert [p["name"] for p in config["presets"]] == ["true-colour", "colour-infrared", "nir-swir", "swir", "ndvi",
                                                        "count"]
     assert [b["name"] for b in config["bands"]] == ["blue", "green", "red", "nir", "swir16", "swir22"]
-    assert config["statistics"] == ["p25", "p50", "p75"] and config["onTheFlyMinZoom"] == 9
+    assert config["statistics"] == ["p25", "p50", "p75", "medoid"] and config["onTheFlyMinZoom"] == 9
 
 
 def test_leaflet_is_vendored_with_its_licence(client):

@@ -3,7 +3,7 @@
 import { onTheFlyChoices } from "./seasons.js";
 
 export const CUSTOM = "custom";
-const STATISTIC_LABELS = { p25: "P25", p50: "P50", p75: "P75" };
+const STATISTIC_LABELS = { p25: "P25", p50: "P50", p75: "P75", medoid: "Medoid" };
 
 const byId = (id) => document.getElementById(id);
 
@@ -104,9 +104,12 @@ export function showView(view, { preset, statisticApplies }) {
     input.disabled = !statisticApplies;
     input.closest("label").classList.toggle("selected", input.checked && statisticApplies);
   }
-  byId("statistic-hint").textContent = statisticApplies
-    ? "Percentile of the cloud-free observations of each pixel."
-    : "The count layer shows how many cloud-free observations each pixel has.";
+  byId("statistic-hint").textContent = !statisticApplies
+    ? "The count layer shows how many cloud-free observations each pixel has."
+    : view.statistic === "medoid"
+      ? "The medoid: per pixel one real cloud-free observation, every band of one date (built with --products " +
+        "medoid, else composited on the fly)."
+      : "Percentile of the cloud-free observations of each pixel.";
   byId("opacity").value = String(Math.round(view.opacity * 100));
   byId("opacity-value").textContent = `${Math.round(view.opacity * 100)} %`;
   byId("coverage").checked = view.coverage;
