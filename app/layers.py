@@ -9,7 +9,7 @@ an expression over them (float32). In expressions a band name stands for the req
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numexpr
@@ -43,11 +43,7 @@ class Layer:
     def bands(self) -> tuple[str, ...]:
         """Distinct bands read, in product order, then indices, then "medoid" for the medoid's rasters (its six bands
         come with the product, whatever bands a block holds), then the QA layer's pseudo-band "qa"."""
-        wanted = {band for band, kind in self.variables if kind != MEDOID and band != MEDOID}
-        medoid = len(wanted) < len({band for band, _ in self.variables}) or any(k == MEDOID for _, k in self.variables)
-        indices = tuple(sorted(b for b in wanted if is_index(b)))
-        return (tuple(b for b in BAND_NAMES if b in wanted) + indices + ((MEDOID,) if medoid else ())
-                + ((QA,) if QA in wanted else ()))
+        return variable_bands(self.variables)
 
     def with_variables(self, extra: tuple[Variable, ...]) -> Layer:
         """The layer with ``extra`` rasters read too (a point query of a season with indices or the QA layer)."""
@@ -69,6 +65,18 @@ class Layer:
     def key(self) -> tuple:
         """Hashable identity (for caches)."""
         return (self.variables, self.expressions)
+
+
+def variable_bands(variables: Iterable[Variable]) -> tuple[str, ...]:
+    """The bands rasters of ``variables`` come from, in product order, then indices, then "medoid" for the
+    medoid's rasters (a block built with the medoid has them for all six bands), then the QA layer's "qa": what a
+    block must hold to be read for them, and what an on-the-fly chunk composites."""
+    variables = list(variables)
+    wanted = {band for band, kind in variables if kind != MEDOID and band != MEDOID}
+    medoid = any(kind == MEDOID or band == MEDOID for band, kind in variables)
+    indices = tuple(sorted(b for b in wanted if is_index(b)))
+    return (tuple(b for b in BAND_NAMES if b in wanted) + indices + ((MEDOID,) if medoid else ())
+            + ((QA,) if QA in wanted else ()))
 
 
 def variable_name(variable: Variable) -> str:

@@ -55,6 +55,7 @@ from app.built import blank, read_block_arrays, read_level, storage_groups
 from app.cache import SceneCache, SeasonCache
 from app.context import wait_result
 from app.errors import ServerBusyError
+from app.layers import variable_bands
 from app.projection import crs_key, project_squares
 from app.registry import SeasonState
 from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, MEDOID, MEDOID_DOY, QA, QA_VARIABLE, SEEN,
@@ -356,11 +357,7 @@ class OnTheFly:
         blocks, labels, bounds_grid = blocks_under(state.grid, crs, transform, shape)
         labels = np.where(where, labels, 0)
         wanted = [(i, b) for i, b in enumerate(blocks, start=1) if (labels == i).any()]
-        # chunk "bands": the bands and indices of the statistics asked for, and "medoid" for the medoid's rasters
-        medoid = any(kind == MEDOID or (band, kind) == MEDOID_DOY for band, kind in variables)
-        bands = tuple(dict.fromkeys(band for band, kind in variables if kind != MEDOID and band != MEDOID))
-        bands += (MEDOID,) if medoid else ()
-        self.indices_for(state, [b for b in bands if is_index(b)])  # an unknown index: a 4xx before any work
+        bands = variable_bands(variables)  # what the chunks composite (unknown indices: refused by the reader)
         values = {v: blank(v, shape) for v in variables}
         covered = np.zeros(shape, dtype=bool)
         skipped: dict[str, str] = {}

@@ -181,7 +181,7 @@ class SeasonReader(BaseReader):
             self.services.onthefly.indices_for(self.state, names)
         preset = layer.preset
         if (preset is not None and preset.name == "ndvi" and preset.expression and layer.statistic in STATISTICS
-                and layer.expressions == (preset.expression,) and "ndvi" in (self.state.record.get("indices") or {})):
+                and layer.expressions == (preset.expression,) and "ndvi" in self.state.indices):
             kind = layer.statistic  # a percentile of NDVI; the medoid's NDVI stays that of its bands
             return Layer((("ndvi", kind),), kind, (f"ndvi_{kind} * {INDEX_SCALE!r}",), preset)
         return layer
@@ -354,7 +354,7 @@ class SeasonReader(BaseReader):
         """
         layer = point_layer or layer or all_variables_layer()
         if layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
-            names = index_order(self.state.record.get("indices") or {})
+            names = index_order(self.state.indices)
             extra = tuple((name, kind) for name in names for kind in STATISTICS)
             if MEDOID in self.state.products:
                 extra += tuple((band, MEDOID) for band in BAND_NAMES) + (MEDOID_DOY,)

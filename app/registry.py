@@ -101,6 +101,11 @@ class SeasonState:
         return self.season.name
 
     @property
+    def indices(self) -> dict[str, list[str]]:
+        """The season's indices, name -> [a, b] of (a - b) / (a + b) (``season.json``; none before products)."""
+        return self.record.get("indices") or {}
+
+    @property
     def products(self) -> tuple[str, ...]:
         """What the season's builds made (``season.json``; the bands alone for seasons built before products)."""
         return tuple(self.record.get("products", DEFAULT_PRODUCTS))

@@ -51,6 +51,9 @@ def describe_kind(band: str, kind: str) -> str:
     return f"{name}: {kind.upper()} of cloud-free surface reflectance (scale 0.0001)"
 
 
+_GDAL_TYPES = {"uint16": "UInt16", "int16": "Int16"}
+
+
 def storage(band: str, kind: str) -> tuple[str, int | None]:
     """How a raster of this band and kind is stored: numpy dtype and nodata (None: every value is data)."""
     if is_index(band):
@@ -60,15 +63,15 @@ def storage(band: str, kind: str) -> tuple[str, int | None]:
 
 def season_spec(season: Season, band: str, kind: str) -> BandSpec:
     """uint16 reflectance DN (nodata 0, scale 0.0001), uint16 count (no nodata: 0 means unseen), or an index's
-    int16 statistic (nodata -32768, scale 0.0001)."""
-    if is_index(band):
-        return BandSpec("Int16", INDEX_NODATA, INDEX_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
+    int16 statistic (nodata -32768, scale 0.0001); type and nodata are `storage`'s."""
+    dtype, nodata = storage(band, kind)
+    scale, unit = (INDEX_SCALE if is_index(band) else REFLECTANCE_SCALE), None
     if (band, kind) == MEDOID_DOY:
-        return BandSpec("UInt16", 0, None, describe_kind(band, kind), season_tags(season, band, kind), "day of year")
-    if kind in COUNT_KINDS:
-        return BandSpec("UInt16", None, None, describe_kind(band, kind), season_tags(season, band, kind),
-                        "observations")
-    return BandSpec("UInt16", 0, REFLECTANCE_SCALE, describe_kind(band, kind), season_tags(season, band, kind))
+        scale, unit = None, "day of year"
+    elif kind in COUNT_KINDS:
+        scale, unit = None, "observations"
+    return BandSpec(_GDAL_TYPES[dtype], nodata, scale, describe_kind(band, kind), season_tags(season, band, kind),
+                    unit)
 
 
 def byte_spec(season: Season, band: str, kind: str) -> BandSpec:
