@@ -23,7 +23,7 @@ from starlette.requests import Request
 from titiler.core.dependencies import DefaultDependency, ImageRenderingParams
 
 from app.layers import Layer, all_variables_layer, make_layer
-from app.presets import default_rescale
+from app.presets import picture_styling
 from app.reader import DEFAULT_MAX_SIZE, SeasonSource
 from app.services import Services
 from compositor.errors import InvalidInputError
@@ -242,13 +242,17 @@ def render_params(request: Request, params: Annotated[ImageRenderingParams, Depe
     """TiTiler's rendering options, with the preset's (or the bands') rescaling when none is given."""
     if params.rescale or not _is_picture(request):
         return params
-    layer = layer_params.layer
-    preset = layer.preset
-    if preset and preset.rescale and (not layer_params.bands and not layer_params.expression):
-        params.rescale = [tuple(r) for r in preset.rescale]
-    elif not layer.expressions:
-        params.rescale = [tuple(r) for r in default_rescale(tuple(b for b, _ in layer.variables), layer.statistic)]
+    rescale, _ = _styling(layer_params)
+    if rescale:
+        params.rescale = [tuple(r) for r in rescale]
     return params
+
+
+def _styling(layer_params: LayerParams) -> tuple[tuple[tuple[float, float], ...], str | None]:
+    layer = layer_params.layer
+    return picture_styling(layer.preset, tuple(b for b, _ in layer.variables), layer.statistic,
+                           expression=bool(layer.expressions), own_bands=bool(layer_params.bands),
+                           own_expression=bool(layer_params.expression))
 
 
 def colormap_params(
@@ -262,10 +266,8 @@ def colormap_params(
         return default_cmap.get(colormap_name)
     if colormap:
         return parse_colormap(colormap)
-    preset = layer_params.layer.preset
-    if preset and preset.colormap_name and _is_picture(request) and not layer_params.bands:
-        return default_cmap.get(preset.colormap_name)
-    return None
+    name = _styling(layer_params)[1] if _is_picture(request) else None
+    return default_cmap.get(name) if name else None
 
 
 def parse_colormap(text: str) -> ColorMapType:

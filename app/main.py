@@ -23,6 +23,7 @@ from app.reader import SeasonReader
 from app.seasons import seasons_router
 from app.services import Services, make_services
 from app.viewer import viewer_router
+from app.wms import wms_router
 from app.wmts import WMTSExtension
 from compositor import __version__
 from compositor.read import use_gdal_env
@@ -89,6 +90,7 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
     app.include_router(ColorMapFactory().router, tags=["Colormaps"], dependencies=[Depends(deps.check_legend_size)])
     app.include_router(seasons_router())
     app.include_router(files_router())
+    app.include_router(wms_router())
     app.include_router(viewer_router())
     app.include_router(health_router(settings))
 

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.cache import CachedTile, SeasonCache
 from app.context import SOURCE_BUILT, RequestRecord, open_record, request_id
 from app.services import Services
+from app.wms import WMS_PATH  # its maps read seasons too
 
 logger = logging.getLogger("app.requests")
 
@@ -259,7 +260,8 @@ class SeasonResponseMiddleware:
         return self.services.tiles
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not SEASON_PATH.match(scope["path"]) or "/files/" in scope["path"]:
+        if scope["type"] != "http" or "/files/" in scope["path"] or not (
+                SEASON_PATH.match(scope["path"]) or scope["path"] == WMS_PATH):
             await self.app(scope, receive, send)
             return
         tile = TILE_PATH.match(scope["path"]) if scope["method"] in ("GET", "HEAD") else None

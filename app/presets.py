@@ -84,3 +84,22 @@ def default_rescale(bands: tuple[str, ...], statistic: str) -> tuple[tuple[float
     if statistic == COUNT:
         return tuple(COUNT_RANGE for _ in bands)
     return tuple(BAND_RANGES[b] for b in bands if b in BAND_NAMES)
+
+
+def picture_styling(preset: Preset | None, bands: tuple[str, ...], statistic: str, *, expression: bool,
+                    own_bands: bool = False, own_expression: bool = False,
+                    ) -> tuple[tuple[tuple[float, float], ...], str | None]:
+    """Default (rescale, colormap name) of a picture the client gave no styling for.
+
+    ``bands``/``statistic``/``expression``: what the layer reads and whether it evaluates an
+    expression. ``own_bands``/``own_expression``: the client named its own, so the preset's range no
+    longer fits (its colormap still does for an own expression: ``preset=ndvi&expression=...``). An
+    expression without a preset's range has none. The tiles (`app.dependencies`) and the WMS
+    (`app.wms`) draw with this one rule.
+    """
+    if preset is not None and preset.rescale and not (own_bands or own_expression):
+        rescale = preset.rescale
+    else:
+        rescale = () if expression else default_rescale(bands, statistic)
+    colormap = preset.colormap_name if preset is not None and not own_bands else None
+    return rescale, colormap

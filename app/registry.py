@@ -11,7 +11,9 @@ changed. In a folder that is the modification times of the season folder, its ``
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from compositor.index import (SEASON_RECORD, BuiltBlock, ManifestCache, built_bl
                               season_record)
 from compositor.layout import SeasonLayout
 from compositor.overview import DEFAULT_OVERVIEW_FACTOR
-from compositor.seasons import Season, resolve_season
+from compositor.seasons import Season, resolve_season, season_of
 from app.settings import ServerSettings
 from compositor.storage import open_store, output_location
 
@@ -131,6 +133,19 @@ class _Signatures:
         return cached[1]
 
 
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(text: str) -> dt.date | None:
+    if not isinstance(text, str) or not _ISO_DAY.match(text):
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if 1984 <= day.year <= 2100 else None
+
+
 class SeasonRegistry:
     """Resolves season names (never paths) to `SeasonState` snapshots, refreshed when a build changes them."""
 
@@ -151,7 +166,13 @@ class SeasonRegistry:
         self._listeners.append(listener)
 
     def resolve(self, name: str) -> Season:
-        """The season called ``name`` (`SeasonNotFoundError` otherwise)."""
+        """The season called ``name``, or the season of a day ``YYYY-MM-DD`` (the custom season starting that day,
+        else the calendar season containing it: WMTS' ``{Time}`` values, `app.wmts`); `SeasonNotFoundError`
+        otherwise."""
+        day = _iso_day(name)
+        if day is not None:
+            starting = [s for s in self.settings.seasons.values() if s.start == day]
+            return starting[0] if len(starting) == 1 else season_of(day)
         return resolve_season(name, self.settings.seasons)
 
     def get(self, name: str) -> SeasonState:

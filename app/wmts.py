@@ -2,8 +2,11 @@
 
 ``/seasons/{season}/{tileMatrixSetId}/WMTSCapabilities.xml`` lists one layer per preset (and a
 ``custom`` layer for the request's own ``bands``/``expression``/``statistic``), each with a RESTful
-``ResourceURL`` template pointing at the season's tile endpoint. QGIS and GDAL's WMTS driver
-(``WMTS:http://.../WMTSCapabilities.xml,layer=true-colour``) read it.
+``ResourceURL`` template pointing at the tile endpoint of a season named by its first day, the
+``{Time}`` of a ``Time`` dimension whose values are the first days of the WMS' seasons
+(`app.wms.time_seasons`) and whose default is this season. QGIS and GDAL's WMTS driver
+(``WMTS:http://.../WMTSCapabilities.xml,layer=true-colour``) read it; QGIS 3.26+ animates the dimension
+with its temporal controller.
 """
 
 import xml.etree.ElementTree as ET
@@ -20,6 +23,7 @@ from titiler.core.factory import FactoryExtension, TilerFactory
 
 from app.errors import NotFoundError
 from app.presets import PRESETS
+from app.wms import time_seasons
 from compositor.errors import InvalidInputError
 
 WMTS_NS = "http://www.opengis.net/wmts/1.0"
@@ -52,8 +56,9 @@ def _sub(parent: ET.Element, tag: str, text: object | None = None, **attrib: str
 
 def capabilities_xml(*, title: str, capabilities_url: str, layers: list[tuple[str, str, str]], tms,
                      bounds_4326: tuple[float, float, float, float], minzoom: int, maxzoom: int,
-                     media_type: str) -> bytes:
-    """The capabilities document; ``layers`` are (identifier, title, tile URL template)."""
+                     media_type: str, time: tuple[str, list[str]] | None = None) -> bytes:
+    """The capabilities document; ``layers`` are (identifier, title, tile URL template); ``time`` is the
+    ``Time`` dimension's default and values, which the templates name as ``{Time}``."""
     root = ET.Element(_w("Capabilities"), {"version": "1.0.0"})
     ident = _sub(root, _o("ServiceIdentification"))
     _sub(ident, _o("Title"), title)
@@ -77,6 +82,14 @@ def capabilities_xml(*, title: str, capabilities_url: str, layers: list[tuple[st
         style = _sub(layer, _w("Style"), isDefault="true")
         _sub(style, _o("Identifier"), "default")
         _sub(layer, _w("Format"), media_type)
+        if time is not None:
+            dimension = _sub(layer, _w("Dimension"))
+            _sub(dimension, _o("Identifier"), "Time")
+            _sub(dimension, _o("Title"), "Season (its first day)")
+            _sub(dimension, _w("UOM"), "ISO8601")
+            _sub(dimension, _w("Default"), time[0])
+            for value in time[1]:
+                _sub(dimension, _w("Value"), value)
         link = _sub(layer, _w("TileMatrixSetLink"))
         _sub(link, _w("TileMatrixSet"), tms.id)
         _sub(layer, _w("ResourceURL"), format=media_type, resourceType="tile", template=template)
@@ -128,6 +141,12 @@ class WMTSExtension(FactoryExtension):
                 raise InvalidInputError(f"{tms.id}: too many zoom levels ({minzoom}..{maxzoom})")
             tile_url = factory.url_for(request, "tile", tileMatrixSetId=tms.id, z="{TileMatrix}", x="{TileCol}",
                                        y="{TileRow}", format=tile_format)
+            # The season is the Time dimension: {Time} is a season's first day, which the season path resolves.
+            tile_url = tile_url.replace(f"/seasons/{request.path_params['season']}/", "/seasons/{Time}/", 1)
+            state = src_path.state
+            seasons, _ = time_seasons(request.app.state.services)
+            days = sorted({s.start for s in seasons} | {state.season.start})
+            time = (state.season.start.isoformat(), [d.isoformat() for d in days])
             kept = [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in DROPPED_PARAMS]
             layers = []
             own = [(k, v) for k, v in request.query_params.multi_items() if k in LAYER_PARAMS]
@@ -136,10 +155,9 @@ class WMTSExtension(FactoryExtension):
             for preset in PRESETS.values():
                 query = urlencode([("preset", preset.name), *kept])
                 layers.append((preset.name, preset.title, f"{tile_url}?{query}"))
-            state = src_path.state
             body = capabilities_xml(
                 title=f"s2seasons {state.name} ({state.season.start}..{state.season.end})",
                 capabilities_url=str(request.url), layers=layers, tms=tms, bounds_4326=bounds,
-                minzoom=minzoom, maxzoom=maxzoom, media_type=FORMATS[tile_format],
+                minzoom=minzoom, maxzoom=maxzoom, media_type=FORMATS[tile_format], time=time,
             )
             return Response(body, media_type="application/xml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,20 @@ def flatmap_path_parameters(ctx, path_parameters):
     return st.sampled_from([path_parameters, *real])
 
 
+_WMS_MAP = {"SERVICE": "WMS", "VERSION": "1.3.0", "REQUEST": "GetMap", "LAYERS": "true-colour", "STYLES": "",
+            "CRS": "EPSG:3857", "BBOX": "1262000,6088000,1268000,6094000", "WIDTH": "64", "HEIGHT": "64",
+            "FORMAT": "image/png"}
+WMS_QUERIES = [{"SERVICE": "WMS", "REQUEST": "GetCapabilities"}, _WMS_MAP, {**_WMS_MAP, "TIME": "2022-04-01"},
+               {**_WMS_MAP, "BBOX": "1272000,6088000,1278000,6094000", "TIME": "2022-01-01/2022-02-01"},
+               {**_WMS_MAP, "REQUEST": "GetFeatureInfo", "QUERY_LAYERS": "ndvi", "I": "3", "J": "60",
+                "INFO_FORMAT": "application/json"}]
+
+
 @schema.hook
 def flatmap_query(ctx, query):
+    if ctx.operation is not None and ctx.operation.path == "/wms":  # real WMS requests, and each with one value fuzzed
+        real = WMS_QUERIES + [{**q, k: v} for q in WMS_QUERIES[1:] for k, v in (query or {}).items()]
+        return st.sampled_from([query or {}, *real])
     return st.sampled_from([query, query, {}]) if query else st.just(query)
 
 
@@ -90,6 +103,11 @@ def fuzz_app(settings):
 def client_errors_have_a_message(ctx, response, case) -> None:
     """A 4xx says what to change: a JSON body with a non-empty ``detail`` (none for HEAD, which has no body)."""
     if not 400 <= response.status_code < 500 or case.method.upper() == "HEAD":
+        return None
+    if case.path == "/wms":  # OGC's way: a service exception report naming the parameter
+        error = ET.fromstring(response.content).find("{http://www.opengis.net/ogc}ServiceException")
+        if error is None or not (error.text or "").strip():
+            raise AssertionError(f"{response.status_code} without a service exception: {response.text[:200]!r}")
         return None
     try:
         detail = response.json().get("detail")

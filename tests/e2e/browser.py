@@ -175,7 +175,7 @@ def viewer_archive(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def viewer_data(viewer_archive, tmp_path_factory) -> Path:
     """A data folder with BUILT_BLOCK built for both SEASONS (as ``s2seasons build`` would), with the index
-    percentiles and the QA layer (``--products indices,qa``), so the inspector shows them."""
+    percentiles, the medoid and the QA layer (``--products indices,medoid,qa``), so the inspector shows them."""
     from app.queue import block_bbox_4326
     from compositor.build import run_build
     from compositor.grid import OutputGrid
@@ -184,7 +184,7 @@ def viewer_data(viewer_archive, tmp_path_factory) -> Path:
     bbox = block_bbox_4326(OutputGrid(**GRID).block_by_id(BUILT_BLOCK))
     for season in SEASONS:
         summary = run_build(app_settings(data, viewer_archive), season, bbox, workers=1, progress=False,
-                            products="indices,qa")
+                            products="indices,medoid,qa")
         assert [r.block_id for r in summary.results] == [BUILT_BLOCK] and not summary.failed, summary.describe()
     return data
 

@@ -6,6 +6,7 @@ a test when any request left 127.0.0.1 or the console logged an error.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -115,8 +116,9 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
     expected = httpx.get(point_url, timeout=60).json()
     shown = page.evaluate("() => [...document.querySelectorAll('#inspector-table tr:not(.index-row) td')]"
                           ".map((td) => [td.dataset.band + '_' + td.dataset.kind, td.dataset.value, td.textContent])")
-    # 6 bands x 4, then 3 indices x 3 and the QA layer: the season was built with --products indices,qa
-    assert len(shown) == 24 and expected["band_names"][-1] == "qa_seen" and len(expected["band_names"]) == 34
+    # 6 bands x 4, then 3 indices x 3, the medoid's 6 bands and date, and the QA layer: built with --products
+    # indices,medoid,qa
+    assert len(shown) == 24 and expected["band_names"][-1] == "qa_seen" and len(expected["band_names"]) == 41
     values = dict(zip(expected["band_names"], expected["values"]))
     for name, raw, text in shown:
         assert float(raw) == values[name], name
@@ -131,6 +133,15 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
     assert clear <= values["qa_seen"]
     assert page.locator("#inspector-clear").inner_text().startswith(f"{round(clear)} of {round(values['qa_seen'])} "
                                                                     "observations clear")
+    # the medoid: its date (day of year within the season) and its six bands, from the point answer
+    doy = values["medoid_doy"]
+    assert 1 <= doy <= 366
+    day = next(d for d in (dt.date(2021, 1, 1) + dt.timedelta(days=doy - 1), dt.date(2022, 1, 1)
+                           + dt.timedelta(days=doy - 1)) if dt.date(2021, 12, 2) <= d <= dt.date(2022, 3, 20))
+    medoid = page.locator("#inspector-medoid")
+    assert medoid.get_attribute("data-date") == day.isoformat()
+    assert medoid.inner_text().startswith(f"Medoid: the observation of {day.isoformat()} · blue "
+                                          f"{round(values['blue_medoid'])}, green")
 
     lon, lat = urlsplit(point_url).path.rsplit("/", 1)[1].split(",")
     dots = page.evaluate("() => [...document.querySelectorAll('#chart circle')]"

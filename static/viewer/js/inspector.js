@@ -1,6 +1,6 @@
 // The pixel inspector: a click on the map shows, for the season's pixel under it, every band's
 // P25/P50/P75 and count (one point query), how many of the observations seen were clear (seasons built with
-// the QA layer), and a chart of one band's P50 across the built seasons
+// the QA layer), the medoid's date and bands (seasons built with the medoid), and a chart of one band's P50 across the built seasons
 // (one small point query per season, at most MAX_SEASONS of them, a few at a time).
 
 import { SOURCE_HEADER } from "./tiles.js";
@@ -23,6 +23,16 @@ export function chartSeasons(built, current, limit = MAX_SEASONS) {
   const at = names.indexOf(current);
   const start = Math.max(0, Math.min(at - Math.floor(limit / 2), names.length - limit));
   return names.slice(start, start + limit);
+}
+
+/** The date (YYYY-MM-DD) of day of year ``doy`` within a season from ``start`` to ``end`` (ISO dates). */
+export function medoidDate(start, end, doy) {
+  const first = Number(start.slice(0, 4));
+  for (const year of [first, first + 1]) {
+    const day = new Date(Date.UTC(year, 0, 1) + (doy - 1) * 86400000).toISOString().slice(0, 10);
+    if (day >= start && day <= end) return day;
+  }
+  return null;
 }
 
 async function inPool(items, worker, parallel) {
@@ -53,6 +63,7 @@ export class Inspector {
     this.where = document.getElementById("inspector-where");
     this.meta = document.getElementById("inspector-meta");
     this.clear = document.getElementById("inspector-clear");
+    this.medoid = document.getElementById("inspector-medoid");
     this.chart = document.getElementById("chart");
     this.bandSelect = document.getElementById("chart-band");
     this.latlng = null;
@@ -114,6 +125,7 @@ export class Inspector {
       if (controller.signal.aborted) return;
       this.tableBody.replaceChildren();
       this.clear.hidden = true;
+      this.medoid.hidden = true;
       this.meta.textContent = `${season} · ${err.message}`;
       this.panel.dataset.state = "error";
       return;
@@ -143,6 +155,26 @@ export class Inspector {
     });
     this.tableBody.replaceChildren(...rows, ...this._indexRows(body));
     this._renderClearShare(values);
+    this._renderMedoid(values);
+  }
+
+  /** The medoid observation's date and six bands where the season was built with it (medoid_doy in the answer). */
+  _renderMedoid(values) {
+    const doy = values.get("medoid_doy");
+    if (!Number.isFinite(doy) || doy <= 0) {
+      this.medoid.hidden = true;
+      this.medoid.textContent = "";
+      return;
+    }
+    const { season, seasons } = this.context();
+    const record = seasons.find((s) => s.name === season);
+    const date = record ? medoidDate(record.start_date, record.end_date, doy) : null;
+    const bands = this.context().bands.map(({ name }) => `${name} ${cellText(values.get(`${name}_medoid`))}`);
+    this.medoid.textContent = `Medoid: the observation of ${date || `day ${doy}`} · ${bands.join(", ")}`;
+    this.medoid.dataset.date = date || "";
+    this.medoid.dataset.doy = String(doy);
+    this.medoid.title = "The one observation closest to all others over the six bands (S2GM's medoid): every band from this date";
+    this.medoid.hidden = false;
   }
 
   /** Rows of the season's index percentiles (a season built with --products indices): int16 x 0.0001. */
