@@ -68,13 +68,24 @@ class WMSError(InvalidInputError):
         self.locator = locator
 
 
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+MAX_MESSAGE_CHARS = 600
+
+
+def xml_text(text: str) -> str:
+    """``text`` as XML 1.0 can carry it: characters XML forbids (control characters a client sent, echoed in a
+    message) become "?", and a message that echoes a huge value is cut."""
+    text = _NOT_XML.sub("?", text)
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+
+
 def exception_report(error: Exception, version: str = "1.3.0") -> Response:
     """An OGC ServiceExceptionReport (HTTP 400): what went wrong and which parameter to change."""
     code = getattr(error, "code", "InvalidParameterValue")
     locator = getattr(error, "locator", None)
     root = ET.Element("ServiceExceptionReport", {"version": version, "xmlns": OGC_NS})
     attrib = {"code": code, **({"locator": locator} if locator else {})}
-    ET.SubElement(root, "ServiceException", attrib).text = str(error)
+    ET.SubElement(root, "ServiceException", attrib).text = xml_text(str(error))
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     media = "text/xml" if version == "1.3.0" else "application/vnd.ogc.se_xml"
     return Response(body, status_code=400, media_type=media)

@@ -138,6 +138,13 @@ def test_bad_requests_get_a_service_exception_naming_the_fix(client, query, code
     assert says in error.text, error.text
 
 
+def test_an_exception_report_is_well_formed_whatever_the_client_sent(client):
+    response = client.get("/wms?REQUEST=GetMap&SERVICE=%02" + "x" * 3000)  # echoed: a control character, 3000 x
+    assert response.status_code == 400
+    error = ET.fromstring(response.content).find(f"{OGC}ServiceException")
+    assert error.get("locator") == "service" and error.text.startswith("SERVICE=?XXX") and len(error.text) < 700
+
+
 def test_wmts_capabilities_name_the_season_by_its_time_dimension(client):
     root = ET.fromstring(client.get(f"/seasons/{SEASON}/WebMercatorQuad/WMTSCapabilities.xml").content)
     ns = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1"}
