@@ -57,6 +57,12 @@ export class Api {
     return this.url(`${this.season(season)}/point/${lon.toFixed(6)},${lat.toFixed(6)}`, query);
   }
 
+  /** One point in several seasons at once (``GET /seasons/series/point``): each season's percentiles and counts. */
+  seriesPoint(seasons, lon, lat) {
+    const q = new URLSearchParams({ seasons: seasons.join(",") });
+    return this.url(`/seasons/series/point/${lon.toFixed(6)},${lat.toFixed(6)}`, q);
+  }
+
   tilejson(season, view, preset) {
     return this.url(`${this.season(season)}/${TMS}/tilejson.json`, layerQuery(view, preset));
   }
