@@ -8,8 +8,9 @@ the request's start, as a tile's). A season whose read fails (busy, over budget,
 entry with its error, not a failed series; only a request every season refuses as the client's fault is a 4xx.
 
 Which seasons: every built season by default, ``seasons=`` a list, or ``start=``/``end=`` every calendar
-season from one to the other; at most `MAX_SERIES_SEASONS`, in time order. Answers are JSON, or CSV with
-one row per season (``f=csv``, or ``Accept: text/csv``).
+season from one to the other; at most `MAX_SERIES_SEASONS`, in time order. A point series takes ``/point``'s
+``bands`` and ``statistic`` too (a chart of one band's P50 composites only that band where nothing is built).
+Answers are JSON, or CSV with one row per season (``f=csv``, or ``Accept: text/csv``).
 
 The router must be included before the season routes: ``/seasons/{season}/point/...`` would take
 ``/seasons/series/point/...`` (the settings refuse a custom season named ``series``:
@@ -38,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.context import RequestRecord, current_record, merge_record, open_part_record
-from app.dependencies import MAX_IMAGE_PX, services_of
+from app.dependencies import MAX_IMAGE_PX, BandsQuery, StatisticQuery, services_of
 from app.errors import ServerBusyError, describe_error
 from app.layers import Layer, Variable, all_variables_layer, variable_name
 from app.reader import SeasonReader, SeasonSource, product_variables
@@ -220,12 +221,14 @@ def read_series(services: Services, seasons: Sequence[Season], read: ReadFn) -> 
     return entries
 
 
-def point_values(lon: float, lat: float) -> ReadFn:
+def point_values(lon: float, lat: float, chosen: Layer | None = None) -> ReadFn:
     """A season's pixel under the point as ``/seasons/{season}/point`` gives it: every band's P25/P50/P75 and
-    count, and the season's index percentiles where it was built with them (not the medoid or the QA layer)."""
+    count, and the season's index percentiles where it was built with them (not the medoid or the QA layer); or
+    the ``chosen`` bands and statistic only (``/point``'s ``bands``, ``statistic``: `all_variables_layer`)."""
 
     def read(reader: SeasonReader) -> dict[str, Any]:
-        layer = Layer(all_variables_layer().variables + product_variables(reader.state, ("indices",)), "p50")
+        layer = chosen or Layer(all_variables_layer().variables + product_variables(reader.state, ("indices",)),
+                                "p50")
         point = reader.point(lon, lat, point_layer=layer)
         return dict(zip(point.band_names, point.array.tolist()))
 
@@ -329,10 +332,12 @@ def series_router() -> APIRouter:
                 summary="A point in many seasons: each season's percentiles and counts, built or on the fly")
     def series_point(request: Request, lon: Annotated[float, Path(description="Longitude (EPSG:4326).")],
                      lat: Annotated[float, Path(description="Latitude (EPSG:4326).")],
-                     seasons: Annotated[list[Season], Depends(series_selection)], f: FormatQuery = None,
+                     seasons: Annotated[list[Season], Depends(series_selection)], bands: BandsQuery = None,
+                     statistic: StatisticQuery = None, f: FormatQuery = None,
                      services: Services = Depends(services_of)) -> Response:
         check_lonlat(lon, lat)
-        entries = read_series(services, seasons, point_values(lon, lat))
+        chosen = all_variables_layer(bands, statistic) if bands or statistic else None
+        entries = read_series(services, seasons, point_values(lon, lat, chosen))
         return series_answer(request, f, entries, {"coordinates": [lon, lat]}, f"series-{lon:g}_{lat:g}")
 
     @router.post("/statistics", response_class=JSONResponse, responses=ANSWERS,

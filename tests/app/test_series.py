@@ -56,6 +56,16 @@ def test_point_series_equals_each_seasons_point(client, lonlat, source):
     assert set(empty["values"].values()) == {None}
 
 
+def test_bands_and_statistic_as_in_point(client):
+    response = client.get(series_url(BUILT_LONLAT, f"seasons={SEASON}&bands=red,nir&statistic=p50"))
+    assert response.status_code == 200, response.text
+    point = client.get(f"/seasons/{SEASON}/point/{BUILT_LONLAT[0]},{BUILT_LONLAT[1]}?bands=red,nir&statistic=p50")
+    assert response.json()["series"][0]["values"] == dict(zip(point.json()["band_names"], point.json()["values"]))
+    assert list(response.json()["series"][0]["values"]) == ["red_p50", "nir_p50"]
+    bad = client.get(series_url(BUILT_LONLAT, "bands=reed"))
+    assert bad.status_code == 400 and "unknown band 'reed'" in bad.json()["detail"]
+
+
 def test_csv_is_the_json(client):
     body = client.get(series_url(BUILT_LONLAT, RANGE)).json()
     for response in (client.get(series_url(BUILT_LONLAT, RANGE + "&f=csv")),

@@ -1,7 +1,8 @@
 // The pixel inspector: a click on the map shows, for the season's pixel under it, every band's
 // P25/P50/P75 and count (one point query), how many of the observations seen were clear (seasons built with
 // the QA layer), and a chart of one band's P50 across the built seasons near it, at most MAX_SEASONS
-// (one series query, /seasons/series/point, for every band: another chart band draws from the same answer).
+// (one series query, /seasons/series/point, of that band's P50: where a season is not built, only that band
+// is composited on the fly).
 
 import { SOURCE_HEADER } from "./tiles.js";
 import { renderChart } from "./chart.js";
@@ -43,7 +44,7 @@ export class Inspector {
     this.bandSelect = document.getElementById("chart-band");
     this.latlng = null;
     this.controller = null;
-    this.series = null; // {url, entries}: the last series answer, for another chart band at the same point
+    this.series = null; // {url, entries}: the last series answer (a redraw of the same chart asks nothing)
     this.marker = L.circleMarker([0, 0], { radius: 7, color: "#fff", weight: 2, fillColor: "#0ea5e9",
                                             fillOpacity: 1, interactive: false, className: "inspector-marker" });
     for (const band of context().bands) this.bandSelect.add(new Option(band.name, band.name));
@@ -185,7 +186,7 @@ export class Inspector {
       names.sort(bySeasonStart(seasons));
     }
     const { lat, lng } = this.latlng;
-    const url = this.api.seriesPoint(names, lng, lat);
+    const url = this.api.seriesPoint(names, lng, lat, new URLSearchParams({ bands: chartBand, statistic: "p50" }));
     this.chart.dataset.state = "loading";
     this.chart.dataset.band = chartBand;
     let entries = this.series?.url === url ? this.series.entries : null;
