@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Body, Depends, Path, Query
 from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pyproj import Geod

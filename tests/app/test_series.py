@@ -10,7 +10,6 @@ import csv
 import io
 import time
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
