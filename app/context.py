@@ -66,6 +66,23 @@ def open_record() -> RequestRecord:
     return record
 
 
+def open_part_record(request: RequestRecord) -> RequestRecord:
+    """A record of one part of ``request`` run in a thread of its own (a season of a series): its own sources and
+    scenes, the request's start (so its on-the-fly budget) and the request's client leaving. Set in the calling
+    context, which should be a copy of the request's (`contextvars.copy_context`)."""
+    record = RequestRecord(started=request.started, disconnected=request.disconnected)
+    _current.set(record)
+    return record
+
+
+def merge_record(request: RequestRecord, part: RequestRecord) -> None:
+    """What a part of ``request`` learned, into the request's record (its response headers)."""
+    request.sources |= part.sources
+    request.scenes_read |= part.scenes_read
+    request.skipped_scenes += part.skipped_scenes
+    request.cacheable = request.cacheable and part.cacheable
+
+
 def current_record() -> RequestRecord:
     """The record of the running request, or a detached one (a reader used outside a request)."""
     return _current.get() or RequestRecord()

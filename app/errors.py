@@ -115,20 +115,33 @@ def _public_message(exc: Exception, code: int) -> str:
     return "internal error; it has been logged"
 
 
-def error_response(request: Request, exc: Exception) -> JSONResponse:
+def describe_error(exc: Exception, where: str) -> tuple[int, str]:
+    """The status code and public message of ``exc``, logged as the server logs errors (``where``: what failed,
+    e.g. ``GET /path``): upstream trouble as a warning, any other 5xx with its traceback."""
     code = status_for(exc)
-    headers = {}
-    if isinstance(exc, ServerBusyError):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-    elif isinstance(exc, CatalogUnavailableError):
-        headers["Retry-After"] = str(CATALOG_RETRY_AFTER_S)
-    elif isinstance(exc, (ScenesUnavailableError, StorageError)):
-        headers["Retry-After"] = str(SCENES_RETRY_AFTER_S)
     if isinstance(exc, (CatalogUnavailableError, ScenesUnavailableError, StorageError)):
-        logger.warning("%s %s: %s", request.method, request.url.path, exc)  # upstream trouble: no traceback
+        logger.warning("%s: %s", where, exc)  # upstream trouble: no traceback
     elif code >= 500 and not isinstance(exc, ServerBusyError):
-        logger.error("%s %s failed with %d", request.method, request.url.path, code, exc_info=exc)
-    return JSONResponse({"detail": _public_message(exc, code)}, status_code=code, headers=headers)
+        logger.error("%s failed with %d", where, code, exc_info=exc)
+    return code, _public_message(exc, code)
+
+
+def retry_after_s(exc: Exception) -> int | None:
+    """Seconds after which a request that failed with ``exc`` may succeed (``Retry-After``); None: never by itself."""
+    if isinstance(exc, ServerBusyError):
+        return max(1, math.ceil(exc.retry_after_s))
+    if isinstance(exc, CatalogUnavailableError):
+        return CATALOG_RETRY_AFTER_S
+    if isinstance(exc, (ScenesUnavailableError, StorageError)):
+        return SCENES_RETRY_AFTER_S
+    return None
+
+
+def error_response(request: Request, exc: Exception) -> JSONResponse:
+    code, detail = describe_error(exc, f"{request.method} {request.url.path}")
+    retry = retry_after_s(exc)
+    headers = {"Retry-After": str(retry)} if retry is not None else {}
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,7 @@ from app.logs import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware, SeasonResponseMiddleware
 from app.reader import SeasonReader
 from app.seasons import seasons_router
+from app.series import series_router
 from app.services import Services, make_services
 from app.viewer import viewer_router
 from app.wms import wms_router
@@ -83,6 +84,7 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
     app.state.services = services
     app.state.settings = settings
 
+    app.include_router(series_router())  # first: /seasons/{season}/point/... would take /seasons/series/point/...
     tiler = season_factory()
     app.include_router(tiler.router, prefix="/seasons/{season}", tags=["Season tiles"],
                        dependencies=[Depends(deps.check_request_limits)])

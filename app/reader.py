@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -45,7 +46,7 @@ from app.layers import Layer, Variable, all_variables_layer, check_image_layer, 
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import (BAND_NAMES, INDEX_SCALE, MEDOID, MEDOID_DOY, QA, QA_VARIABLE, STATISTICS,
+from compositor.bands import (BAND_NAMES, INDEX_SCALE, MEDOID, MEDOID_DOY, PRODUCTS, QA, QA_VARIABLE, STATISTICS,
                               index_order)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
@@ -61,6 +62,20 @@ WORLD_4326 = (-180.0, -85.0511, 180.0, 85.0511)
 @functools.lru_cache(maxsize=64)
 def _crs(text: str) -> CRS:
     return CRS.from_user_input(text)
+
+
+def product_variables(state: SeasonState, products: Collection[str] = PRODUCTS) -> tuple[Variable, ...]:
+    """The rasters of the season's products beyond the bands' percentiles and counts, those among ``products``
+    the season has: its index percentiles (P25/P50/P75 of each index it was built with), the medoid's bands and
+    day of year, the QA layer's observations seen. What a point answer adds to the bands by default."""
+    extra: tuple[Variable, ...] = ()
+    if "indices" in products:
+        extra += tuple((name, kind) for name in index_order(state.indices) for kind in STATISTICS)
+    if MEDOID in products and MEDOID in state.products:
+        extra += tuple((band, MEDOID) for band in BAND_NAMES) + (MEDOID_DOY,)
+    if QA in products and QA in state.products:
+        extra += (QA_VARIABLE,)
+    return extra
 
 
 @dataclass(frozen=True)
@@ -259,8 +274,15 @@ class SeasonReader(BaseReader):
              bounds_crs: CRS | None = WGS84_CRS, layer: Layer | None = None, max_size: int | None = None,
              height: int | None = None, width: int | None = None, resampling_method: str = "nearest",
              reproject_method: str = "nearest", **kwargs: Any) -> ImageData:
-        """A crop of ``bbox`` (in ``bounds_crs``) on a grid of ``dst_crs`` (default: the season's CRS)."""
-        layer = check_image_layer(layer or make_layer())
+        """A crop of ``bbox`` (in ``bounds_crs``) on a grid of ``dst_crs`` (default: the season's CRS): an image
+        of 1 or 3 bands (`read_part` reads any rasters)."""
+        return self.read_part(bbox, dst_crs, bounds_crs, check_image_layer(layer or make_layer()), max_size,
+                              height, width, resampling_method, reproject_method)
+
+    def read_part(self, bbox: tuple[float, float, float, float], dst_crs: CRS | None, bounds_crs: CRS | None,
+                  layer: Layer, max_size: int | None = None, height: int | None = None, width: int | None = None,
+                  resampling_method: str = "nearest", reproject_method: str = "nearest") -> ImageData:
+        """The rasters of ``layer`` (any number) over ``bbox`` (in ``bounds_crs``) on a grid of ``dst_crs``."""
         dst_crs = dst_crs or self.crs
         bounds_crs = bounds_crs or dst_crs
         west, south, east, north = (float(v) for v in bbox)
@@ -328,7 +350,15 @@ class SeasonReader(BaseReader):
     def feature(self, shape: dict, dst_crs: CRS | None = None, shape_crs: CRS = WGS84_CRS, layer: Layer | None = None,
                 max_size: int | None = None, height: int | None = None, width: int | None = None,
                 **kwargs: Any) -> ImageData:
-        """The crop of a GeoJSON feature's bounds, masked outside the feature."""
+        """The crop of a GeoJSON feature's bounds, masked outside the feature: an image of 1 or 3 bands
+        (`read_feature` reads any rasters)."""
+        return self.read_feature(shape, dst_crs, shape_crs, check_image_layer(layer or make_layer()), max_size,
+                                 height, width, **kwargs)
+
+    def read_feature(self, shape: dict, dst_crs: CRS | None, shape_crs: CRS, layer: Layer, max_size: int | None = None,
+                     height: int | None = None, width: int | None = None, **kwargs: Any) -> ImageData:
+        """The rasters of ``layer`` (any number) over a GeoJSON feature's bounds, masked outside the feature (pixel
+        centres outside it; ``cutline_mask`` says which)."""
         geometry = shape.get("geometry", shape)
         dst_crs = dst_crs or self.crs
         try:
@@ -338,8 +368,8 @@ class SeasonReader(BaseReader):
             bounds = to_shape(projected).bounds
         except Exception:
             raise InvalidInputError("the feature is not a valid GeoJSON geometry in the given coord_crs") from None
-        image = self.part(bounds, dst_crs=dst_crs, bounds_crs=dst_crs, layer=layer, max_size=max_size, height=height,
-                          width=width, **kwargs)
+        image = self.read_part(bounds, dst_crs, dst_crs, layer, max_size, height, width,
+                               **{k: v for k, v in kwargs.items() if k in ("resampling_method", "reproject_method")})
         outside = geometry_mask([projected], out_shape=(image.height, image.width), transform=image.transform)
         image.array.mask = image.array.mask | outside[None]
         image.cutline_mask = outside
@@ -354,11 +384,7 @@ class SeasonReader(BaseReader):
         """
         layer = point_layer or layer or all_variables_layer()
         if layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
-            names = index_order(self.state.indices)
-            extra = tuple((name, kind) for name in names for kind in STATISTICS)
-            if MEDOID in self.state.products:
-                extra += tuple((band, MEDOID) for band in BAND_NAMES) + (MEDOID_DOY,)
-            layer = layer.with_variables(extra + ((QA_VARIABLE,) if QA in self.state.products else ()))
+            layer = layer.with_variables(product_variables(self.state))
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise InvalidInputError("lon and lat must be finite numbers")
         if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from compositor.settings import Settings
+
+# Names under /seasons/ that the server's own routes take (``/seasons/series/...``: `app.series`): a custom season
+# of that name could never be reached, so the settings refuse it.
+RESERVED_SEASON_NAMES = ("series",)
 
 
 class ServerSettings(Settings):
@@ -50,3 +54,12 @@ class ServerSettings(Settings):
         30.0, ge=0, description="Serving from an object store (s3://): how often the server lists a season to "
                                 "notice a finished build (s); 0 lists on every request.")
     readyz_cache_s: float = Field(5.0, ge=0, description="How long /readyz keeps the result of its checks (s).")
+
+    @field_validator("custom_seasons")
+    @classmethod
+    def _no_reserved_season_name(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & set(RESERVED_SEASON_NAMES))
+        if taken:
+            raise ValueError(f"custom season name {taken[0]!r} is taken by the server's /seasons/{taken[0]}/... "
+                             "routes: choose another name")
+        return value

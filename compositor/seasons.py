@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from compositor.errors import SeasonNotFoundError
@@ -66,6 +66,20 @@ def season_of(day: dt.date) -> Season:
         if season.contains(day):
             return season
     raise AssertionError(f"the calendar does not cover {day}")  # pragma: no cover - calendar is total
+
+
+def is_calendar(season: Season) -> bool:
+    """Whether ``season`` is a GLAD ARD calendar season (custom names never look like one)."""
+    return _CALENDAR_RE.match(season.name) is not None
+
+
+def calendar_seasons(first: Season, last: Season) -> Iterator[Season]:
+    """The calendar seasons from the one holding ``first.start`` to the one holding ``last.start``, both
+    included, in time order (none when ``last`` starts before ``first``)."""
+    season = season_of(first.start)
+    while season.start <= last.start:
+        yield season
+        season = season_of(season.end + dt.timedelta(days=1))
 
 
 def parse_custom_seasons(spec: Mapping[str, str] | None) -> dict[str, Season]:

@@ -55,18 +55,21 @@ def _square(lonlat: tuple[float, float], d: float) -> dict:
     return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
 
 
-BODIES = [_square(BUILT_LONLAT, 0.01), _square(UNBUILT_LONLAT, 0.01),
+BODIES = [_square(BUILT_LONLAT, 0.01), _square(UNBUILT_LONLAT, 0.01), _square(BUILT_LONLAT, 0.02)["geometry"],
           {"type": "FeatureCollection", "features": [_square(BUILT_LONLAT, 0.02), _square(UNBUILT_LONLAT, 0.005)]}]
+# Season series (/seasons/series/...): their selections of the test season and seasons without scenes, and CSV.
+SERIES_QUERIES = [{"seasons": f"{SEASON},2021-autumn"}, {"start": "2021-autumn", "end": "2022-spring", "f": "csv"}]
 
 
 @schema.hook
 def flatmap_path_parameters(ctx, path_parameters):
-    if not isinstance(path_parameters, dict) or "season" not in path_parameters:
+    if not isinstance(path_parameters, dict):
         return st.just(path_parameters)
-    real = [dict(path_parameters, season=s) for s in KNOWN_SEASONS]
     keys = set(path_parameters)
-    real += [dict(path_parameters, season=SEASON, **place) for place in PLACES if set(place) <= keys]
-    return st.sampled_from([path_parameters, *real])
+    season = {"season": SEASON} if "season" in keys else {}
+    real = [dict(path_parameters, season=s) for s in KNOWN_SEASONS] if season else []
+    real += [dict(path_parameters, **season, **place) for place in PLACES if set(place) <= keys]
+    return st.sampled_from([path_parameters, *real]) if real else st.just(path_parameters)
 
 
 _WMS_MAP = {"SERVICE": "WMS", "VERSION": "1.3.0", "REQUEST": "GetMap", "LAYERS": "true-colour", "STYLES": "",
@@ -83,7 +86,9 @@ def flatmap_query(ctx, query):
     if ctx.operation is not None and ctx.operation.path == "/wms":  # real WMS requests, and each with one value fuzzed
         real = WMS_QUERIES + [{**q, k: v} for q in WMS_QUERIES[1:] for k, v in (query or {}).items()]
         return st.sampled_from([query or {}, *real])
-    return st.sampled_from([query, query, {}]) if query else st.just(query)
+    series = ctx.operation is not None and ctx.operation.path.startswith("/seasons/series/")
+    choices = ([query, query, {}] if query else [query]) + (SERIES_QUERIES if series else [])
+    return st.sampled_from(choices) if len(choices) > 1 else st.just(query)
 
 
 @schema.hook

@@ -109,12 +109,28 @@ def test_one_log_line_per_request(server):
     assert "Traceback" not in log
 
 
+# A POST example of app/README.md: curl -s -X POST 'URL' -H 'Content-Type: application/json' -d 'BODY'
+README_POST = re.compile(r"curl -s -X POST '(?P<url>[^']+)'\s*\\?\s*-H 'Content-Type: application/json'\s*\\?\s*"
+                         r"-d '(?P<body>[^']+)'")
+
+
 def test_readme_urls_answer(server):
     """Every concrete example URL of app/README.md works on a live server over the test season."""
     readme = (REPO / "app" / "README.md").read_text()
-    found = re.findall(r"http://127\.0\.0\.1:8000/[^\s`\"|]*", readme)
-    urls = sorted({u.split(",layer=")[0].rstrip(".,)") for u in found if "{" not in u})  # WMTS:...,layer=x
+    posted = {m["url"] for m in README_POST.finditer(readme)}
+    found = re.findall(r"http://127\.0\.0\.1:8000/[^\s`\"|']*", readme)
+    urls = sorted({u.split(",layer=")[0].rstrip(".,)") for u in found if "{" not in u} - posted)  # WMTS:...,layer=x
     assert len(urls) >= 15
     for url in urls:
         response = httpx.get(url.replace("http://127.0.0.1:8000", server.base), timeout=60)
         assert response.status_code == 200, (url, response.text[:200])
+
+
+def test_readme_post_examples_answer(server):
+    """The POST examples of app/README.md (curl with a JSON body) work on a live server over the test season."""
+    examples = list(README_POST.finditer((REPO / "app" / "README.md").read_text()))
+    assert examples
+    for example in examples:
+        response = httpx.post(example["url"].replace("http://127.0.0.1:8000", server.base),
+                              content=example["body"], headers={"Content-Type": "application/json"}, timeout=60)
+        assert response.status_code == 200, (example["url"], response.text[:200])

@@ -3,7 +3,8 @@ import datetime as dt
 import pytest
 
 from compositor.errors import SeasonNotFoundError
-from compositor.seasons import calendar_season, parse_custom_seasons, resolve_season, season_of
+from compositor.seasons import (calendar_season, calendar_seasons, is_calendar, parse_custom_seasons, resolve_season,
+                                season_of)
 
 D = dt.date
 
@@ -56,6 +57,24 @@ def test_seasons_tile_the_year_without_gaps():
     assert seen[0] == "2019-winter" and seen[-1] == "2019-autumn"
     assert sorted(set(seen)) == ["2019-autumn", "2019-spring", "2019-summer", "2019-winter"]
     assert sum(calendar_season(2019, s).days for s in ("winter", "spring", "summer", "autumn")) == 365
+
+
+@pytest.mark.parametrize(("first", "last", "names"), [
+    ("2021-winter", "2022-autumn", ["2021-winter", "2021-spring", "2021-summer", "2021-autumn", "2022-winter",
+                                    "2022-spring", "2022-summer", "2022-autumn"]),
+    ("2021-autumn", "2022-winter", ["2021-autumn", "2022-winter"]),  # winter starts in the year before
+    ("2022-summer", "2022-summer", ["2022-summer"]),
+    ("2022-summer", "2022-spring", []),
+])
+def test_calendar_seasons_between_two(first, last, names):
+    found = list(calendar_seasons(resolve_season(first), resolve_season(last)))
+    assert [s.name for s in found] == names
+    assert all(a.end + dt.timedelta(days=1) == b.start for a, b in zip(found, found[1:]))  # no gap, no overlap
+    assert all(is_calendar(s) for s in found)
+
+
+def test_custom_seasons_are_not_calendar_seasons():
+    assert not is_calendar(resolve_season("alps", parse_custom_seasons({"alps": "2023-06-01/2023-08-31"})))
 
 
 def test_datetime_range_covers_whole_days():

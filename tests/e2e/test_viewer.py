@@ -150,6 +150,16 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
     for season, value in dots:
         body = httpx.get(f"{viewer.base}/seasons/{season}/point/{lon},{lat}?bands=red&statistic=p50", timeout=60).json()
         assert value == body["values"][0]
+    # the chart is drawn from one series request of the band's P50 (not one point request per season)
+    series = [url for url in viewer.requests if "/seasons/series/point/" in url]
+    assert series == [f"{viewer.base}/seasons/series/point/{lon},{lat}?seasons={SEASON}%2C{SUMMER}&bands=red"
+                      "&statistic=p50"]
+    assert [url for url in viewer.requests if re.search(r"/seasons/[^/]+/point/", url)
+            and "/seasons/series/" not in url] == [point_url]
+    if lonlat == BUILT_LONLAT:  # (cheap where built) the whole series: the season's index percentiles too
+        entries = httpx.get(f"{viewer.base}/seasons/series/point/{lon},{lat}?seasons={SEASON}", timeout=60).json()
+        assert len(entries["series"][0]["values"]) == 24 + 9  # built with --products indices
+        assert entries["series"][0]["values"] == {name: values[name] for name in entries["series"][0]["values"]}
 
 
 def test_medoid_statistic_shows_the_medoid_tiles(viewer: ViewerPage):

@@ -57,6 +57,16 @@ export class Api {
     return this.url(`${this.season(season)}/point/${lon.toFixed(6)},${lat.toFixed(6)}`, query);
   }
 
+  /**
+   * One point in several seasons at once (``GET /seasons/series/point``): each season's percentiles and counts,
+   * or those of ``query`` (``bands``, ``statistic``) only.
+   */
+  seriesPoint(seasons, lon, lat, query) {
+    const q = new URLSearchParams({ seasons: seasons.join(",") });
+    for (const [key, value] of new URLSearchParams(query)) q.set(key, value);
+    return this.url(`/seasons/series/point/${lon.toFixed(6)},${lat.toFixed(6)}`, q);
+  }
+
   tilejson(season, view, preset) {
     return this.url(`${this.season(season)}/${TMS}/tilejson.json`, layerQuery(view, preset));
   }

@@ -1,7 +1,8 @@
 // The pixel inspector: a click on the map shows, for the season's pixel under it, every band's
 // P25/P50/P75 and count (one point query), how many of the observations seen were clear (seasons built with
-// the QA layer), the medoid's date and bands (seasons built with the medoid), and a chart of one band's P50 across the built seasons
-// (one small point query per season, at most MAX_SEASONS of them, a few at a time).
+// the QA layer), the medoid's date and bands (seasons built with the medoid), and a chart of one band's P50
+// across the built seasons near it, at most MAX_SEASONS (one series query, /seasons/series/point, of that
+// band's P50: where a season is not built, only that band is composited on the fly).
 
 import { SOURCE_HEADER } from "./tiles.js";
 import { renderChart } from "./chart.js";
@@ -9,8 +10,7 @@ import { bySeasonStart } from "./seasons.js";
 
 const L = window.L;
 const KINDS = ["p25", "p50", "p75", "count"];
-export const MAX_SEASONS = 12;
-const PARALLEL = 3;
+export const MAX_SEASONS = 12; // the server's series take at most 16
 
 function cellText(value) {
   return Number.isFinite(value) ? String(Math.round(value)) : "–";
@@ -35,19 +35,6 @@ export function medoidDate(start, end, doy) {
   return null;
 }
 
-async function inPool(items, worker, parallel) {
-  const results = new Array(items.length);
-  let next = 0;
-  async function run() {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await worker(items[i], i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, run));
-  return results;
-}
-
 export class Inspector {
   /**
    * ``context()`` returns {season, seasons (built, in time order, [{name, start_date}]), chartBand, bands}.
@@ -68,6 +55,7 @@ export class Inspector {
     this.bandSelect = document.getElementById("chart-band");
     this.latlng = null;
     this.controller = null;
+    this.series = null; // {url, entries}: the last series answer (a redraw of the same chart asks nothing)
     this.marker = L.circleMarker([0, 0], { radius: 7, color: "#fff", weight: 2, fillColor: "#0ea5e9",
                                             fillOpacity: 1, interactive: false, className: "inspector-marker" });
     for (const band of context().bands) this.bandSelect.add(new Option(band.name, band.name));
@@ -225,27 +213,27 @@ export class Inspector {
   async _loadChart(controller) {
     const { season, seasons, chartBand } = this.context();
     const names = chartSeasons(seasons, season);
+    if (!names.includes(season)) {
+      names.push(season);
+      names.sort(bySeasonStart(seasons));
+    }
     const { lat, lng } = this.latlng;
+    const url = this.api.seriesPoint(names, lng, lat, new URLSearchParams({ bands: chartBand, statistic: "p50" }));
     this.chart.dataset.state = "loading";
     this.chart.dataset.band = chartBand;
-    const own = this.current && this.current.values[this.current.band_names.indexOf(`${chartBand}_p50`)];
-    const values = await inPool(names, async (name) => {
-      if (name === season && this.current) return own;
+    let entries = this.series?.url === url ? this.series.entries : null;
+    if (!entries) {
       try {
-        const query = new URLSearchParams({ bands: chartBand, statistic: "p50" });
-        const { body } = await this.api.json(this.api.point(name, lng, lat, query), { signal: controller.signal });
-        return body.values[0];
+        const { body } = await this.api.json(url, { signal: controller.signal });
+        entries = body.series;
+        this.series = { url, entries };
       } catch {
-        return null;
+        entries = []; // no chart values: "no value in any season"
       }
-    }, PARALLEL);
-    if (controller.signal.aborted || this.controller !== controller) return;
-    const points = names.map((name, i) => ({ season: name, value: values[i] }));
-    if (!names.includes(season)) {
-      const order = bySeasonStart(seasons);
-      points.push({ season, value: own });
-      points.sort((a, b) => order(a.season, b.season));
     }
+    if (controller.signal.aborted || this.controller !== controller) return;
+    const bySeason = new Map(entries.map((e) => [e.season, e.values ? e.values[`${chartBand}_p50`] : null]));
+    const points = names.map((name) => ({ season: name, value: bySeason.get(name) ?? null }));
     renderChart(this.chart, points, { current: season, label: `${chartBand} P50 (DN)` });
     this.chart.dataset.state = "ready";
   }
