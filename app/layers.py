@@ -134,7 +134,7 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
         if (band in BANDS_BY_NAME and kind in (*KINDS, MEDOID)) or (band, kind) in (QA_VARIABLE, MEDOID_DOY, FILL_FLAG):
             found.append((name, (band, kind)))
             continue
-        if band.isidentifier() and band not in (QA, FILL) and kind in STATISTICS:  # an index's, checked against the season's
+        if band.isidentifier() and band not in (QA, FILL) and kind in STATISTICS:  # an index's, checked later
             found.append((name, (band, kind)))
             continue
         raise InvalidInputError(

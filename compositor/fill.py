@@ -64,7 +64,7 @@ from compositor.layout import OUTPUT_KINDS, SeasonLayout
 from compositor.progress import Progress, phase
 from compositor.seasons import Season, calendar_name, calendar_season, resolve_season, season_of
 from compositor.settings import Settings
-from compositor.storage import open_store, output_location
+from compositor.storage import output_location
 
 logger = logging.getLogger(__name__)
 
@@ -335,10 +335,11 @@ def plan_fill(settings: Settings, season: str, bbox: str | Sequence[float], *, d
     layout = SeasonLayout(root, resolved, grid.crs, grid.resolution_m)
     wanted = [b.id for b in grid.blocks_for_bbox(bbox_4326)]
     own = {b.block.id: b for b in built_blocks(layout, grid, check_files=True) if b.block.id in wanted}
+    bbox_text = ",".join(f"{v:g}" for v in bbox_4326)
     if not own:
-        raise InvalidInputError(f"season {resolved.name} has no built block in bbox {','.join(f'{v:g}' for v in bbox_4326)}: "
-                                f"build it there first ({_build_hint(resolved.name, bbox_4326)}) or give a bbox "
-                                "where it is built (see /seasons or its season outputs)")
+        raise InvalidInputError(f"season {resolved.name} has no built block in bbox {bbox_text}: build it there first "
+                                f"({_build_hint(resolved.name, bbox_4326)}) or give a bbox where it is built (see "
+                                "/seasons or its season outputs)")
     built: dict[Season, list[BuiltBlock]] = {}  # each neighbour's built blocks in the bbox (none: not built there)
     other_grid = []
     for neighbour in neighbours:
@@ -351,10 +352,11 @@ def plan_fill(settings: Settings, season: str, bbox: str | Sequence[float], *, d
             built[neighbour.season] = [b for b in built_blocks(probe, grid, check_files=True) if b.block.id in wanted]
     if not any(built.values()):
         names = [n.season.name for n in neighbours]
-        hint = (f"; built on another grid, so not usable: {', '.join(other_grid)} (build them with --crs "
-                f"{grid.crs} --resolution {grid.resolution_m:g} --block-size {grid.block_size_px})" if other_grid else "")
+        hint = "" if not other_grid else (
+            f"; built on another grid, so not usable: {', '.join(other_grid)} (build them with --crs {grid.crs} "
+            f"--resolution {grid.resolution_m:g} --block-size {grid.block_size_px})")
         raise InvalidInputError(
-            f"no neighbour season of {resolved.name} is built in bbox {','.join(f'{v:g}' for v in bbox_4326)}: build "
+            f"no neighbour season of {resolved.name} is built in bbox {bbox_text}: build "
             f"the same season of another year ({names[0]} or {names[1]}) or an adjacent season ({names[2]} or "
             f"{names[3]}) there first, e.g. {_build_hint(names[0], bbox_4326)}{hint}")
     for name in other_grid:
@@ -377,6 +379,9 @@ def plan_fill(settings: Settings, season: str, bbox: str | Sequence[float], *, d
             usable = _usable(built.get(neighbour.season, []), probe, bands)
             block_sources.append(Source(probe, neighbour.tier, usable.get(block_id)))
         jobs.append(FillJob(variant, target.block, tuple(block_sources), bands, threshold))
+    if not jobs:
+        raise InvalidInputError(f"the blocks of {resolved.name} in the bbox lack some of their files: build them again "
+                                f"({_build_hint(resolved.name, bbox_4326)} --force)")
     used = sorted({s.layout.season.name for job in jobs for s in job.sources[1:] if s.block is not None})
     details = {
         "min_observations": threshold, "rule": RULE,
@@ -400,6 +405,7 @@ def run_fill(settings: Settings, season: str, bbox: str | Sequence[float], *, da
     echo(f"{layout.season.name}: {len(jobs)} built blocks to fill where fewer than {details['min_observations']} "
          f"valid observations, from {', '.join(details['used']) or 'no neighbour'}")
     variant.store.check()
+    variant.store.clean_stale(variant.blocks_dir, older_than_s=3600.0)  # blocks of a fill that was killed
     bar = Progress("blocks", len(jobs), unit="block", enabled=progress)
     bar.set_postfix(filled=0, failed=0)
     try:

@@ -75,10 +75,10 @@ def built_season(synthetic_archive, tmp_path_factory) -> Path:
 # ("10 m" bands at 300 m: the smallest scenes), c56_r35 (south) and c56_r36 (north). 2022-summer (the season
 # filled) is built from its cloudy scenes only, so that most pixels have fewer than 3 valid observations: the 7 of
 # its 16 scenes with an eo:cloud_cover of 40 % or more in the south block, the 5 with 45 % or more in the north
-# block (many pixels there never clear); bands red, nir and swir16. 2021-summer (the same season a year before) is built from all its scenes
-# in the south block only; 2022-spring (the season before) from all its scenes in both blocks. So the south block
-# fills from the year before, and the north block, where no other year is built, from the season before. Shared by
-# tests/compositor/test_fill.py and tests/app/test_filled.py.
+# block (many pixels there never clear); bands red, nir and swir16. 2021-summer (the same season a year before) is
+# built from all its scenes in the south block only; 2022-spring (the season before) from all its scenes in both.
+# So the south block fills from the year before, and the north block, where no other year is built, from the
+# season before. Shared by tests/compositor/test_fill.py, tests/app/test_filled.py and tests/e2e/test_viewer.py.
 FILL_SEASON = "2022-summer"
 FILL_OTHER_YEAR = "2021-summer"
 FILL_ADJACENT = "2022-spring"
@@ -113,6 +113,24 @@ def fill_settings(data: Path, catalog: Path):
     return Settings(data_dir=data, catalog=str(catalog), resolution_m=FILL_RESOLUTION_M, block_size_px=FILL_BLOCK_PX)
 
 
+def flagged_pixel(data: Path, flag: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A pixel of FILL_SEASON's filled variant whose fill flag is ``flag``: its centre in the grid (EPSG:3035) and in
+    lon/lat."""
+    import numpy as np
+    import rasterio
+    from rasterio.warp import transform
+
+    from compositor.layout import SeasonLayout
+    from compositor.seasons import resolve_season
+
+    filled = SeasonLayout(data, resolve_season(FILL_SEASON), "EPSG:3035", FILL_RESOLUTION_M, "filled")
+    with rasterio.open(filled.vrt_file("fill", "flag")) as src:
+        rows, cols = np.nonzero(src.read(1) == flag)
+        x, y = src.xy(rows[len(rows) // 2], cols[len(cols) // 2])
+    lons, lats = transform("EPSG:3035", "EPSG:4326", [x], [y])
+    return (x, y), (lons[0], lats[0])
+
+
 @pytest.fixture(scope="session")
 def filled_season(tmp_path_factory) -> FilledSeason:
     """FILL_SEASON and its neighbours built as above, then filled over FILL_BBOX (S2SEASONS_FILL_MIN_OBSERVATIONS=3)."""
@@ -134,7 +152,8 @@ def filled_season(tmp_path_factory) -> FilledSeason:
             f for f in items if f["properties"]["eo:cloud_cover"] >= least]}))
     data = tmp_path_factory.mktemp("fill-data")
     builds = [(FILL_SEASON, scenes, bbox) for bbox, scenes in cloudy.items()]
-    for season, scenes, bbox in (*builds, (FILL_OTHER_YEAR, catalog, FILL_SOUTH_BBOX), (FILL_ADJACENT, catalog, FILL_BBOX)):
+    builds += [(FILL_OTHER_YEAR, catalog, FILL_SOUTH_BBOX), (FILL_ADJACENT, catalog, FILL_BBOX)]
+    for season, scenes, bbox in builds:
         summary = run_build(fill_settings(data, scenes), season, bbox, workers=1, progress=False, bands=FILL_BANDS)
         assert not summary.failed, summary.describe()
     originals = file_hashes(data / FILL_SEASON)

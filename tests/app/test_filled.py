@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
-from rasterio.warp import transform as transform_points
 
-from compositor.bands import FILL_FLAG, FILLED
+from compositor.bands import FILLED
 from compositor.layout import SeasonLayout
 from compositor.seasons import resolve_season
 from tests.app.helpers import decode, tile_of
-from tests.conftest import FILL_BLOCK_PX, FILL_OTHER_YEAR, FILL_RESOLUTION_M, FILL_SEASON
+from tests.conftest import FILL_BLOCK_PX, FILL_OTHER_YEAR, FILL_RESOLUTION_M, FILL_SEASON, flagged_pixel
 
 BASE = f"/seasons/{FILL_SEASON}"
 
@@ -34,22 +33,15 @@ def filled_client(filled_season) -> Iterator[TestClient]:
 
 
 def pixel_with_flag(data, value: int) -> tuple[tuple[float, float], dict[str, int]]:
-    """(lon, lat) of the centre of a pixel whose flag is ``value``, and that pixel's filled and original values."""
+    """(lon, lat) of the centre of a pixel whose flag is ``value``, and that pixel's filled and original nir P50."""
+    (x, y), lonlat = flagged_pixel(data, value)
     filled = SeasonLayout(data, resolve_season(FILL_SEASON), "EPSG:3035", FILL_RESOLUTION_M, FILLED)
-    with rasterio.open(filled.vrt_file(*FILL_FLAG)) as src:
-        flags = src.read(1)
-        rows, cols = np.nonzero(flags == value)
-        row, col = rows[len(rows) // 2], cols[len(cols) // 2]
-        x, y = src.xy(row, col)
-        transform = src.transform
     values = {}
     for layout, key in ((filled, "filled"), (filled.with_variant(""), "original")):
         with rasterio.open(layout.vrt_file("nir", "p50")) as src:
             r, c = src.index(x, y)
             values[key] = int(src.read(1)[r, c])
-    del transform
-    lons, lats = transform_points("EPSG:3035", "EPSG:4326", [x], [y])
-    return (lons[0], lats[0]), values
+    return lonlat, values
 
 
 @pytest.mark.parametrize("flag", [1, 2])

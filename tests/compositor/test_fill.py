@@ -167,7 +167,8 @@ def test_filled_values_are_closer_to_the_truth_than_the_few_observations(filled_
         mine = read(data, FILL_SEASON, band, "p50", window).astype(float)
         filled = read(data, FILL_SEASON, band, "p50", window, FILLED).astype(float)
         spring = read(data, FILL_ADJACENT, band, "p50", window).astype(float)
-        for name, values, where in (("own few", mine, filled_year), ("filled from the year before", filled, filled_year),
+        for name, values, where in (("own few", mine, filled_year),
+                                    ("filled from the year before", filled, filled_year),
                                     ("own few (vs spring)", mine, spring_instead), ("spring", spring, spring_instead),
                                     ("filled from spring (never observed)", filled, never)):
             errors[name].append(float(np.abs(values[where] - truth[where]).mean()))
@@ -211,9 +212,7 @@ def cli(*args: str):
     return CliRunner().invoke(s2seasons, ["fill", *args])
 
 
-def test_the_command_skips_blocks_up_to_date_and_shows_progress(filled_season, monkeypatch):
-    monkeypatch.setenv("S2SEASONS_RESOLUTION_M", "300")
-    monkeypatch.setenv("S2SEASONS_BLOCK_SIZE_PX", "256")
+def test_the_command_skips_blocks_up_to_date_and_shows_progress(filled_season):
     result = cli("--season", FILL_SEASON, "--bbox", ",".join(map(str, FILL_BBOX)), "--out", str(filled_season.data))
     assert result.exit_code == 0, result.output
     assert "blocks: 2/2 (100 %)" in result.output  # a progress line: the output is not a terminal

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.app.helpers import BUILT_LONLAT, REPO, SEASON, UNBUILT_LONLAT, decode, live_server, tile_of
-from tests.conftest import FILL_SEASON
+from tests.conftest import FILL_SEASON, flagged_pixel
 from tests.e2e.browser import CHROMIUM, SUMMER, VIEWPORT, ViewerPage
 from tests.e2e.browser import browser, viewer, viewer_archive, viewer_data, viewer_server  # noqa: F401 (fixtures)
 
@@ -419,26 +419,10 @@ def filled_viewer(browser, filled_season, tmp_path_factory) -> Iterator[ViewerPa
         assert not result.outside_loopback() and not result.unexpected_errors(), (result.errors, result.requests)
 
 
-def flag_pixel_lonlat(data, value: int) -> tuple[float, float]:
-    """(lon, lat) of the centre of a pixel of the filled variant whose flag is ``value``."""
-    import rasterio
-    from rasterio.warp import transform as transform_points
-
-    from compositor.layout import SeasonLayout
-    from compositor.seasons import resolve_season
-
-    filled = SeasonLayout(data, resolve_season(FILL_SEASON), "EPSG:3035", 300.0, "filled")
-    with rasterio.open(filled.vrt_file("fill", "flag")) as src:
-        rows, cols = np.nonzero(src.read(1) == value)
-        x, y = src.xy(rows[len(rows) // 2], cols[len(cols) // 2])
-    lons, lats = transform_points("EPSG:3035", "EPSG:4326", [x], [y])
-    return lons[0], lats[0]
-
-
 def test_filled_variant_toggle_and_fill_flag_overlay(filled_viewer: ViewerPage, filled_season):
     """The Gap-filled toggle draws the season's filled variant (variant=filled), the flag overlay its fill flag with
     a legend of the three classes, and the inspector says where the pixel's values came from."""
-    lonlat = flag_pixel_lonlat(filled_season.data, 1)
+    _, lonlat = flagged_pixel(filled_season.data, 1)
     filled_viewer.open(f"season={FILL_SEASON}&bands=nir,swir16,red&filled=1&flag=1&{at(lonlat, 11)}")
     page = filled_viewer.page
     assert page.locator("#filled").is_checked() and page.locator("#fill-flag").is_checked()
