@@ -46,17 +46,25 @@ ExpressionQuery = Annotated[str | None, Query(description="Band math over band n
                                                           "nir_p75 names a statistic; ';' separates 3 outputs.",
                                               max_length=512)]
 PresetQuery = Annotated[str | None, Query(description="Named rendering: true-colour, colour-infrared, nir-swir, swir, "
-                                                      "ndvi, count (see /presets).", max_length=32)]
+                                                      "ndvi, count, fill-flag (with variant=filled) (see /presets).",
+                                          max_length=32)]
 
 
 def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
-def season_source(request: Request, season: SeasonPath) -> SeasonSource:
-    """The season named in the path, as the reader's input (`SeasonNotFoundError` -> 404)."""
+VariantQuery = Annotated[Literal["filled"] | None, Query(
+    description="A variant of the season: filled, its gap-filled percentiles (s2seasons fill), read where the fill "
+                "wrote them (nothing is composited on the fly); fill_flag (preset fill-flag) says per pixel where "
+                "the values came from. 404 when the season has no such variant.")]
+
+
+def season_source(request: Request, season: SeasonPath, variant: VariantQuery = None) -> SeasonSource:
+    """The season named in the path (its ``variant`` when asked for), as the reader's input
+    (`SeasonNotFoundError` -> 404, a variant never made -> 404 naming the command that makes it)."""
     services = services_of(request)
-    return SeasonSource(services.registry.get(season), services)
+    return SeasonSource(services.registry.get(season, variant or ""), services)
 
 
 @dataclass
@@ -266,7 +274,12 @@ def colormap_params(
         return default_cmap.get(colormap_name)
     if colormap:
         return parse_colormap(colormap)
-    name = _styling(layer_params)[1] if _is_picture(request) else None
+    if not _is_picture(request):
+        return None
+    preset = layer_params.layer.preset
+    if preset and preset.colormap and not layer_params.bands and not layer_params.expression:
+        return {value: parse_color(colour) for value, colour in preset.colormap}  # a categorical preset (fill flag)
+    name = _styling(layer_params)[1]
     return default_cmap.get(name) if name else None
 
 

@@ -2,8 +2,9 @@
 
 URLs mirror the season folder, so the relative paths inside a season VRT resolve to other URLs of
 this route: ``/seasons/{season}/files/<path in DATA/<season>/>``. Only the season's own outputs are
-served (COGs and VRTs at the top, in ``blocks/<id>/`` and ``overview/``, the STAC catalog's JSON),
-matched by pattern before any file system access; hidden and temporary files never are.
+served (COGs and VRTs at the top, in ``blocks/<id>/`` and ``overview/``, the STAC catalog's JSON; the same
+below ``filled/`` for the gap-filled variant), matched by pattern before any file system access; hidden and
+temporary files never are.
 
 Seasons in an object store are not streamed through the server: a request is answered with a
 redirect (307) to a presigned URL of the object, valid for `SIGNED_URL_S`, which GDAL, QGIS and
@@ -24,6 +25,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from app.dependencies import SeasonPath, services_of
 from app.errors import NotFoundError
 from app.registry import SeasonState
+from compositor.bands import FILLED
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}"
 _ALLOWED = re.compile(
@@ -65,7 +67,11 @@ def files_router() -> APIRouter:
                                        max_length=400)],
         services=Depends(services_of),
     ) -> Response:
-        state = services.registry.get(season)
+        variant, _, rest = path.partition("/")
+        if variant == FILLED and rest:  # the gap-filled variant's files, laid out as the season's in its folder
+            state, path = services.registry.get(season, FILLED), rest
+        else:
+            state = services.registry.get(season)
         target = season_file(state, path)
         signed = state.layout.store.signed_url(target, SIGNED_URL_S)
         if signed is not None:  # an object store: the client reads it there, ranges and all

@@ -17,8 +17,8 @@ import numpy as np
 from rio_tiler.errors import InvalidExpression
 from rio_tiler.expression import get_expression_blocks, validate_expression
 
-from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, INDICES, MEDOID, MEDOID_DOY, QA, QA_VARIABLE,
-                              STATISTICS, resolve_statistic)
+from compositor.bands import (BAND_NAMES, BANDS_BY_NAME, COUNT, FILL, FILL_FLAG, FLAG, INDICES, MEDOID, MEDOID_DOY, QA,
+                              QA_VARIABLE, STATISTICS, resolve_statistic)
 from compositor.describe import describe_kind, is_index
 from compositor.errors import BandNotFoundError, InvalidInputError
 from app.presets import DEFAULT_PRESET, PRESETS, Preset, resolve_preset
@@ -69,14 +69,15 @@ class Layer:
 
 def variable_bands(variables: Iterable[Variable]) -> tuple[str, ...]:
     """The bands rasters of ``variables`` come from, in product order, then indices, then "medoid" for the
-    medoid's rasters (a block built with the medoid has them for all six bands), then the QA layer's "qa": what a
-    block must hold to be read for them, and what an on-the-fly chunk composites."""
+    medoid's rasters (a block built with the medoid has them for all six bands), then the QA layer's "qa" and the
+    fill flag's "fill" (of a filled variant): what a block must hold to be read for them, and what an on-the-fly
+    chunk composites."""
     variables = list(variables)
     wanted = {band for band, kind in variables if kind != MEDOID and band != MEDOID}
     medoid = any(kind == MEDOID or band == MEDOID for band, kind in variables)
     indices = tuple(sorted(b for b in wanted if is_index(b)))
     return (tuple(b for b in BAND_NAMES if b in wanted) + indices + ((MEDOID,) if medoid else ())
-            + ((QA,) if QA in wanted else ()))
+            + ((QA,) if QA in wanted else ()) + ((FILL,) if FILL in wanted else ()))
 
 
 def variable_name(variable: Variable) -> str:
@@ -86,7 +87,7 @@ def variable_name(variable: Variable) -> str:
 
 def describe_variable(variable: Variable) -> str:
     band, kind = variable
-    if variable in (QA_VARIABLE, MEDOID_DOY) or is_index(band) or kind == MEDOID:
+    if variable in (QA_VARIABLE, MEDOID_DOY, FILL_FLAG) or is_index(band) or kind == MEDOID:
         return describe_kind(band, kind)
     name = BANDS_BY_NAME[band].description
     return f"{name}: number of valid observations" if kind == COUNT else f"{name}: {kind.upper()} (DN, scale 0.0001)"
@@ -130,16 +131,17 @@ def _expression_variables(block: str, statistic: str) -> list[tuple[str, Variabl
             found.append((name, (name, statistic)))
             continue
         band, _, kind = name.rpartition("_")
-        if (band in BANDS_BY_NAME and kind in (*KINDS, MEDOID)) or (band, kind) in (QA_VARIABLE, MEDOID_DOY):
+        if (band in BANDS_BY_NAME and kind in (*KINDS, MEDOID)) or (band, kind) in (QA_VARIABLE, MEDOID_DOY, FILL_FLAG):
             found.append((name, (band, kind)))
             continue
-        if band.isidentifier() and band != QA and kind in STATISTICS:  # an index's, checked against the season's
+        if band.isidentifier() and band not in (QA, FILL) and kind in STATISTICS:  # an index's, checked later
             found.append((name, (band, kind)))
             continue
         raise InvalidInputError(
             f"expression uses unknown name {name!r}: use band names ({', '.join(BAND_NAMES)}), "
             "optionally with _p25, _p50, _p75, _count or _medoid (e.g. nir_p75), indices with a statistic "
-            "(ndvi_p50), medoid_doy (the medoid's day of year) or qa_seen (observations seen)"
+            "(ndvi_p50), medoid_doy (the medoid's day of year), qa_seen (observations seen) or fill_flag (where a "
+            "filled variant's values came from)"
         )
     return found
 
@@ -178,6 +180,8 @@ def make_layer(bands: str | None = None, statistic: str | None = None, expressio
     if chosen is None and not bands and not expression and default_preset:
         chosen = PRESETS[default_preset]
     kind = resolve_statistic(statistic) if statistic else (chosen.statistic if chosen else "p50")
+    if chosen is not None and chosen.statistic == FLAG and not bands and not expression:
+        return Layer((FILL_FLAG,), FLAG, (), chosen)  # classes: no statistic to choose
     if expression or (not bands and chosen and chosen.expression):
         text = expression or chosen.expression  # type: ignore[union-attr]
         if kind == COUNT and not expression:

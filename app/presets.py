@@ -1,4 +1,4 @@
-"""Named renderings of a season: band triples, NDVI and the observation count, with default styling.
+"""Named renderings of a season: band triples, NDVI, the observation count and the fill flag, with default styling.
 
 A preset fixes what is read (bands or an expression, and the statistic) and how it is drawn when
 the client does not say otherwise (rescale per band, colormap). Values are reflectance DN
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compositor.bands import BAND_NAMES, COUNT
+from compositor.bands import (BAND_NAMES, COUNT, FILL, FILLED, FLAG, FLAG_ADJACENT_SEASON, FLAG_NAMES, FLAG_OBSERVED,
+                              FLAG_OTHER_YEAR)
 from compositor.errors import InvalidInputError
 
 # Default display ranges (DN) per band: bright enough for vegetation, soil and snow to read well.
@@ -22,6 +23,8 @@ BAND_RANGES: dict[str, tuple[float, float]] = {
     "swir22": (0.0, 3500.0),
 }
 COUNT_RANGE: tuple[float, float] = (0.0, 30.0)
+FLAG_COLOURS: tuple[tuple[int, str], ...] = ((FLAG_OBSERVED, "#2c7bb6"), (FLAG_OTHER_YEAR, "#fdae61"),
+                                             (FLAG_ADJACENT_SEASON, "#d7191c"))
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,17 @@ class Preset:
     statistic: str = "p50"
     rescale: tuple[tuple[float, float], ...] = ()
     colormap_name: str | None = None
+    colormap: tuple[tuple[int, str], ...] = ()  # categories: (value, "#rrggbb"), values not listed transparent
+    categories: tuple[tuple[int, str], ...] = ()  # (value, what it means), for legends
+    variant: str | None = None  # the season variant the preset is a layer of (``variant=filled``)
 
     def as_json(self) -> dict[str, object]:
         return {
             "name": self.name, "title": self.title, "description": self.description,
             "bands": list(self.bands), "expression": self.expression, "statistic": self.statistic,
             "rescale": [list(r) for r in self.rescale], "colormap_name": self.colormap_name,
+            "colormap": {str(v): colour for v, colour in self.colormap} or None,
+            "categories": {str(v): text for v, text in self.categories} or None, "variant": self.variant,
         }
 
 
@@ -66,6 +74,11 @@ PRESETS: dict[str, Preset] = {
         Preset("count", "Observation count", "Number of cloud-free observations of the red band: where the "
                "statistics are reliable.", bands=("red",), statistic=COUNT, rescale=(COUNT_RANGE,),
                colormap_name="viridis"),
+        Preset("fill-flag", "Fill flag", "Where the gap-filled variant's values come from (variant=filled, made by "
+               "s2seasons fill): the season's own observations, the same season of the year before or after, or "
+               "the season before or after; transparent where no season observed the pixel.",
+               bands=(FILL,), statistic=FLAG, colormap=FLAG_COLOURS, categories=tuple(FLAG_NAMES.items()),
+               variant=FILLED),
     )
 }
 DEFAULT_PRESET = "true-colour"

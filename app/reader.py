@@ -42,12 +42,12 @@ from app.context import (
 from app.errors import NotFoundError
 from app.onthefly import MAX_BLOCKS_PER_TILE
 from compositor.grid import project_bounds
-from app.layers import Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
+from app.layers import KINDS, Layer, Variable, all_variables_layer, check_image_layer, evaluate, make_layer
 from app.region import map_bounds, zoom_for_pixel
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import (BAND_NAMES, INDEX_SCALE, MEDOID, MEDOID_DOY, PRODUCTS, QA, QA_VARIABLE, STATISTICS,
-                              index_order)
+from compositor.bands import (BAND_NAMES, FILL_FLAG, FILLED, INDEX_SCALE, MEDOID, MEDOID_DOY, PRODUCTS, QA,
+                              QA_VARIABLE, STATISTICS, index_order)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 
@@ -167,6 +167,9 @@ class SeasonReader(BaseReader):
                 values[band, kind] = data
                 valid[band, kind] = built & is_valid((band, kind), data)
         source = SOURCE_BUILT if built.all() else None
+        if source is None and state.variant:  # a variant is what its command wrote, never composited on the fly
+            record.not_built = f"the {state.variant} variant exists only where s2seasons fill ran"
+            source = SOURCE_BUILT if built.any() else SOURCE_NOT_BUILT
         if source is None:
             unbuilt = ~built
             if extent_3857_m(crs, bounds) <= onthefly_max_extent_m(settings.onthefly_min_zoom) * 1.001:
@@ -191,6 +194,7 @@ class SeasonReader(BaseReader):
         """The layer as this season can give it: the NDVI preset reads the season's real NDVI percentiles (the
         percentile of the per-observation index) where the season was built with them, instead of the NDVI of
         the percentile bands; an index the season does not know is a 4xx."""
+        self._check_variant(layer)
         names = [b for b in layer.bands if is_index(b)]
         if names:
             self.services.onthefly.indices_for(self.state, names)
@@ -200,6 +204,21 @@ class SeasonReader(BaseReader):
             kind = layer.statistic  # a percentile of NDVI; the medoid's NDVI stays that of its bands
             return Layer((("ndvi", kind),), kind, (f"ndvi_{kind} * {INDEX_SCALE!r}",), preset)
         return layer
+
+    def _check_variant(self, layer: Layer) -> None:
+        """The fill flag is a raster of the filled variant, and the filled variant has the bands' percentiles and
+        counts and the flag only: anything else is a 4xx saying what to ask for."""
+        variant = self.state.variant
+        flag = FILL_FLAG in layer.variables
+        if flag and variant != FILLED:
+            raise InvalidInputError("fill_flag (preset fill-flag) is a layer of the gap-filled variant: add "
+                                    f"variant={FILLED} (made by s2seasons fill)")
+        if variant:
+            other = [f"{b}_{k}" for b, k in layer.variables if (b, k) != FILL_FLAG and (b not in BAND_NAMES
+                                                                                        or k not in KINDS)]
+            if other:
+                raise InvalidInputError(f"the {variant} variant has the bands' p25, p50, p75 and count and fill_flag, "
+                                        f"not {', '.join(other)}: ask for those without variant={variant}")
 
     def _composite_into(self, values: dict[Variable, np.ndarray], valid: dict[Variable, np.ndarray],
                         where: np.ndarray, crs: CRS, transform: Affine, shape: tuple[int, int], layer: Layer,
@@ -383,7 +402,11 @@ class SeasonReader(BaseReader):
         resolution, exactly as a build of the block would compute it.
         """
         layer = point_layer or layer or all_variables_layer()
-        if layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
+        if layer.everything and self.state.variant:  # the bands the variant has, and where its values came from
+            held = {band for built in self.state.built.blocks for band in built.bands}
+            layer = Layer(tuple((band, kind) for band, kind in layer.variables if band in held) + (FILL_FLAG,),
+                          layer.statistic, everything=True)
+        elif layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
             layer = layer.with_variables(product_variables(self.state))
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise InvalidInputError("lon and lat must be finite numbers")

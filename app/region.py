@@ -118,8 +118,11 @@ def union(a: BBox | None, b: BBox | None) -> BBox | None:
 
 def map_bounds(state: SeasonState, regions: SeasonRegions) -> BBox | None:
     """Where tiles of the season can come from, in the grid's CRS: the built blocks' bounds and the
-    season's source region; None when neither projects to the grid (use the whole world)."""
+    season's source region (a variant's: its built blocks alone, nothing is composited on the fly for it); None
+    when neither projects to the grid (use the whole world)."""
     built = state.built.bounds_grid
+    if state.variant:
+        return built
     region = regions.get(state)
     bbox_4326 = region.bbox_4326
     if bbox_4326 is None and built is None:  # nothing anywhere: the grid's whole area, as for any season

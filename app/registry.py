@@ -25,7 +25,8 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from app.projection import ProjectedBlocks, ProjectionCache
-from compositor.bands import DEFAULT_PRODUCTS
+from app.errors import NotFoundError
+from compositor.bands import DEFAULT_PRODUCTS, FILL
 from compositor.errors import InvalidInputError
 from compositor.grid import OutputGrid
 from compositor.index import (SEASON_RECORD, BuiltBlock, ManifestCache, built_blocks, season_files, season_grid,
@@ -96,7 +97,8 @@ class SeasonState:
     generation: int
     has_record: bool  # season.json exists: the season was (at least partly) built
     files: frozenset[str] = frozenset()  # season files at the snapshot: "<name>.vrt", "overview/<name>.tif"
-    record: dict = field(default_factory=dict, compare=False)  # season.json
+    record: dict = field(default_factory=dict, compare=False)  # season.json (a variant's: its entry there)
+    variant: str = ""  # "filled": the season's gap-filled variant (`compositor.fill`), served from its blocks only
 
     @property
     def name(self) -> str:
@@ -109,7 +111,10 @@ class SeasonState:
 
     @property
     def products(self) -> tuple[str, ...]:
-        """What the season's builds made (``season.json``; the bands alone for seasons built before products)."""
+        """What the season's builds made (``season.json``; the bands alone for seasons built before products); a
+        variant's: the bands and its fill flag."""
+        if self.variant:
+            return (*DEFAULT_PRODUCTS, FILL)
         return tuple(self.record.get("products", DEFAULT_PRODUCTS))
 
     def overview_resolution_m(self) -> float:
@@ -175,26 +180,47 @@ class SeasonRegistry:
             return starting[0] if len(starting) == 1 else season_of(day)
         return resolve_season(name, self.settings.seasons)
 
-    def get(self, name: str) -> SeasonState:
-        """The current state of season ``name``; a new snapshot when its folders changed."""
+    def get(self, name: str, variant: str = "") -> SeasonState:
+        """The current state of season ``name`` (of its ``variant``, "filled", when one is named); a new snapshot
+        when its folders changed. A variant that was never made is a `NotFoundError` naming the command that
+        makes it."""
         season = self.resolve(name)
-        probe = SeasonLayout(self.data_dir, season, self.settings.crs, self.settings.resolution_m)
+        if variant:
+            own = self.get(name)
+            if variant not in own.products or not isinstance(own.record.get(variant), dict):
+                raise NotFoundError(
+                    f"season {season.name} has no {variant} variant: make it with s2seasons fill --season "
+                    f"{season.name} --bbox W,S,E,N (where the season and a neighbouring season are built), or leave "
+                    f"out variant={variant}")
+            probe = own.layout.with_variant(variant)
+        else:
+            probe = SeasonLayout(self.data_dir, season, self.settings.crs, self.settings.resolution_m)
         signature = self._signature(probe)
-        cached = self._states.get(season.name)
+        key = (season.name, variant)
+        cached = self._states.get(key)
         if cached and cached[0] == signature:
             return cached[1]
         with self._lock:
-            cached = self._states.get(season.name)
+            cached = self._states.get(key)
             if cached and cached[0] == signature:
                 return cached[1]
-            state = self._load(season, probe)
-            self._states[season.name] = (signature, state)
+            state = self._load(season, probe) if not variant else self._load_variant(own, probe)
+            self._states[key] = (signature, state)
         if cached is not None:
-            logger.info("season %s changed: %d built blocks", season.name, len(state.built))
+            logger.info("season %s%s changed: %d built blocks", season.name, f" ({variant})" if variant else "",
+                        len(state.built))
             state.layout.store.forget_cached_reads(state.layout.root)  # files replaced under the same names
             for listener in self._listeners:
                 listener(season.name)
         return state
+
+    def _load_variant(self, own: SeasonState, layout: SeasonLayout) -> SeasonState:
+        """A variant on the season's grid: its blocks and files under its own folder, its entry of ``season.json``."""
+        built = BuiltIndex.from_blocks(built_blocks(layout, own.grid, self._manifests))
+        self._generation += 1
+        return SeasonState(own.season, own.grid, layout, built, self._generation, True,
+                           frozenset(season_files(layout)), dict(own.record.get(layout.variant) or {}),
+                           layout.variant)
 
     def _load(self, season: Season, probe: SeasonLayout) -> SeasonState:
         grid = season_grid(probe)

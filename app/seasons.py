@@ -15,7 +15,7 @@ from app.presets import DEFAULT_PRESET, PRESETS
 from app.queue import block_bbox_4326
 from app.registry import SeasonState
 from app.services import Services
-from compositor.bands import BAND_NAMES, QA_VARIABLE
+from compositor.bands import BAND_NAMES, FILL_FLAG, FILLED, QA_VARIABLE
 from compositor.layout import OUTPUT_KINDS
 
 MAP_TMS = ("WebMercatorQuad", "EuropeanETRS89_LAEAQuad")
@@ -61,7 +61,8 @@ def season_links(base: str, state: SeasonState) -> dict[str, Any]:
         "tilejson": {tms: f"{root}/{tms}/tilejson.json?{preset}" for tms in MAP_TMS},
         "wmts": {tms: f"{root}/{tms}/WMTSCapabilities.xml" for tms in MAP_TMS},
         "xyz": f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?{preset}",
-        "xyz_presets": {name: f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?preset={name}" for name in PRESETS},
+        "xyz_presets": {name: f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?preset={name}"
+                        for name, p in PRESETS.items() if not p.variant},
         "point": f"{root}/point/{{lon}},{{lat}}",
         "bbox": f"{root}/bbox/{{minx}},{{miny}},{{maxx}},{{maxy}}.png?{preset}",
         "preview": f"{root}/preview.png?{preset}",
@@ -80,11 +81,31 @@ def season_links(base: str, state: SeasonState) -> dict[str, Any]:
         links["cog_template"] = f"{files}/blocks/{{block}}/{layout.stem('{band}', '{statistic}')}.tif"
         if "catalog/catalog.json" in state.files:
             links["stac"] = f"{files}/catalog/catalog.json"
+    if FILLED in state.products:
+        links[FILLED] = filled_links(root, state)
     return links
+
+
+def filled_links(root: str, state: SeasonState) -> dict[str, Any]:
+    """The gap-filled variant (``s2seasons fill``): its tiles (``variant=filled``), the fill flag as a tile layer,
+    WMTS, points, and its own VRTs and STAC catalog."""
+    files = f"{root}/files/{FILLED}"
+    filled = state.layout.with_variant(FILLED)
+    variant = urlencode({"variant": FILLED})
+    return {
+        "xyz": f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?{variant}&preset={DEFAULT_PRESET}",
+        "xyz_flag": f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?{variant}&preset=fill-flag",
+        "wmts": {tms: f"{root}/{tms}/WMTSCapabilities.xml?{variant}" for tms in MAP_TMS},
+        "point": f"{root}/point/{{lon}},{{lat}}?{variant}",
+        "vrt_template": f"{files}/{filled.stem('{band}', '{statistic}')}.vrt",
+        "flag_vrt": f"{files}/{filled.vrt_file(*FILL_FLAG).name}",
+        "stac": f"{files}/catalog/catalog.json",
+    }
 
 
 def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
     built = state.built
+    record = state.record.get(FILLED) if FILLED in state.products else None
     footprint = built.footprint_4326
     n_data = sum(1 for b in built.blocks if b.status == "built")
     coverage, coverage_of = _coverage_percent(state)
@@ -95,7 +116,7 @@ def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
         "days": state.season.days,
         "grid": {"crs": state.grid.crs, "resolution_m": state.grid.resolution_m,
                  "block_size_px": state.grid.block_size_px},
-        "products": list(state.products),  # what its builds made: bands, and qa (observations seen)
+        "products": list(state.products),  # what its builds made (bands, indices, medoid, qa) and filled (its fill)
         "built": {
             "blocks": len(built),
             "blocks_with_data": n_data,
@@ -105,6 +126,8 @@ def describe_season(base: str, state: SeasonState) -> dict[str, Any]:
             "bounds_4326": list(footprint.bounds) if footprint is not None else None,
             "geojson": mapping(footprint.simplify(GEOJSON_SIMPLIFY_DEG)) if footprint is not None else None,
         },
+        "filled": ({key: record.get(key) for key in ("min_observations", "neighbours", "used", "rule", "filled_at")}
+                   if isinstance(record, dict) else None),  # the gap-filled variant (s2seasons fill), if made
         "links": season_links(base, state),
     }
 

@@ -52,7 +52,8 @@ def viewer_config(request: Request) -> dict[str, object]:
         "staticRoot": f"{root_path}/static",
         "version": __version__,
         "defaultPreset": DEFAULT_PRESET,
-        "presets": [p.as_json() for p in PRESETS.values()],
+        "presets": [p.as_json() for p in PRESETS.values() if not p.variant],
+        "fillFlag": PRESETS["fill-flag"].as_json(),  # the filled variant's flag: an overlay, not a preset card
         "bands": [{"name": b.name, "description": b.description} for b in BANDS],
         "statistics": [*STATISTICS, MEDOID],
         "onTheFlyMinZoom": settings.onthefly_min_zoom if settings is not None else None,

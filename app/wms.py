@@ -256,10 +256,17 @@ def _int(params: dict[str, str], name: str, low: int, high: int) -> int:
     return value
 
 
+def wms_presets() -> dict[str, Preset]:
+    """The presets served as WMS layers: those of a season itself (the fill flag belongs to the filled variant,
+    which the WMS does not serve: its tiles take ``variant=filled``)."""
+    return {name: preset for name, preset in PRESETS.items() if not preset.variant}
+
+
 def _preset(name: str) -> Preset:
-    preset = PRESETS.get(name.strip().lower())
+    preset = wms_presets().get(name.strip().lower())
     if preset is None:
-        raise WMSError(f"layer {name!r} is not served: use one of {', '.join(PRESETS)}", "LayerNotDefined", "layers")
+        raise WMSError(f"layer {name!r} is not served: use one of {', '.join(wms_presets())}", "LayerNotDefined",
+                       "layers")
     return preset
 
 
@@ -442,7 +449,7 @@ def capabilities(base_url: str, services: Services) -> bytes:
          maxy=f"{east:.6f}")
     _sub(top, "Dimension", time_extent(seasons), name="time", units="ISO8601", default=default.start.isoformat(),
          nearestValue="1", multipleValues="0", current="0")
-    for preset in PRESETS.values():
+    for preset in wms_presets().values():
         layer = _sub(top, "Layer", queryable="1")
         _sub(layer, "Name", preset.name)
         _sub(layer, "Title", preset.title + (" (default)" if preset.name == DEFAULT_PRESET else ""))

@@ -152,11 +152,15 @@ class WMTSExtension(FactoryExtension):
             own = [(k, v) for k, v in request.query_params.multi_items() if k in LAYER_PARAMS]
             if own and not (len(own) == 1 and own[0][0] == "preset"):
                 layers.append(("custom", "Custom: " + urlencode(own), f"{tile_url}?{urlencode(own + kept)}"))
+            state = src_path.state
             for preset in PRESETS.values():
+                if preset.variant and preset.variant != state.variant:
+                    continue  # the fill flag: a layer of the filled variant only
                 query = urlencode([("preset", preset.name), *kept])
                 layers.append((preset.name, preset.title, f"{tile_url}?{query}"))
+            variant = f", {state.variant}" if state.variant else ""
             body = capabilities_xml(
-                title=f"s2seasons {state.name} ({state.season.start}..{state.season.end})",
+                title=f"s2seasons {state.name}{variant} ({state.season.start}..{state.season.end})",
                 capabilities_url=str(request.url), layers=layers, tms=tms, bounds_4326=bounds,
                 minzoom=minzoom, maxzoom=maxzoom, media_type=FORMATS[tile_format], time=time,
             )

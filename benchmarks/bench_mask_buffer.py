@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from compositor.testing.synthetic.truth import homogeneous
+
 BBOX = (11.30, 48.00, 11.34, 48.03)  # about 3.0 x 3.3 km west of Munich: orbits 22 and 65, tiles 32UPU and 33UTP
 SEASON = "early-summer-2022"
 INTERVAL = "2022-06-01/2022-07-15"  # 45 days (about 15 acquisitions, 30 scenes): a few minutes to generate
@@ -37,15 +39,6 @@ BUFFERS_M = (0.0, 20.0, 40.0, 60.0, 100.0, 150.0)
 VISIBLE = ("blue", "green", "red")
 BRIGHTER_DN = 200
 RESOLUTION_M = 30.0
-
-
-def homogeneous(truth: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
-    """Pixels whose 8 neighbours are within ``tolerance`` of them in the truth: the truth is the
-    surface at pixel centres, the composite the mean of the 10 m pixels, equal inside a patch."""
-    p = np.pad(truth, 1, mode="edge")
-    h, w = truth.shape
-    neighbours = np.stack([p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    return np.abs(neighbours - truth).max(axis=0) <= tolerance * truth
 
 
 def measure(scenes, truth: dict[str, np.ndarray], crs: str, transform, buffer_m: float,

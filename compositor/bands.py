@@ -51,7 +51,19 @@ QA_VARIABLE = (QA, SEEN)
 MEDOID = "medoid"
 DOY = "doy"
 MEDOID_DOY = (MEDOID, DOY)
-PSEUDO_BANDS: tuple[str, ...] = (QA, MEDOID)  # rasters named like bands that are none
+# The gap-filled variant of a season (``s2seasons fill``): its bands' P25/P50/P75 and counts, filled from neighbouring
+# seasons where the season has too few observations, and per pixel where the values came from, (fill, flag).
+FILLED = "filled"  # the variant's name: a folder beside the season's outputs, a product in season.json
+FILL = "fill"
+FLAG = "flag"
+FILL_FLAG = (FILL, FLAG)
+FLAG_OBSERVED = 0  # the season's own values
+FLAG_OTHER_YEAR = 1  # the same season of the year before or after
+FLAG_ADJACENT_SEASON = 2  # the season before or after in the same calendar
+FLAG_NODATA = 255  # no value at all
+FLAG_NAMES: dict[int, str] = {FLAG_OBSERVED: "observed", FLAG_OTHER_YEAR: "same season, other year",
+                              FLAG_ADJACENT_SEASON: "adjacent season"}
+PSEUDO_BANDS: tuple[str, ...] = (QA, MEDOID, FILL)  # rasters named like bands that are none
 COUNT_KINDS: tuple[str, ...] = (COUNT, SEEN)  # numbers of observations: no nodata (0 means none), sampled not averaged
 # Products a build can make (``--products``); "bands" (the six bands' P25/P50/P75 and counts) is the original.
 PRODUCTS: tuple[str, ...] = ("bands", "indices", "medoid", "qa")
@@ -94,7 +106,7 @@ INDEX_SHIFT = 10_001
 def resolve_indices(custom: dict[str, Iterable[str]] | None = None) -> tuple[Index, ...]:
     """The built-in indices and the ``custom`` ones ({"ndmi": ["nir", "swir16"]}), validated."""
     found = list(INDICES)
-    taken = {i.name for i in found} | set(BAND_NAMES) | {QA}
+    taken = {i.name for i in found} | set(BAND_NAMES) | set(PSEUDO_BANDS)
     for name, pair in (custom or {}).items():
         key = str(name).strip().lower()
         bands = [str(b).strip().lower() for b in pair]

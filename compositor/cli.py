@@ -177,6 +177,36 @@ def build(
 
 
 @cli.command()
+def fill(
+    season: SeasonOpt,
+    bbox: BBoxOpt,
+    out: DataOpt = None,
+    min_observations: Annotated[Optional[int], typer.Option("--min-observations", "-n", help="Fill the pixels with fewer valid observations than this (in any band); a neighbour season is used where it has at least this many. (env S2SEASONS_FILL_MIN_OBSERVATIONS, default 3)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fill blocks again even when their filled block is up to date (same sources, same minimum).")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write the gap-filled variant of a built season (flagged): where the season has fewer than
+    --min-observations valid observations, P25/P50/P75 come from the same season of the year before or after,
+    else from the season before or after, where those are built; a fill flag says per pixel where the values
+    came from (0 observed, 1 same season of another year, 2 adjacent season, 255 no value). The season's own
+    files are not touched; the variant is served with variant=filled."""
+    setup_logging(verbose)
+    from compositor.fill import run_fill
+
+    settings = _settings()
+    try:
+        summary = run_fill(settings, season, bbox, data_dir=out, min_observations=min_observations, force=force,
+                           echo=typer.echo)
+    except CompositorError as exc:
+        raise fail(exc) from None
+    typer.echo(summary.describe())
+    if summary.failed:
+        typer.secho(f"error: {len(summary.failed)} of {len(summary.results)} blocks failed (see above); run the same "
+                    "command again to fill them", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+@cli.command()
 def export(
     season: SeasonOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported files.")],

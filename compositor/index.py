@@ -27,8 +27,8 @@ from pathlib import PurePath
 from affine import Affine
 from pyproj import CRS
 
-from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, MEDOID, MEDOID_DOY, PRODUCTS, QA, QA_VARIABLE,
-                              STATISTICS, Index, index_order, resolve_bands)
+from compositor.bands import (BAND_NAMES, DEFAULT_PRODUCTS, FILL, FILL_FLAG, FILLED, MEDOID, MEDOID_DOY, PRODUCTS,
+                              QA, QA_VARIABLE, STATISTICS, Index, index_order, resolve_bands)
 from compositor.describe import is_index
 from compositor.errors import InvalidInputError
 from compositor.grid import Block, OutputGrid
@@ -41,7 +41,7 @@ BUILT_STATUSES = ("built", "empty")
 REPLACED_GRACE_S = 3600.0  # files of a replaced block build stay this long after the swap (object stores)
 __all__ = ["BUILT_STATUSES", "MANIFEST", "SEASON_RECORD", "BuiltBlock", "ManifestCache", "MosaicExtent",
            "block_sources", "built_blocks", "claim_season", "grid_record", "mosaic_extent", "read_manifest",
-           "read_manifests", "remove_replaced_builds", "season_files", "season_rasters", "season_variables", "season_grid", "season_record", "select_bands"]
+           "note_variant", "read_manifests", "remove_replaced_builds", "season_files", "season_rasters", "season_variables", "season_grid", "season_record", "select_bands"]
 
 
 # --- season.json --------------------------------------------------------------------------------
@@ -86,11 +86,21 @@ def claim_season(layout: SeasonLayout, grid: OutputGrid, bbox_4326: Sequence[flo
         bboxes.append(list(bbox_4326))
     if options is not None:
         record["options"] = options
-    if products:  # every product some build of the season made (servers list them at /seasons)
+    if products:  # every product some build of the season made (servers list them at /seasons), and its fill
         made = set(record.get("products", DEFAULT_PRODUCTS)) | set(products)
-        record["products"] = [p for p in PRODUCTS if p in made]
+        record["products"] = [p for p in (*PRODUCTS, FILLED) if p in made]
     if indices:  # name -> [a, b] of (a - b) / (a + b): what on-the-fly composites and servers describe
         record["indices"] = {**record.get("indices", {}), **{i.name: [i.a, i.b] for i in indices}}
+    _write_season_record(layout, record)
+
+
+def note_variant(layout: SeasonLayout, variant: str, details: dict) -> None:
+    """Record in ``season.json`` that the season has a ``variant`` (``filled``): its name joins ``products`` and
+    ``details`` (how it was made) go under its name. Servers list it and serve it (``variant=filled``)."""
+    record = season_record(layout) or {}
+    made = set(record.get("products", DEFAULT_PRODUCTS)) | {variant}
+    record["products"] = [p for p in (*PRODUCTS, variant) if p in made]
+    record[variant] = details
     _write_season_record(layout, record)
 
 
@@ -209,7 +219,7 @@ class BuiltBlock:
 
     block: Block
     status: str
-    bands: frozenset[str]  # its bands, its indices' names, "medoid" and "qa" when built with those products
+    bands: frozenset[str]  # its bands, its indices' names, "medoid", "qa" and "fill" (a filled block) when it has them
     folder: PurePath  # where its files are: the block folder, or its build's prefix below it
     files: frozenset[str] = frozenset()  # names of its files (that exist, when the index checked)
     n_scenes: int = 0
@@ -263,7 +273,7 @@ def built_blocks(layout: SeasonLayout, grid: OutputGrid, cache: ManifestCache | 
         if present is not None:
             files = frozenset(present.get(folder, ()))
         made = manifest.get("products", ())
-        layers = (frozenset(manifest.get("bands", ())) | {p for p in (QA, MEDOID) if p in made}
+        layers = (frozenset(manifest.get("bands", ())) | {p for p in (QA, MEDOID, FILL) if p in made}
                   | set(manifest.get("indices", {})))
         blocks.append(BuiltBlock(block, str(manifest["status"]), layers, folder, files,
                                  len(manifest.get("scenes", ())), int(manifest.get("n_acquisitions", 0)),
@@ -301,13 +311,14 @@ def block_sources(layout: SeasonLayout, blocks: Sequence[BuiltBlock], band: str,
 
 def season_variables(blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None) -> list[tuple[str, str]]:
     """The season's rasters as (band, kind): each band's (`select_bands`) statistics and count, each index's
-    statistics, then the QA layer, where some block has them."""
+    statistics, the medoid's, then the QA layer and the fill flag (of a filled variant), where some block has them."""
     variables = [(band, kind) for band in select_bands(blocks, bands) for kind in OUTPUT_KINDS]
     indices = index_order({name for b in blocks for name in b.bands if is_index(name)})
     variables += [(name, kind) for name in indices for kind in STATISTICS]
     if any(MEDOID in b.bands for b in blocks):
         variables += [(band, MEDOID) for band in BAND_NAMES] + [MEDOID_DOY]
-    return variables + ([QA_VARIABLE] if any(QA in b.bands for b in blocks) else [])
+    variables += [QA_VARIABLE] if any(QA in b.bands for b in blocks) else []
+    return variables + ([FILL_FLAG] if any(FILL in b.bands for b in blocks) else [])
 
 
 def season_rasters(layout: SeasonLayout, blocks: Sequence[BuiltBlock], bands: Iterable[str] | str | None

@@ -13,11 +13,17 @@ range, area, projection, version), for example::
 
 ``DATA`` is a folder or an object store (``s3://bucket/prefix``); paths are the ones GDAL opens,
 ``/vsis3/bucket/prefix/2019-summer/...`` for the latter, and `SeasonLayout.store` reads and writes them.
+
+A variant of a season (``filled``: `compositor.fill`) is laid out the same way in a folder of the season's,
+its names ending in the variant's, so that a file copied out still says what it is::
+
+    DATA/2019-summer/filled/blocks/c2140_r1595/s2l2a_red_p50_30m_20190625..20190912_epsg3035_filled.tif
+    DATA/2019-summer/filled/s2l2a_fill_flag_30m_20190625..20190912_epsg3035_filled.vrt
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from pyproj import CRS
@@ -41,12 +47,14 @@ def _resolution_label(resolution_m: float) -> str:
 
 @dataclass(frozen=True)
 class SeasonLayout:
-    """Paths of one season's outputs under ``data_dir`` (a folder, or an ``s3://`` URL)."""
+    """Paths of one season's outputs under ``data_dir`` (a folder, or an ``s3://`` URL); of its ``variant``
+    (``filled``) when one is named."""
 
     data_dir: Path | str
     season: Season
     crs: str
     resolution_m: float
+    variant: str = ""
 
     @property
     def store(self) -> OutputStore:
@@ -54,7 +62,12 @@ class SeasonLayout:
 
     @property
     def root(self) -> PurePath:
-        return self.store.path(self.season.name)
+        name = self.season.name
+        return self.store.path(name, self.variant) if self.variant else self.store.path(name)
+
+    def with_variant(self, variant: str) -> SeasonLayout:
+        """The same season's ``variant`` ("" for the season's own outputs)."""
+        return replace(self, variant=variant)
 
     @property
     def blocks_dir(self) -> PurePath:
@@ -75,10 +88,12 @@ class SeasonLayout:
         return self.block_dir(block_id) / MANIFEST
 
     def stem(self, band: str, kind: str, resolution_m: float | None = None) -> str:
-        """``s2l2a_{band}_{kind}_{res}m_{start}..{end}_{epsg}`` for a band and p25/p50/p75/count."""
+        """``s2l2a_{band}_{kind}_{res}m_{start}..{end}_{epsg}`` for a band and p25/p50/p75/count (``_{variant}``
+        after it for a variant's)."""
         res = _resolution_label(resolution_m or self.resolution_m)
         dates = f"{self.season.start:%Y%m%d}..{self.season.end:%Y%m%d}"
-        return f"s2l2a_{band}_{kind}_{res}_{dates}_{_epsg_label(self.crs)}"
+        variant = f"_{self.variant}" if self.variant else ""
+        return f"s2l2a_{band}_{kind}_{res}_{dates}_{_epsg_label(self.crs)}{variant}"
 
     def block_name(self, band: str, kind: str) -> str:
         """The file name of a block's raster of one band and kind (its folder: `compositor.index.BuiltBlock`)."""

@@ -18,7 +18,7 @@ from pyproj import CRS
 from shapely.geometry import mapping
 
 from compositor import __version__
-from compositor.bands import BANDS_BY_NAME
+from compositor.bands import BANDS_BY_NAME, FILLED
 from compositor.cog import BandSpec
 from compositor.describe import season_spec
 from compositor.grid import OutputGrid
@@ -45,7 +45,7 @@ def _epsg(crs: str) -> int | None:
 
 
 def _raster_band(spec: BandSpec, resolution_m: float) -> dict[str, object]:
-    record: dict[str, object] = {"data_type": spec.gdal_type.lower(), "spatial_resolution": resolution_m}
+    record: dict[str, object] = {"data_type": spec.dtype, "spatial_resolution": resolution_m}
     if spec.nodata is not None:
         record["nodata"] = spec.nodata
     if spec.scale is not None:
@@ -63,7 +63,7 @@ def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock,
         sources = block_sources(layout, [built], band, kind)
         if not sources:
             continue
-        spec = season_spec(layout.season, band, kind)
+        spec = season_spec(layout.season, band, kind, layout.variant)
         assets[f"{band}_{kind}"] = pystac.Asset(
             str(sources[0][1]), title=spec.description, media_type=pystac.MediaType.COG,
             roles=["data"],
@@ -90,7 +90,9 @@ def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock,
         properties["proj:epsg"] = epsg  # projection v1 name, still read by older clients
     else:
         properties["proj:wkt2"] = CRS.from_user_input(grid.crs).to_wkt()
-    item = pystac.Item(f"{layout.season.name}_{block.id}", mapping(footprint), list(footprint.bounds), None,
+    if layout.variant:
+        properties["s2seasons:variant"] = layout.variant
+    item = pystac.Item(f"{_product_id(layout)}_{block.id}", mapping(footprint), list(footprint.bounds), None,
                        properties)
     for key, asset in assets.items():
         item.add_asset(key, asset)
@@ -101,6 +103,17 @@ def _block_item(layout: SeasonLayout, grid: OutputGrid, built: BuiltBlock,
     return item
 
 
+def _product_id(layout: SeasonLayout) -> str:
+    """The season's name, with its variant's (``2022-summer-filled``)."""
+    return f"{layout.season.name}-{layout.variant}" if layout.variant else layout.season.name
+
+
+FILLED_TEXT = (" Gap-filled variant: where the season has fewer valid observations than the fill's minimum, the "
+               "percentiles come from the same season of the year before or after, else from the season before or "
+               "after, and the fill_flag asset says which (0 observed, 1 same season of another year, 2 adjacent "
+               "season, 255 no value); counts are those of the season the values come from.")
+
+
 def _season_assets(layout: SeasonLayout, grid: OutputGrid, variables: Sequence[tuple[str, str]],
                    factor: int) -> dict[str, pystac.Asset]:
     """Collection assets: the season VRTs and overview rasters that exist."""
@@ -109,7 +122,7 @@ def _season_assets(layout: SeasonLayout, grid: OutputGrid, variables: Sequence[t
     existing |= {layout.vrt_file(b, k).name for b, k in variables if store.is_file(layout.vrt_file(b, k))}
     assets = {}
     for band, kind in variables:
-        spec = season_spec(layout.season, band, kind)
+        spec = season_spec(layout.season, band, kind, layout.variant)
         vrt = layout.vrt_file(band, kind)
         if vrt.name in existing:
             assets[f"{band}_{kind}_mosaic"] = pystac.Asset(
@@ -142,15 +155,16 @@ def _season_collection(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[s
     }
     if epsg:
         summaries["proj:code"] = [f"EPSG:{epsg}"]
+    variant = f" ({layout.variant})" if layout.variant else ""
     collection = pystac.Collection(
-        id=f"s2l2a-{season.name}",
-        title=f"Sentinel-2 L2A seasonal percentile mosaic, {season.name}",
+        id=f"s2l2a-{_product_id(layout)}",
+        title=f"Sentinel-2 L2A seasonal percentile mosaic, {season.name}{variant}",
         description=(
             f"Cloud-free Sentinel-2 L2A surface reflectance of {season.name} ({season.start} to {season.end}): "
             "per pixel and band the 25th, 50th and 75th percentile of the cloud-free observations (uint16, "
             "scale 0.0001, nodata 0) and their count, per relative orbit and blended across orbits, at "
             f"{grid.resolution_m:g} m in {grid.crs}, as Cloud-Optimized GeoTIFF blocks. "
-            "Contains modified Copernicus Sentinel data."
+            "Contains modified Copernicus Sentinel data." + (FILLED_TEXT if layout.variant == FILLED else "")
         ),
         extent=pystac.Extent(pystac.SpatialExtent([[float(v) for v in bbox]]),
                              pystac.TemporalExtent([list(_season_interval(layout))])),
@@ -206,9 +220,9 @@ def write_output_catalog(layout: SeasonLayout, grid: OutputGrid, bands: Sequence
     for key, asset in _season_assets(layout, grid, variables, overview_factor).items():
         collection.add_asset(key, asset)
     catalog = pystac.Catalog(
-        id=f"s2seasons-{layout.season.name}",
-        title=f"s2seasons outputs of {layout.season.name}",
-        description=f"Season mosaics of {layout.season.name} built by s2seasons {__version__}.",
+        id=f"s2seasons-{_product_id(layout)}",
+        title=f"s2seasons outputs of {_product_id(layout)}",
+        description=f"Season mosaics of {_product_id(layout)} built by s2seasons {__version__}.",
     )
     catalog.add_child(collection)
     catalog.normalize_hrefs(str(layout.catalog_dir))

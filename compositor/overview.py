@@ -85,7 +85,7 @@ def write_season_overview(layout: SeasonLayout, grid: OutputGrid, bands: Sequenc
     shape = (extent.height // factor, extent.width // factor)
     written = []
     for band, kind, sources in season_rasters(layout, blocks, bands):
-        spec = season_spec(layout.season, band, kind)
+        spec = season_spec(layout.season, band, kind, layout.variant)
         spec = replace(spec, tags={**spec.tags, "resolution_m": f"{resolution_m:g}", "overview_factor": str(factor)})
         resampling = overview_resampling(kind)
         written.append(write_cog_atomically(layout.overview_file(band, kind, resolution_m), grid.crs, transform, shape,

@@ -57,6 +57,14 @@ def calendar_season(year: int, season: str) -> Season:
     return Season(start=dt.date(start_year, m0, d0), end=dt.date(year, m1, d1), name=f"{year}-{season}")
 
 
+def calendar_name(season: Season) -> tuple[int, str] | None:
+    """``(year, "summer")`` of a calendar season, None for a custom one (even one with a calendar season's dates)."""
+    match = _CALENDAR_RE.match(season.name)
+    if match is None or calendar_season(int(match["year"]), match["season"]) != season:
+        return None
+    return int(match["year"]), match["season"]
+
+
 def season_of(day: dt.date) -> Season:
     """The calendar season that contains ``day``."""
     if (day.month, day.day) >= (12, 2):

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     blend_edge_ramp_m: float = Field(
         DEFAULT_BLEND_EDGE_RAMP_M, gt=0, description="Beyond the margin, the weight ramps smoothly up to its "
         "inverse-distance value over this length (m).")
+    fill_min_observations: int = Field(
+        3, ge=1, le=1000, description="s2seasons fill: a pixel with fewer valid observations than this (in any of its "
+        "bands) takes its P25/P50/P75 from a neighbouring season that has at least this many (the same season of the "
+        "year before or after first, then the season before or after); see the README's Gap filling.")
     workers: int = Field(0, ge=0, description="Build processes; 0 means one per core.")
     stac_timeout_s: float = Field(30.0, gt=0, description="Timeout of one STAC API request (s).")
     @field_validator("data_dir", mode="before")

@@ -202,7 +202,7 @@ def write_season_vrts(layout: SeasonLayout, grid: OutputGrid, bands: Sequence[st
         if not _overview_fits(overview, extent, overview_factor):
             logger.warning("%s: no up-to-date overview at 1/%d; VRT written without it", overview.name, overview_factor)
             overview = None
-        written.append(write_vrt(layout.vrt_file(band, kind), extent, grid.crs, season_spec(layout.season, band, kind),
+        written.append(write_vrt(layout.vrt_file(band, kind), extent, grid.crs, season_spec(layout.season, band, kind, layout.variant),
                                  sources, overview, layout.store))
     logger.info("season %s: %d VRTs over %d blocks", layout.season.name, len(written), len(blocks))
     return written

@@ -234,7 +234,8 @@ def test_blocks_geojson(client):
 def test_presets_listing(client):
     body = client.get("/presets").json()
     names = [p["name"] for p in body["presets"]]
-    assert names == ["true-colour", "colour-infrared", "nir-swir", "swir", "ndvi", "count"]
+    assert names == ["true-colour", "colour-infrared", "nir-swir", "swir", "ndvi", "count", "fill-flag"]
+    assert body["presets"][6]["variant"] == "filled" and body["presets"][6]["colormap"]["2"] == "#d7191c"
     assert body["presets"][4]["colormap_name"] == "rdylgn" and body["default"] == "true-colour"
 
 

@@ -20,6 +20,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from compositor.bands import BAND_NAMES
 from compositor.errors import BandNotFoundError, InvalidBBoxError, SeasonNotFoundError
+from compositor.testing.synthetic.truth import homogeneous
 from tests.conftest import (
     SYNTH_BBOX,
     SYNTH_BLOCK_PX,
@@ -52,18 +53,6 @@ def read_on_truth_grid(data: Path, archive: Path, band: str) -> tuple[np.ndarray
         assert src.res == truth_src.res and src.crs == truth_src.crs
         est = src.read(1, window=from_bounds(*truth_src.bounds, transform=src.transform), boundless=True)
     return est.astype(np.float64), truth_src.read(1).astype(np.float64), truth_src
-
-
-def homogeneous(truth: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
-    """Pixels whose 8 neighbours are within ``tolerance`` of them in the truth (inside a land-cover patch).
-
-    The truth is the surface at pixel centres; the build averages the "10 m" pixels inside each
-    output pixel. They agree only inside a patch, so accuracy is measured there.
-    """
-    p = np.pad(truth, 1, mode="edge")
-    neighbours = np.stack([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:], p[:-2, :-2], p[2:, 2:],
-                           p[:-2, 2:], p[2:, :-2]])
-    return np.abs(neighbours - truth).max(axis=0) <= tolerance * truth
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -12,14 +12,16 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.app.helpers import BUILT_LONLAT, REPO, SEASON, UNBUILT_LONLAT, decode, tile_of
-from tests.e2e.browser import CHROMIUM, SUMMER, ViewerPage
+from tests.app.helpers import BUILT_LONLAT, REPO, SEASON, UNBUILT_LONLAT, decode, live_server, tile_of
+from tests.conftest import FILL_SEASON, flagged_pixel
+from tests.e2e.browser import CHROMIUM, SUMMER, VIEWPORT, ViewerPage
 from tests.e2e.browser import browser, viewer, viewer_archive, viewer_data, viewer_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -415,3 +417,50 @@ def test_malformed_links_fall_back_to_defaults(viewer: ViewerPage):
     assert state["again"] == state["view"]
     assert state["view"]["bands"] == ["nir", "red", "green"] and state["view"]["z"] == 9
     assert state["delays"] == [1000, 4000, 1000, 8000]
+
+
+# --- the gap-filled variant (tests.conftest.filled_season: 2022-summer filled, bands red, nir and swir16) ---------
+
+
+@pytest.fixture(scope="module")
+def filled_viewer(browser, filled_season, tmp_path_factory) -> Iterator[ViewerPage]:
+    """A page on a live server over the filled season (errors and requests checked as `viewer` does)."""
+    log = tmp_path_factory.mktemp("filled-server") / "server.log"
+    with live_server(filled_season.data, filled_season.catalog, log) as base:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        result = ViewerPage(page, base)
+        page.on("request", lambda request: result.requests.append(request.url))
+        page.on("console", lambda message: message.type == "error" and result.errors.append(message.text))
+        page.on("pageerror", lambda error: result.errors.append(f"uncaught: {error}"))
+        try:
+            yield result
+        finally:
+            context.close()
+        assert not result.outside_loopback() and not result.unexpected_errors(), (result.errors, result.requests)
+
+
+def test_filled_variant_toggle_and_fill_flag_overlay(filled_viewer: ViewerPage, filled_season):
+    """The Gap-filled toggle draws the season's filled variant (variant=filled), the flag overlay its fill flag with
+    a legend of the three classes, and the inspector says where the pixel's values came from."""
+    _, lonlat = flagged_pixel(filled_season.data, 1)
+    filled_viewer.open(f"season={FILL_SEASON}&bands=nir,swir16,red&filled=1&flag=1&{at(lonlat, 11)}")
+    page = filled_viewer.page
+    assert page.locator("#filled").is_checked() and page.locator("#fill-flag").is_checked()
+    assert all("variant=filled" in url for url in filled_viewer.tile_urls())
+    filled_viewer.wait_tiles("flag")
+    flags = filled_viewer.tiles("flag")
+    assert flags and all("preset=fill-flag" in t["url"] and t["error"] is None and t["complete"] for t in flags)
+    assert sum(p["opaque"] for p in filled_viewer.pixels("flag").values()) > 100
+    legend = page.locator("#flag-legend .legend-category").all_inner_texts()
+    assert legend == ["0 observed", "1 same season, other year", "2 adjacent season"]
+    filled_viewer.click_lonlat(*lonlat)
+    page.wait_for_function("document.getElementById('inspector').dataset.state === 'ready'", timeout=60_000)
+    assert page.locator("#inspector-fill").get_attribute("data-flag") == "1"
+    assert "same season, other year" in page.locator("#inspector-fill").inner_text()
+    page.click("#filled")  # off: the season's own values, no variant in the tiles or the link
+    filled_viewer.wait_tiles()
+    assert not any("variant=" in url for url in filled_viewer.tile_urls())
+    assert "filled" not in parse_qs(urlsplit(filled_viewer.location()).query)
+    page.wait_for_function("document.getElementById('inspector').dataset.state === 'ready'", timeout=60_000)
+    assert page.locator("#inspector-fill").is_hidden()

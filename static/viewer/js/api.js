@@ -7,9 +7,14 @@ export function usesStatistic(view, preset) {
   return Boolean(view.bands) || !preset || preset.statistic !== "count";
 }
 
-/** The layer parameters of ``view`` as the tile, WMTS and TileJSON endpoints read them. */
-export function layerQuery(view, preset) {
+export const FILLED = "filled";
+export const FLAG_PRESET = "fill-flag";
+
+/** The layer parameters of ``view`` as the tile, WMTS and TileJSON endpoints read them; ``variant`` ("filled")
+ * reads the season's gap-filled variant. */
+export function layerQuery(view, preset, variant = null) {
   const q = new URLSearchParams();
+  if (variant) q.set("variant", variant);
   if (view.bands) q.set("bands", view.bands.join(","));
   else q.set("preset", preset.name);
   if (usesStatistic(view, preset)) q.set("statistic", view.statistic);
@@ -36,16 +41,23 @@ export class Api {
   }
 
   /** Tile URL template with Leaflet's {z}/{x}/{y} placeholders (QGIS reads the same). */
-  tileTemplate(season, view, preset) {
-    return this.url(`${this.season(season)}/tiles/${TMS}/{z}/{x}/{y}.png`, layerQuery(view, preset));
+  tileTemplate(season, view, preset, variant = null) {
+    return this.url(`${this.season(season)}/tiles/${TMS}/{z}/{x}/{y}.png`, layerQuery(view, preset, variant));
   }
 
-  wmts(season, view, preset) {
-    const q = layerQuery(view, preset);
+  /** Tiles of the fill flag of a season's gap-filled variant (classes in the flag preset's colours). */
+  flagTemplate(season) {
+    const q = new URLSearchParams({ variant: FILLED, preset: FLAG_PRESET });
+    return this.url(`${this.season(season)}/tiles/${TMS}/{z}/{x}/{y}.png`, q);
+  }
+
+  wmts(season, view, preset, variant = null) {
+    const q = layerQuery(view, preset, variant);
     // One preset at its default statistic is a layer of its own in the capabilities; anything else
     // is the 'custom' layer the request's parameters describe.
     const plain = !view.bands && (!usesStatistic(view, preset) || view.statistic === preset.statistic);
-    return this.url(`${this.season(season)}/${TMS}/WMTSCapabilities.xml`, plain ? "" : q);
+    const own = variant ? new URLSearchParams({ variant }) : "";
+    return this.url(`${this.season(season)}/${TMS}/WMTSCapabilities.xml`, plain ? own : q);
   }
 
   wmtsLayerName(view, preset) {

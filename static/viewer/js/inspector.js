@@ -93,7 +93,7 @@ export class Inspector {
     this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;
-    const { season, chartBand } = this.context();
+    const { season, chartBand, variant } = this.context();
     this.bandSelect.value = chartBand;
     const { lat, lng } = this.latlng;
     this.where.textContent = `${lat.toFixed(5)}, ${lng.toFixed(5)}`;
@@ -101,12 +101,15 @@ export class Inspector {
     this.panel.dataset.state = "loading";
     this.current = null;
     try {
-      const { body, headers } = await this.api.json(this.api.point(season, lng, lat), { signal: controller.signal });
+      const query = variant ? new URLSearchParams({ variant }) : undefined;
+      const { body, headers } = await this.api.json(this.api.point(season, lng, lat, query),
+                                                    { signal: controller.signal });
       if (controller.signal.aborted) return;
       this.current = body;
       this._renderTable(body);
       const source = headers.get(SOURCE_HEADER);
-      this.meta.textContent = `${season} · ${source === "built" ? "built" : source ? `${source.replace(/-/g, " ")}` : ""}`;
+      const where = source === "built" ? "built" : source ? `${source.replace(/-/g, " ")}` : "";
+      this.meta.textContent = `${season}${variant ? ` (${variant})` : ""} · ${where}`;
       this.panel.dataset.source = source || "";
       this.panel.dataset.state = "ready";
     } catch (err) {
@@ -144,6 +147,7 @@ export class Inspector {
     this.tableBody.replaceChildren(...rows, ...this._indexRows(body));
     this._renderClearShare(values);
     this._renderMedoid(values);
+    this._renderFillSource(values);
   }
 
   /** The medoid observation's date and six bands where the season was built with it (medoid_doy in the answer). */
@@ -163,6 +167,24 @@ export class Inspector {
     this.medoid.dataset.doy = String(doy);
     this.medoid.title = "The one observation closest to all others over the six bands (S2GM's medoid): every band from this date";
     this.medoid.hidden = false;
+  }
+
+  /** Where the values of a gap-filled variant's pixel came from (its point answer has fill_flag). */
+  _renderFillSource(values) {
+    const flag = values.get("fill_flag");
+    const { fillFlag } = this.context();
+    const box = document.getElementById("inspector-fill");
+    box.hidden = !Number.isFinite(flag) || !fillFlag;
+    if (box.hidden) {
+      box.replaceChildren();
+      delete box.dataset.flag;
+      return;
+    }
+    const swatch = document.createElement("i");
+    swatch.style.background = fillFlag.colormap[String(flag)] || "transparent";
+    const label = fillFlag.categories[String(flag)] || "no value";
+    box.replaceChildren(swatch, document.createTextNode(`Values: ${label} (fill flag ${flag})`));
+    box.dataset.flag = String(flag);
   }
 
   /** Rows of the season's index percentiles (a season built with --products indices): int16 x 0.0001. */

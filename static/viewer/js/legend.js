@@ -64,3 +64,29 @@ export async function renderLegend(container, api, layer) {
   if (layer.description) body.append(element("p", "hint", layer.description));
   container.replaceChildren(body);
 }
+
+/**
+ * Draw a categorical legend (the fill flag) into ``container``: a swatch and a label per class.
+ * layer: {title, description, categories: [{value, colour, label}]}; ``null`` hides the container.
+ */
+export function renderCategories(container, layer) {
+  container.hidden = !layer;
+  if (!layer) {
+    container.replaceChildren();
+    return;
+  }
+  const body = element("div", "legend-body");
+  body.append(element("p", "legend-title", layer.title));
+  const list = element("ul", "legend-categories");
+  for (const { value, colour, label } of layer.categories) {
+    const row = element("li", "legend-category");
+    row.dataset.value = String(value);
+    const swatch = element("i");
+    swatch.style.background = colour;
+    row.append(swatch, element("span", "", `${value} ${label}`));
+    list.append(row);
+  }
+  body.append(list);
+  if (layer.description) body.append(element("p", "hint", layer.description));
+  container.replaceChildren(body);
+}

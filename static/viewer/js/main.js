@@ -1,10 +1,11 @@
 // The s2seasons viewer: a Leaflet map of one season (or two, side by side), the controls of the side
-// panel, the coverage overlay, the pixel inspector and the share buttons, all kept in the URL.
+// panel, the coverage overlay, the gap-filled variant and its fill flag, the pixel inspector and the share
+// buttons, all kept in the URL.
 
-import { Api, usesStatistic } from "./api.js";
+import { Api, FILLED, usesStatistic } from "./api.js";
 import { Coverage } from "./coverage.js";
 import { Inspector } from "./inspector.js";
-import { renderLegend } from "./legend.js";
+import { renderCategories, renderLegend } from "./legend.js";
 import { CUSTOM, buildControls, builtShare, describeSeason, fillSeasons, showView } from "./panel.js";
 import { bySeasonStart, onTheFlyChoices } from "./seasons.js";
 import { wireShareButtons } from "./share.js";
@@ -16,11 +17,13 @@ const L = window.L;
 const config = JSON.parse(document.getElementById("s2-config").textContent);
 const api = new Api(config.apiRoot);
 const presets = new Map(config.presets.map((p) => [p.name, p]));
+const fillFlag = config.fillFlag; // the preset of the fill flag: its colours and what each class means
 const bandNames = config.bands.map((b) => b.name);
 const bandRanges = Object.fromEntries(config.presets.filter((p) => p.bands.length === 3)
   .flatMap((p) => p.bands.map((band, i) => [band, p.rescale[i]])));
 const DEFAULT_TRIPLE = ["nir", "swir16", "red"];
 const EXTRA_ZOOM = 4; // zoom levels drawn beyond the season's own resolution (pixels get bigger)
+const FLAG_OPACITY = 0.7;
 const BASEMAP_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 const ATTRIBUTION = "Contains modified Copernicus Sentinel data · s2seasons";
 const byId = (id) => document.getElementById(id);
@@ -34,11 +37,12 @@ map.attributionControl.addAttribution(ATTRIBUTION);
 L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
 map.createPane("seasonLeft").style.zIndex = 210;
 map.createPane("seasonRight").style.zIndex = 220;
+map.createPane("fillFlag").style.zIndex = 230; // over the season it belongs to (left of the swipe bar)
 
 const coverage = new Coverage(map, { minZoom: catalog.minZoom });
 const compareCoverage = new Coverage(map, { minZoom: catalog.minZoom, side: "right" });
 const coverages = { main: coverage, compare: compareCoverage }; // of the season left / right of the swipe bar
-const layers = { main: null, compare: null, basemap: null };
+const layers = { main: null, compare: null, basemap: null, flag: null };
 
 function currentPreset() {
   return presets.get(view.preset) || presets.get(config.defaultPreset);
@@ -52,6 +56,20 @@ function chartBand() {
 
 function builtSeason(name) {
   return catalog.built.find((s) => s.name === name) || null;
+}
+
+/** Whether ``season`` has a gap-filled variant (made by s2seasons fill; /seasons lists it among its products). */
+function hasFill(season) {
+  return Boolean(builtSeason(season)?.products?.includes(FILLED));
+}
+
+/** The variant the main season is drawn from: the gap-filled one when asked for and made, else its own. */
+function mainVariant() {
+  return view.filled && hasFill(view.season) ? FILLED : null;
+}
+
+function variantOf(role) {
+  return role === "main" ? mainVariant() : null;
 }
 
 // --- the URL ----------------------------------------------------------------------------------
@@ -126,7 +144,7 @@ function clearProblem() {
 
 function makeSeasonLayer(season, pane, role) {
   const info = seasonInfo.get(season);
-  const layer = new SeasonTileLayer(api.tileTemplate(season, view, currentPreset()), {
+  const layer = new SeasonTileLayer(api.tileTemplate(season, view, currentPreset(), variantOf(role)), {
     pane,
     className: `s2-season s2-season-${role}`,
     opacity: view.opacity,
@@ -167,7 +185,7 @@ function syncLayers() {
       layers[role] = null;
     }
     if (!season) continue;
-    const url = api.tileTemplate(season, view, currentPreset());
+    const url = api.tileTemplate(season, view, currentPreset(), variantOf(role));
     if (!layers[role]) {
       layers[role] = makeSeasonLayer(season, panes[role], role).addTo(map);
     } else if (layers[role]._url !== url) {
@@ -181,6 +199,33 @@ function syncLayers() {
     .map((s) => seasonInfo.get(s)?.maxZoom ?? 14));
   map.setMaxZoom(maxNative + EXTRA_ZOOM);
   updateStatus();
+}
+
+/** The fill flag over the main season, where it has a gap-filled variant and the view asks for it. */
+function syncFlag() {
+  const url = view.flag && hasFill(view.season) ? api.flagTemplate(view.season) : null;
+  if (layers.flag && layers.flag._url !== url) {
+    map.removeLayer(layers.flag);
+    layers.flag = null;
+  }
+  if (url && !layers.flag) {
+    layers.flag = new SeasonTileLayer(url, { pane: "fillFlag", className: "s2-fill-flag", opacity: FLAG_OPACITY,
+                                             maxNativeZoom: seasonInfo.get(view.season)?.maxZoom ?? 14, maxZoom: 22,
+                                             keepBuffer: 1 });
+    layers.flag.season = view.season;
+    layers.flag.on("tileend", (e) => { if (e.error) showProblem(e.error); });
+    layers.flag.addTo(map);
+  }
+}
+
+function flagLegend() {
+  if (!layers.flag) return null;
+  const categories = Object.entries(fillFlag.categories).map(([value, label]) => (
+    { value, label, colour: fillFlag.colormap[value] }));
+  const made = builtSeason(view.season)?.filled;
+  const minimum = made?.min_observations ? ` (fewer than ${made.min_observations} observations)` : "";
+  return { title: `${fillFlag.title}: where the values come from`, categories,
+           description: `Gap-filled where the season has too few observations${minimum}; transparent where no season saw the pixel.` };
 }
 
 function syncBasemap() {
@@ -245,22 +290,25 @@ function describeSides() {
 function legendLayer() {
   const preset = currentPreset();
   const statistic = usesStatistic(view, preset) ? ` · ${view.statistic.toUpperCase()}` : "";
+  const filled = mainVariant() ? " · gap-filled" : "";
   if (view.bands) {
-    return { title: `Custom: ${view.bands.join(", ")}${statistic}`, colormap: null,
+    return { title: `Custom: ${view.bands.join(", ")}${statistic}${filled}`, colormap: null,
              channels: view.bands.map((band) => ({ band, range: bandRanges[band] || [0, 10000] })) };
   }
   if (preset.colormap_name) {
-    return { title: `${preset.title}${statistic}`, colormap: preset.colormap_name, range: preset.rescale[0],
+    return { title: `${preset.title}${statistic}${filled}`, colormap: preset.colormap_name, range: preset.rescale[0],
              unit: preset.statistic === "count" ? "observations" : "", description: preset.description };
   }
-  return { title: `${preset.title}${statistic}`, colormap: null,
+  return { title: `${preset.title}${statistic}${filled}`, colormap: null,
            channels: preset.bands.map((band, i) => ({ band, range: preset.rescale[i] })) };
 }
 
 function render() {
   const preset = currentPreset();
-  showView(view, { preset, statisticApplies: usesStatistic(view, preset) });
+  showView(view, { preset, statisticApplies: usesStatistic(view, preset), filled: builtSeason(view.season)?.filled,
+                   hasFill: hasFill(view.season) });
   syncLayers();
+  syncFlag();
   syncBasemap();
   coverage.setVisible(view.coverage);
   compareCoverage.setVisible(view.coverage && Boolean(view.compare));
@@ -271,6 +319,7 @@ function render() {
     swipe.disable();
   }
   renderLegend(byId("legend"), api, legendLayer());
+  renderCategories(byId("flag-legend"), flagLegend());
   saveView();
 }
 
@@ -316,6 +365,15 @@ function wireControls() {
     view.basemap = e.target.checked;
     render();
   });
+  byId("filled").addEventListener("change", (e) => {
+    view.filled = e.target.checked;
+    render();
+    if (inspector.isOpen()) inspector.refresh();
+  });
+  byId("fill-flag").addEventListener("change", (e) => {
+    view.flag = e.target.checked;
+    render();
+  });
   byId("compare").addEventListener("change", (e) => {
     const select = byId("compare-season");
     if (e.target.checked) {
@@ -333,9 +391,9 @@ function wireControls() {
   wireShareButtons({
     "copy-link": { text: () => window.location.href,
                    hint: () => "a link that opens this view." },
-    "copy-xyz": { text: () => api.absolute(api.tileTemplate(view.season, view, currentPreset())),
+    "copy-xyz": { text: () => api.absolute(api.tileTemplate(view.season, view, currentPreset(), mainVariant())),
                   hint: () => "QGIS ▸ XYZ Tiles ▸ New Connection ▸ URL." },
-    "copy-wmts": { text: () => api.absolute(api.wmts(view.season, view, currentPreset())),
+    "copy-wmts": { text: () => api.absolute(api.wmts(view.season, view, currentPreset(), mainVariant())),
                    hint: () => `QGIS ▸ WMS/WMTS ▸ New connection; then add layer '${api.wmtsLayerName(view, currentPreset())}'.` },
   });
   map.on("moveend", saveView);
@@ -344,11 +402,12 @@ function wireControls() {
   map.on("click", (e) => inspector.open(e.latlng));
 }
 
-const swipe = new Swipe(map, { leftPanes: ["seasonLeft", ...Object.values(coverage.panes)],
+const swipe = new Swipe(map, { leftPanes: ["seasonLeft", "fillFlag", ...Object.values(coverage.panes)],
                                rightPanes: ["seasonRight", ...Object.values(compareCoverage.panes)],
                                onChange: (split) => { view.split = split; saveView(); } });
 const inspector = new Inspector(map, api, {
-  context: () => ({ season: view.season, seasons: catalog.built, chartBand: chartBand(), bands: config.bands }),
+  context: () => ({ season: view.season, seasons: catalog.built, chartBand: chartBand(), bands: config.bands,
+                    variant: mainVariant(), fillFlag }),
   onChartBand: (band) => { view.chartBand = band; saveView(); },
 });
 

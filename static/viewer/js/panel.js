@@ -88,8 +88,8 @@ export function fillSeasons(select, built, selected) {
   if (selected) select.value = selected;
 }
 
-/** Make the controls show ``view``. */
-export function showView(view, { preset, statisticApplies }) {
+/** Make the controls show ``view``; ``hasFill``: the season has a gap-filled variant (``filled``: how it was made). */
+export function showView(view, { preset, statisticApplies, hasFill = false, filled = null }) {
   const presetValue = view.bands ? CUSTOM : preset.name;
   for (const input of document.querySelectorAll('input[name="preset"]')) {
     input.checked = input.value === presetValue;
@@ -115,6 +115,12 @@ export function showView(view, { preset, statisticApplies }) {
   byId("coverage").checked = view.coverage;
   byId("coverage-key").hidden = !view.coverage;
   byId("basemap").checked = view.basemap;
+  byId("filled").checked = view.filled && hasFill;
+  byId("fill-flag").checked = view.flag && hasFill;
+  byId("filled").disabled = byId("fill-flag").disabled = !hasFill;
+  byId("filled-hint").textContent = hasFill
+    ? `(below ${filled?.min_observations ?? "?"} observations, from ${(filled?.used || []).join(", ") || "neighbours"})`
+    : "(not made for this season: s2seasons fill)";
   byId("compare").checked = Boolean(view.compare);
   byId("compare-season").disabled = !view.compare;
   if (view.compare) byId("compare-season").value = view.compare;

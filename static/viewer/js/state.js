@@ -2,6 +2,7 @@
 //
 //   ?season=2022-winter&preset=ndvi&statistic=p75&z=11&lat=47.9&lon=11.4
 //   ?season=2022-winter&bands=nir,swir16,red&statistic=p50&compare=2022-summer&split=0.4
+//   ?season=2022-summer&filled=1&flag=1   (the gap-filled variant, with the fill flag over it)
 
 const SEASON_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const STATISTICS = ["p25", "p50", "p75"];
@@ -14,6 +15,8 @@ export const DEFAULT_VIEW = Object.freeze({
   opacity: 1,
   coverage: true,
   basemap: false,
+  filled: false,      // the season's gap-filled variant (variant=filled) where it has one
+  flag: false,        // the fill flag over the map, where the season has a gap-filled variant
   compare: null,      // season shown right of the swipe bar, or null
   split: 0.5,         // swipe bar position, share of the map width
   chartBand: null,    // band of the inspector's chart
@@ -51,6 +54,8 @@ export function readView(search, { presets, bands }) {
   if (split !== null) view.split = split;
   view.coverage = flag(q.get("coverage"), view.coverage);
   view.basemap = flag(q.get("basemap"), view.basemap);
+  view.filled = flag(q.get("filled"), view.filled);
+  view.flag = flag(q.get("flag"), view.flag);
   const chartBand = q.get("band");
   if (bands.includes(chartBand)) view.chartBand = chartBand;
   view.lat = number(q.get("lat"), -85.06, 85.06);
@@ -69,6 +74,8 @@ export function writeView(view) {
   if (view.opacity !== DEFAULT_VIEW.opacity) q.set("opacity", String(view.opacity));
   if (view.coverage !== DEFAULT_VIEW.coverage) q.set("coverage", view.coverage ? "1" : "0");
   if (view.basemap !== DEFAULT_VIEW.basemap) q.set("basemap", view.basemap ? "1" : "0");
+  if (view.filled) q.set("filled", "1");
+  if (view.flag) q.set("flag", "1");
   if (view.compare) {
     q.set("compare", view.compare);
     q.set("split", view.split.toFixed(3));
