@@ -11,9 +11,7 @@ names, removed by a later build), and two builders of the same block never both 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,7 +27,7 @@ from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_c
 from compositor.composite import Composite, CompositeOptions, composite_window, to_dn, to_index
 from compositor.grid import Block
 from compositor.describe import overview_resampling, season_spec
-from compositor.index import MANIFEST, grid_record, read_manifest
+from compositor.index import grid_record, read_manifest, write_manifest
 from compositor.layout import SeasonLayout
 from compositor.offsets import OffsetCheck, check_offsets
 
@@ -202,9 +200,7 @@ def _write_manifest(job: BlockJob, folder: Path, status: str, skipped: dict[str,
         "software": f"s2seasons {__version__}",
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, folder / MANIFEST)
+    write_manifest(folder, manifest)
 
 
 def build_block(job: BlockJob, *, force: bool = False) -> BlockResult:

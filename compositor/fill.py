@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,8 +56,8 @@ from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_c
 from compositor.describe import overview_resampling, season_spec
 from compositor.errors import CompositorError, InvalidInputError
 from compositor.grid import Block, OutputGrid
-from compositor.index import (MANIFEST, BuiltBlock, built_blocks, grid_record, note_variant, read_manifest,
-                              season_grid, season_record)
+from compositor.index import (BuiltBlock, built_blocks, grid_record, note_variant, read_manifest, season_grid,
+                              season_record, write_manifest)
 from compositor.layout import OUTPUT_KINDS, SeasonLayout
 from compositor.progress import Progress, phase
 from compositor.seasons import Season, calendar_name, calendar_season, resolve_season, season_of
@@ -246,9 +244,7 @@ def _write_manifest(job: FillJob, folder: Path, pixels: dict[int, int], prefix: 
         "files": sorted(p.name for p in folder.glob("*.tif")), "prefix": prefix,
         "software": f"s2seasons {__version__}", "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, folder / MANIFEST)
+    write_manifest(folder, manifest)
 
 
 def fill_block(job: FillJob, *, force: bool = False) -> FillResult:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from affine import Affine
 from pyproj import CRS
@@ -129,6 +130,14 @@ def grid_record(grid: OutputGrid | Block) -> dict[str, object]:
     """The grid as a manifest records it (a block's manifest and ``season.json`` must agree on it)."""
     size = grid.size_px if isinstance(grid, Block) else grid.block_size_px
     return {"crs": grid.crs, "resolution_m": grid.resolution_m, "block_size_px": size}
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Write a block's manifest into the local ``folder`` of its new files, atomically (written last, it says the
+    block is complete: a build's and a fill's blocks alike)."""
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, folder / MANIFEST)
 
 
 def read_manifest(layout: SeasonLayout, block_id: str) -> dict | None:

@@ -70,12 +70,31 @@ def s3_server(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture()
 def s3_env(s3_server, monkeypatch) -> str:
     """The AWS environment a user sets for an S3-compatible server (inherited by Dask workers too)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_S3_ENDPOINT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    _set_s3_env(monkeypatch, s3_server)
     return s3_server
+
+
+def _set_s3_env(patch: pytest.MonkeyPatch, endpoint: str) -> None:
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_S3_ENDPOINT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_ENDPOINT_URL", endpoint)
+    for name, value in CREDENTIALS.items():
+        patch.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def s3_season(s3_server, synthetic_archive) -> str:
+    """The synthetic season built once into ``s3://seasons/shared`` (every band), for the tests that read it.
+
+    `test_server_serves_a_season_from_s3_like_from_a_folder` rebuilds it from half the scenes at its end:
+    it is the last test of this module to use it.
+    """
+    location = f"s3://{BUCKET}/shared"
+    with pytest.MonkeyPatch.context() as patch:
+        _set_s3_env(patch, s3_server)
+        summary = build_synthetic(synthetic_archive, location)
+    assert not summary.failed and summary.counts["built"] == len(summary.results), summary.describe()
+    return location
 
 
 def s3_pixel_checksums(location: str) -> dict[str, str]:
@@ -96,12 +115,8 @@ def relative_files(store, root) -> set[str]:
     return {p.relative_to(root).as_posix() for p in store.list_files(root)}
 
 
-def test_build_into_s3_equals_the_folder_build_and_gdal_reads_it(s3_env, built_season, synthetic_archive,
-                                                                 tmp_path):
-    location = f"s3://{BUCKET}/folder-vs-s3"
-    summary = build_synthetic(synthetic_archive, location)
-    assert not summary.failed and summary.counts["built"] == len(summary.results), summary.describe()
-
+def test_build_into_s3_equals_the_folder_build_and_gdal_reads_it(s3_env, s3_season, built_season, tmp_path):
+    location = s3_season
     store = open_store(location)
     assert isinstance(store, S3Store)
     season = store.path(SYNTH_SEASON)
@@ -164,10 +179,8 @@ def test_build_into_s3_equals_the_folder_build_and_gdal_reads_it(s3_env, built_s
         [Path(p).relative_to(tmp_path / "from-folder") for p in local_export]
 
 
-def test_rerun_into_s3_skips_every_block_and_rewrites_nothing(s3_env, synthetic_archive):
-    location = f"s3://{BUCKET}/rerun"
-    first = build_synthetic(synthetic_archive, location, bands="red")
-    assert first.counts["built"] == len(first.results)
+def test_rerun_into_s3_skips_every_block_and_rewrites_nothing(s3_env, s3_season, synthetic_archive):
+    location = s3_season
     store = open_store(location)
     import obstore
 
@@ -176,7 +189,7 @@ def test_rerun_into_s3_skips_every_block_and_rewrites_nothing(s3_env, synthetic_
         return {m["path"]: f'{m["e_tag"]} {m["last_modified"]}' for batch in listing for m in batch}
 
     before = tags()
-    second = build_synthetic(synthetic_archive, location, bands="red")
+    second = build_synthetic(synthetic_archive, location)
     assert second.counts["skipped"] == len(second.results) and not second.counts["built"]
     assert tags() == before
 
@@ -250,15 +263,14 @@ def half_catalog(archive: Path, folder: Path) -> Path:
     return path
 
 
-def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, built_season, synthetic_archive, tmp_path):
+def test_server_serves_a_season_from_s3_like_from_a_folder(s3_env, s3_season, built_season, synthetic_archive,
+                                                           tmp_path):
     """``s2seasons serve --data s3://...``: same season list, links, tiles and points as the folder; files
     redirect to presigned URLs that GDAL follows; readiness checks the bucket."""
     import httpx
     import morecantile
 
-    location = f"s3://{BUCKET}/served"
-    summary = build_synthetic(synthetic_archive, location)
-    assert summary.counts["built"] == len(summary.results)
+    location = s3_season  # rebuilt below from half the scenes: the last test to use it
     cli = [str(BIN / "s2seasons")]
     env = {"S2SEASONS_RESOLUTION_M": str(SYNTH_RESOLUTION_M), "S2SEASONS_BLOCK_SIZE_PX": str(SYNTH_BLOCK_PX),
            "S2SEASONS_STORE_REFRESH_S": "1"}
