@@ -149,6 +149,12 @@ def test_inspector_shows_the_point_endpoint_values(viewer: ViewerPage, lonlat):
     dots = page.evaluate("() => [...document.querySelectorAll('#chart circle')]"
                          ".map((c) => [c.dataset.season, Number(c.dataset.value)])")
     assert [season for season, _ in dots] == [SEASON, SUMMER]
+    # every dot inside the plot: between the lowest and the highest grid line (a dot above the top tick was a bug)
+    inside = page.evaluate("() => { const ys = [...document.querySelectorAll('#chart .chart-grid line')]"
+                           ".map((l) => Number(l.getAttribute('y1'))); return [...document.querySelectorAll("
+                           "'#chart circle')].every((c) => Number(c.getAttribute('cy')) >= Math.min(...ys) - 0.5 && "
+                           "Number(c.getAttribute('cy')) <= Math.max(...ys) + 0.5); }")
+    assert inside
     for season, value in dots:
         body = httpx.get(f"{viewer.base}/seasons/{season}/point/{lon},{lat}?bands=red&statistic=p50", timeout=60).json()
         assert value == body["values"][0]

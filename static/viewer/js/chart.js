@@ -20,7 +20,10 @@ function ticks(low, high, count = 4) {
   const step = [1, 2, 2.5, 5, 10].map((m) => m * 10 ** Math.floor(Math.log10(raw))).find((s) => s >= raw);
   const first = Math.floor(low / step) * step;
   const values = [];
-  for (let v = first; v <= high + step * 0.5; v += step) values.push(Math.round(v * 1e6) / 1e6);
+  for (let v = first; values.length < 50; v += step) {  // up to the first tick at or above ``high``
+    values.push(Math.round(v * 1e6) / 1e6);
+    if (v >= high) break;
+  }
   return values;
 }
 
