@@ -99,8 +99,11 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
     add_exception_handlers(app)
     app.add_middleware(SeasonResponseMiddleware, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=deps.MAX_BODY_BYTES, detail=BODY_TOO_LARGE)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
+    # POST: GeoJSON for /feature and the series statistics, from web maps on other origins too
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],
+                       allow_headers=["Content-Type"],
                        expose_headers=["ETag", "X-S2Seasons-Source", "X-S2Seasons-Not-Built",
-                                       "X-S2Seasons-Skipped-Scenes", "X-S2Seasons-Scenes", "X-Request-ID", "Retry-After", "Content-Range"])
+                                       "X-S2Seasons-Skipped-Scenes", "X-S2Seasons-Scenes", "X-S2Seasons-Season", "X-Request-ID",
+                                       "Retry-After", "Content-Range"])
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -348,4 +348,11 @@ def series_router() -> APIRouter:
         entries = read_series(services, seasons, polygon_means(geometry))
         return series_answer(request, f, entries, {"bbox_area_km2": round(area_km2, 3)}, "series-statistics")
 
+    @router.get("/statistics", include_in_schema=False)
+    def series_statistics_by_get() -> Response:
+        """A GET here would otherwise reach the season routes and answer "unknown season 'series'"."""
+        return JSONResponse({"detail": f"POST a GeoJSON Polygon (or a Feature of one) to {PREFIX}/statistics; "
+                                       f"GET {PREFIX}/point/{{lon}},{{lat}} gives a point's series"},
+                            status_code=405, headers={"Allow": "POST"})
+
     return router

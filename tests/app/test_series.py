@@ -130,6 +130,19 @@ def test_series_is_not_a_season(client):
     assert client.post("/seasons/series/statistics", json=square(BUILT_LONLAT, 0.01)).json()["series"]
     with pytest.raises(ValueError, match="'series' is taken"):
         ServerSettings(custom_seasons={"series": "2023-01-01/2023-02-01"})
+    get = client.get("/seasons/series/statistics")
+    assert get.status_code == 405 and get.headers["allow"] == "POST" and "POST a GeoJSON" in get.json()["detail"]
+
+
+def test_a_web_map_on_another_origin_may_post(client):
+    """CORS: the preflight of a JSON POST from another origin is allowed, and so is the POST."""
+    preflight = client.options("/seasons/series/statistics", headers={
+        "Origin": "https://maps.example.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200 and "POST" in preflight.headers["access-control-allow-methods"]
+    posted = client.post(f"/seasons/series/statistics?seasons={SEASON}", json=square(BUILT_LONLAT, 0.005),
+                         headers={"Origin": "https://maps.example.org"})
+    assert posted.status_code == 200 and posted.headers["access-control-allow-origin"] == "*"
 
 
 def test_polygon_means_equal_numpy_over_the_feature_pixels(client):
