@@ -23,7 +23,6 @@ import pytest
 
 from tests.app.helpers import REPO, live_server
 from tests.e2e.browser import SEASONS
-from tests.e2e.browser import viewer_archive, viewer_data  # noqa: F401 (fixtures: the viewer tests' two seasons)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 VIEW = "11.34,47.86,11.42,47.94"

@@ -22,7 +22,6 @@ import pytest
 from tests.app.helpers import BUILT_LONLAT, REPO, SEASON, UNBUILT_LONLAT, decode, live_server, tile_of
 from tests.conftest import FILL_SEASON, flagged_pixel
 from tests.e2e.browser import CHROMIUM, SUMMER, VIEWPORT, ViewerPage
-from tests.e2e.browser import browser, viewer, viewer_archive, viewer_data, viewer_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 MIN_ZOOM = 9  # tests.app.helpers.app_settings: on the fly from WebMercator zoom 9
