@@ -216,7 +216,7 @@ def test_permalink_restores_the_view(viewer: ViewerPage, browser):
     assert urls and restored.visible_tile_urls() == urls
 
 
-def test_copy_buttons_give_working_xyz_and_wmts_urls(viewer: ViewerPage):
+def test_copy_buttons_give_working_xyz_wmts_and_wms_urls(viewer: ViewerPage):
     viewer.open(f"season={SEASON}&preset=ndvi&statistic=p75&{at(BUILT_LONLAT, 11)}")
     page = viewer.page
     page.click("#copy-xyz")
@@ -236,6 +236,13 @@ def test_copy_buttons_give_working_xyz_and_wmts_urls(viewer: ViewerPage):
     capabilities = httpx.get(wmts, timeout=60)
     assert capabilities.status_code == 200 and "<ows:Identifier>custom</ows:Identifier>" in capabilities.text
     assert "layer 'custom'" in page.locator("#share-hint").inner_text()
+
+    page.click("#copy-wms")
+    page.wait_for_function("document.getElementById('share-output').dataset.kind === 'copy-wms'")
+    wms = page.evaluate("navigator.clipboard.readText()")
+    assert wms == f"{viewer.base}/wms"
+    assert "<Dimension name=\"time\"" in httpx.get(wms, timeout=60).text  # QGIS' connection URL: the capabilities
+    assert "temporal controller" in page.locator("#share-hint").inner_text()
 
     page.click("#copy-link")
     page.wait_for_function("document.getElementById('share-output').dataset.kind === 'copy-link'")

@@ -395,6 +395,9 @@ function wireControls() {
                   hint: () => "QGIS ▸ XYZ Tiles ▸ New Connection ▸ URL." },
     "copy-wmts": { text: () => api.absolute(api.wmts(view.season, view, currentPreset(), mainVariant())),
                    hint: () => `QGIS ▸ WMS/WMTS ▸ New connection; then add layer '${api.wmtsLayerName(view, currentPreset())}'.` },
+    "copy-wms": { text: () => api.absolute(api.url("/wms")),
+                  hint: () => "QGIS ▸ WMS/WMTS ▸ New connection: every season in time (WMS-T); its layers are the "
+                              + "presets, the temporal controller picks the season." },
   });
   map.on("moveend", saveView);
   map.on("zoomend", updateBanner);

@@ -1,4 +1,4 @@
-// Copy buttons: the permalink, the XYZ template for QGIS and the WMTS capabilities URL. The text is
+// Copy buttons: the permalink, the XYZ template for QGIS, the WMTS capabilities URL and the WMS-T URL. The text is
 // also put in a read-only field, for browsers that refuse the clipboard (plain http off localhost).
 
 async function writeClipboard(text) {
