@@ -100,6 +100,11 @@ def extent_3857_m(crs: CRS, bounds: tuple[float, float, float, float]) -> float:
     return max(east - west, north - south)
 
 
+def held_bands(state: SeasonState) -> set[str]:
+    """The bands a season's built blocks hold (a variant holds those its season was filled with)."""
+    return {band for built in state.built.blocks for band in built.bands}
+
+
 @attr.s
 class SeasonReader(BaseReader):
     """A rio-tiler reader over one season (see the module docstring)."""
@@ -403,7 +408,7 @@ class SeasonReader(BaseReader):
         """
         layer = point_layer or layer or all_variables_layer()
         if layer.everything and self.state.variant:  # the bands the variant has, and where its values came from
-            held = {band for built in self.state.built.blocks for band in built.bands}
+            held = held_bands(self.state)
             layer = Layer(tuple((band, kind) for band, kind in layer.variables if band in held) + (FILL_FLAG,),
                           layer.statistic, everything=True)
         elif layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")

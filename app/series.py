@@ -38,10 +38,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.context import RequestRecord, current_record, merge_record, open_part_record
-from app.dependencies import MAX_IMAGE_PX, BandsQuery, StatisticQuery, services_of
+from app.dependencies import MAX_IMAGE_PX, BandsQuery, StatisticQuery, VariantQuery, services_of
 from app.errors import ServerBusyError, describe_error
 from app.layers import Layer, Variable, all_variables_layer, variable_name
-from app.reader import SeasonReader, SeasonSource, product_variables
+from app.reader import SeasonReader, SeasonSource, held_bands, product_variables
 from app.services import Services
 from compositor.bands import BAND_NAMES, COUNT
 from compositor.errors import InvalidInputError
@@ -170,12 +170,13 @@ def wants_csv(request: Request, f: str | None) -> bool:
 # --- reading ---------------------------------------------------------------------------------------------------
 
 
-def _read_season(services: Services, season: Season, read: ReadFn,
-                 request: RequestRecord) -> tuple[SeriesEntry, RequestRecord]:
-    """One season's entry, read in a pool thread (in a copy of the request's context) with a record of its own."""
+def _read_season(services: Services, season: Season, read: ReadFn, request: RequestRecord,
+                 variant: str = "") -> tuple[SeriesEntry, RequestRecord]:
+    """One season's entry, read in a pool thread (in a copy of the request's context) with a record of its own
+    (of its ``variant`` when one is named: a season without it is an entry with the 404 naming the command)."""
     record = open_part_record(request)
     try:
-        state = services.registry.get(season.name)
+        state = services.registry.get(season.name, variant)
         with SeasonReader(SeasonSource(state, services)) as reader:
             values = read(reader)
         return SeriesEntry(season, record.source, values, record.not_built), record
@@ -184,7 +185,7 @@ def _read_season(services: Services, season: Season, read: ReadFn,
         return SeriesEntry(season, error=(code, detail), exception=exc), record
 
 
-def read_series(services: Services, seasons: Sequence[Season], read: ReadFn) -> list[SeriesEntry]:
+def read_series(services: Services, seasons: Sequence[Season], read: ReadFn, variant: str = "") -> list[SeriesEntry]:
     """Each season's entry from ``read`` (a season reader in, the entry's values out), `SERIES_THREADS` at once.
 
     The seasons' on-the-fly reads end at the request's budget (a 503 entry); a season still running
@@ -198,7 +199,7 @@ def read_series(services: Services, seasons: Sequence[Season], read: ReadFn) -> 
     deadline = request.started + budget_s + SERIES_GRACE_S
     pool = ThreadPoolExecutor(max_workers=min(SERIES_THREADS, len(seasons)), thread_name_prefix="series")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, _read_season, services, season, read, request)
+        futures = [pool.submit(contextvars.copy_context().run, _read_season, services, season, read, request, variant)
                    for season in seasons]
         done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
     finally:
@@ -226,8 +227,11 @@ def point_values(lon: float, lat: float, chosen: Layer | None = None) -> ReadFn:
     the ``chosen`` bands and statistic only (``/point``'s ``bands``, ``statistic``: `all_variables_layer`)."""
 
     def read(reader: SeasonReader) -> dict[str, Any]:
-        layer = chosen or Layer(all_variables_layer().variables + product_variables(reader.state, ("indices",)),
-                                "p50")
+        if chosen is None and reader.state.variant:  # a variant: what its /point gives (its bands and the fill flag)
+            layer = all_variables_layer()
+        else:
+            layer = chosen or Layer(all_variables_layer().variables + product_variables(reader.state, ("indices",)),
+                                    "p50")
         point = reader.point(lon, lat, point_layer=layer)
         return dict(zip(point.band_names, point.array.tolist()))
 
@@ -242,9 +246,10 @@ def polygon_means(geometry: dict) -> ReadFn:
     likewise (``ndvi_p50_mean``: int16 units of 0.0001)."""
 
     def read(reader: SeasonReader) -> dict[str, Any]:
-        p50: tuple[Variable, ...] = tuple((band, "p50") for band in BAND_NAMES)
+        bands = [b for b in BAND_NAMES if b in held_bands(reader.state)] if reader.state.variant else BAND_NAMES
+        p50: tuple[Variable, ...] = tuple((band, "p50") for band in bands)
         p50 += tuple(v for v in product_variables(reader.state, ("indices",)) if v[1] == "p50")
-        counts = tuple((band, COUNT) for band in BAND_NAMES)
+        counts = tuple((band, COUNT) for band in bands)
         layer = Layer(p50 + counts, "p50")
         image = reader.read_feature(geometry, None, WGS84_CRS, layer, max_size=MAX_IMAGE_PX)
         rasters = dict(zip(layer.variables, image.array))
@@ -332,20 +337,20 @@ def series_router() -> APIRouter:
     def series_point(request: Request, lon: Annotated[float, Path(description="Longitude (EPSG:4326).")],
                      lat: Annotated[float, Path(description="Latitude (EPSG:4326).")],
                      seasons: Annotated[list[Season], Depends(series_selection)], bands: BandsQuery = None,
-                     statistic: StatisticQuery = None, f: FormatQuery = None,
+                     statistic: StatisticQuery = None, f: FormatQuery = None, variant: VariantQuery = None,
                      services: Services = Depends(services_of)) -> Response:
         check_lonlat(lon, lat)
         chosen = all_variables_layer(bands, statistic) if bands or statistic else None
-        entries = read_series(services, seasons, point_values(lon, lat, chosen))
+        entries = read_series(services, seasons, point_values(lon, lat, chosen), variant or "")
         return series_answer(request, f, entries, {"coordinates": [lon, lat]}, f"series-{lon:g}_{lat:g}")
 
     @router.post("/statistics", response_class=JSONResponse, responses=ANSWERS,
                  summary="A polygon in many seasons: each season's mean P50 per band, valid pixels, mean count")
     def series_statistics(request: Request, geojson: PolygonBody,
                           seasons: Annotated[list[Season], Depends(series_selection)], f: FormatQuery = None,
-                          services: Services = Depends(services_of)) -> Response:
+                          variant: VariantQuery = None, services: Services = Depends(services_of)) -> Response:
         geometry, area_km2 = polygon_geometry(geojson)
-        entries = read_series(services, seasons, polygon_means(geometry))
+        entries = read_series(services, seasons, polygon_means(geometry), variant or "")
         return series_answer(request, f, entries, {"bbox_area_km2": round(area_km2, 3)}, "series-statistics")
 
     @router.get("/statistics", include_in_schema=False)

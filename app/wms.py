@@ -42,7 +42,7 @@ from app.reader import SeasonReader, SeasonSource
 from app.services import Services
 from compositor.bands import COUNT, MEDOID
 from compositor.errors import InvalidInputError
-from compositor.seasons import Season, calendar_season, season_of
+from compositor.seasons import Season, calendar_season, calendar_seasons, is_calendar, resolve_season, season_of
 
 WMS_PATH = "/wms"
 WMS_NS = "http://www.opengis.net/wms"
@@ -93,10 +93,6 @@ def exception_report(error: Exception, version: str = "1.3.0") -> Response:
 
 # --- the seasons of the time dimension -------------------------------------------------------------
 
-def _next_calendar_season(season: Season) -> Season:
-    return season_of(season.end + dt.timedelta(days=1))
-
-
 def time_seasons(services: Services) -> tuple[list[Season], Season]:
     """The seasons of the time dimension (by start date) and the default one.
 
@@ -106,13 +102,11 @@ def time_seasons(services: Services) -> tuple[list[Season], Season]:
     """
     registry = services.registry
     built = [registry.resolve(name) for name in registry.built_season_names()]
-    calendar = sorted(s for s in built if s.name not in services.settings.seasons)
+    calendar = sorted(s for s in built if is_calendar(s))
     listed: dict[str, Season] = {s.name: s for s in built}
     if calendar:
-        season = calendar[0]
-        while season.start <= calendar[-1].start and len(listed) < MAX_TIME_SEASONS:
+        for season in calendar_seasons(calendar[0], calendar[-1]):  # at most ~470 (years 1984-2100)
             listed.setdefault(season.name, season)
-            season = _next_calendar_season(season)
     elif not built:
         year = dt.date.today().year - 1
         listed.update({s.name: s for s in (calendar_season(year, n) for n in ("winter", "spring", "summer", "autumn"))})
@@ -163,10 +157,11 @@ def season_for_time(value: str | None, services: Services) -> Season:
     if "," in text:
         raise WMSError(f"TIME={text}: give one time, one interval or one season (a map shows one season)",
                        "InvalidDimensionValue", "time")
-    try:
-        return services.registry.resolve(text)
-    except InvalidInputError:
-        pass
+    if not _TIME_RE.match(text.split("/")[0].strip()):  # a season's name (a day is a time, below, not a name)
+        try:
+            return resolve_season(text, services.settings.seasons)
+        except InvalidInputError:
+            pass
     built = set(services.registry.built_season_names())
     parts = text.split("/")
     try:
@@ -186,7 +181,7 @@ def season_for_time(value: str | None, services: Services) -> Season:
                 candidates = [s for s, o in zip(seasons, overlaps) if o == best]
                 return min(candidates, key=lambda s: (s.name not in built, s.start))
             return season_of(first + (last - first) / 2)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or one out of the calendar's range
         pass
     raise WMSError(f"TIME={text}: give a day (2022-01-15), an instant (2022-01-15T00:00:00Z), an interval "
                    "(2021-12-02/2022-03-20) or a season name (2022-winter)", "InvalidDimensionValue", "time")

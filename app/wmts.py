@@ -109,6 +109,27 @@ def capabilities_xml(*, title: str, capabilities_url: str, layers: list[tuple[st
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+def time_dimension(services, state) -> tuple[str, list[str]] | None:
+    """The ``Time`` dimension of a season's capabilities: its default (the season's first day) and values (the first
+    days of the WMS' seasons, `app.wms.time_seasons`; of a variant, those that have it). A day is listed only where
+    the season path resolves it to that very season (a custom season starting on another's first day does not);
+    None when the URL's own season cannot be named by a day: its template then keeps the season's name."""
+    registry = services.registry
+    seasons, _ = time_seasons(services)
+    candidates = {s.name: s for s in seasons}
+    candidates[state.season.name] = state.season
+    days = []
+    for season in sorted(candidates.values(), key=lambda s: (s.start, s.end, s.name)):
+        day = season.start.isoformat()
+        if registry.resolve(day) != season:
+            continue
+        if state.variant and season != state.season and state.variant not in registry.get(season.name).products:
+            continue  # a season without the variant would answer 404
+        days.append(day)
+    own = state.season.start.isoformat()
+    return (own, days) if registry.resolve(own) == state.season else None
+
+
 @define
 class WMTSExtension(FactoryExtension):
     """Adds ``/{tileMatrixSetId}/WMTSCapabilities.xml`` to a season `TilerFactory`."""
@@ -141,12 +162,10 @@ class WMTSExtension(FactoryExtension):
                 raise InvalidInputError(f"{tms.id}: too many zoom levels ({minzoom}..{maxzoom})")
             tile_url = factory.url_for(request, "tile", tileMatrixSetId=tms.id, z="{TileMatrix}", x="{TileCol}",
                                        y="{TileRow}", format=tile_format)
-            # The season is the Time dimension: {Time} is a season's first day, which the season path resolves.
-            tile_url = tile_url.replace(f"/seasons/{request.path_params['season']}/", "/seasons/{Time}/", 1)
             state = src_path.state
-            seasons, _ = time_seasons(request.app.state.services)
-            days = sorted({s.start for s in seasons} | {state.season.start})
-            time = (state.season.start.isoformat(), [d.isoformat() for d in days])
+            time = time_dimension(request.app.state.services, state)
+            if time is not None:  # the season is the Time dimension: {Time} is a day the season path resolves
+                tile_url = tile_url.replace(f"/seasons/{request.path_params['season']}/", "/seasons/{Time}/", 1)
             kept = [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in DROPPED_PARAMS]
             layers = []
             own = [(k, v) for k, v in request.query_params.multi_items() if k in LAYER_PARAMS]

@@ -116,7 +116,8 @@ def _strip_rows(job: BlockJob) -> int:
     return max(16, min(job.strip_rows, rows))
 
 
-def _strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
+def row_strips(size: int, rows: int) -> Iterator[tuple[int, int]]:
+    """(first row, rows) of the strips of ``rows`` rows that cover ``size`` rows (the last may be shorter)."""
     for start in range(0, size, rows):
         yield start, min(rows, size - start)
 
@@ -149,7 +150,7 @@ def _composite_into(job: BlockJob, tmp: Path, scenes: Sequence[Scene]) -> tuple[
         # The scenes left out of each strip's footprints; a scene that fails in a later strip makes
         # the earlier ones stale (their weights counted its footprint): they are composited again.
         excluded: dict[int, frozenset[str]] = {}
-        strips = list(_strips(block.size_px, _strip_rows(job)))
+        strips = list(row_strips(block.size_px, _strip_rows(job)))
         for attempt in range(2):
             for row_off, rows in strips:
                 if attempt and excluded[row_off] == frozenset(skipped):

@@ -51,6 +51,7 @@ from rasterio.windows import Window
 from compositor import __version__
 from compositor.bands import (BAND_NAMES, COUNT, FILL, FILL_FLAG, FILLED, FLAG_ADJACENT_SEASON, FLAG_NAMES,
                               FLAG_NODATA, FLAG_OBSERVED, FLAG_OTHER_YEAR)
+from compositor.block import row_strips
 from compositor.catalog import BBox, check_bbox, parse_bbox
 from compositor.cog import BandSpec, describe, open_strip_writer, translate_to_cog, write_strip
 from compositor.describe import overview_resampling, season_spec
@@ -179,11 +180,6 @@ def _spec(job: FillJob, band: str, kind: str) -> BandSpec:
     return replace(spec, tags={**spec.tags, "block": job.block.id, "fill_min_observations": str(job.min_observations)})
 
 
-def _strips(size: int, rows: int):
-    for start in range(0, size, rows):
-        yield start, min(rows, size - start)
-
-
 def _fill_into(job: FillJob, tmp: Path) -> dict[int, int]:
     """Write the block's filled rasters into ``tmp`` strip by strip; returns the pixels of each flag."""
     block, bands = job.block, job.bands
@@ -209,7 +205,7 @@ def _fill_into(job: FillJob, tmp: Path) -> dict[int, int]:
                 datasets[i, band, kind] = stack.enter_context(rasterio.open(job.sources[i].path(band, kind)))
             return datasets[i, band, kind].read(1, window=window)
 
-        for row_off, rows in _strips(block.size_px, job.strip_rows):
+        for row_off, rows in row_strips(block.size_px, job.strip_rows):
             window = Window(0, row_off, block.size_px, rows)
             band_counts = np.stack([np.stack([read(i, b, COUNT, window) for b in bands])
                                     for i in range(len(job.sources))])  # (source, band, rows, cols)
@@ -378,6 +374,13 @@ def plan_fill(settings: Settings, season: str, bbox: str | Sequence[float], *, d
     if not jobs:
         raise InvalidInputError(f"the blocks of {resolved.name} in the bbox lack some of their files: build them again "
                                 f"({_build_hint(resolved.name, bbox_4326)} --force)")
+    if not any(source.block is not None for job in jobs for source in job.sources[1:]):
+        # neighbours are built there, but none with every band the season's blocks hold: the fill would change nothing
+        needed = sorted({band for job in jobs for band in job.bands})
+        raise InvalidInputError(
+            f"no neighbour season of {resolved.name} built in bbox {bbox_text} has all the bands of its blocks "
+            f"({', '.join(needed)}): build a neighbour with them, e.g. {_build_hint(neighbours[0].season.name, bbox_4326)}"
+            f" --bands {','.join(needed)}")
     used = sorted({s.layout.season.name for job in jobs for s in job.sources[1:] if s.block is not None})
     details = {
         "min_observations": threshold, "rule": RULE,

@@ -55,6 +55,11 @@ def test_a_point_of_the_variant_gives_the_filled_values_and_the_flag(filled_clie
     assert named["fill_flag"] == flag and named["nir_p50"] == values["filled"]
     plain = filled_client.get(f"{BASE}/point/{lon},{lat}", params={"bands": "nir", "statistic": "p50"}).json()
     assert plain["values"] == [values["original"] or None]  # the season itself: its own value, or none
+    # the season series of the variant: the same values (a season without a fill: an entry with its 404)
+    series = filled_client.get(f"/seasons/series/point/{lon},{lat}", params={
+        "seasons": f"{FILL_OTHER_YEAR},{FILL_SEASON}", "variant": FILLED}).json()["series"]
+    assert series[1]["values"] == named
+    assert series[0]["values"] is None and series[0]["error"]["status"] == 404
 
 
 def test_the_flag_tile_is_drawn_with_its_colours(filled_client, filled_season):
@@ -90,6 +95,9 @@ def test_seasons_wmts_and_files_name_the_variant(filled_client):
     assert links["xyz_flag"].endswith("?variant=filled&preset=fill-flag")
     wmts = filled_client.get(f"{BASE}/WebMercatorQuad/WMTSCapabilities.xml", params={"variant": FILLED}).text
     assert "<ows:Identifier>fill-flag</ows:Identifier>" in wmts and "variant=filled" in wmts
+    # its Time dimension lists only the seasons that have the variant (the others would answer 404)
+    days = {value.split("<")[0] for value in wmts.split("<Value>")[1:]}  # of every layer
+    assert days == {resolve_season(FILL_SEASON).start.isoformat()}
     assert "fill-flag" not in filled_client.get(f"{BASE}/WebMercatorQuad/WMTSCapabilities.xml").text
     vrt = filled_client.get(links["flag_vrt"].split("testserver", 1)[-1])
     assert vrt.status_code == 200 and b"Fill flag" in vrt.content

@@ -164,3 +164,50 @@ def test_wmts_capabilities_name_the_season_by_its_time_dimension(client):
     by_name = client.get(f"/seasons/{SEASON}/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png?preset=true-colour")
     assert by_day.status_code == 200 and by_day.content == by_name.content
     assert client.get("/seasons/2022-01-15").json()["name"] == SEASON  # any day names its season
+
+
+@pytest.fixture(scope="module")
+def custom_client(built):
+    """The test data served with two custom seasons: ``w2`` starts on 2022-winter's first day, ``jan`` (not built)
+    lies inside 2022-winter."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.app.helpers import app_settings
+
+    settings = app_settings(built.data, built.archive.catalog,
+                            custom_seasons={"w2": "2021-12-02/2022-01-31", "jan": "2022-01-01/2022-01-31"})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_day_picks_the_season_containing_it_a_built_one_first(custom_client):
+    for time in ("2022-01-15", "2022-01-15T00:00:00Z"):  # inside 2022-winter (built), jan and w2 (not built)
+        response = custom_client.get(GETMAP + f"&TIME={time}")
+        assert response.headers["x-s2seasons-season"] == SEASON, time
+    assert custom_client.get(GETMAP + "&TIME=jan").headers["x-s2seasons-season"] == "jan"  # a name is that season
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-01:00",
+                                  "2022-01-01/0001-01-01T00:00:00Z"])
+def test_times_out_of_the_calendar_are_a_400(client, time):
+    response = client.get(GETMAP + f"&TIME={time}")
+    assert response.status_code == 400
+    assert ET.fromstring(response.content).find(f"{OGC}ServiceException").get("code") == "InvalidDimensionValue"
+
+
+def test_wmts_time_values_name_only_the_season_they_resolve_to(custom_client):
+    """A day names the custom season that starts on it: 2022-winter's first day names w2, so 2022-winter's
+    capabilities keep its name in the template (no Time dimension) and w2's list it."""
+    ns = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1"}
+    winter = ET.fromstring(custom_client.get(f"/seasons/{SEASON}/WebMercatorQuad/WMTSCapabilities.xml").content)
+    layer = winter.find("w:Contents/w:Layer", ns)
+    assert layer.find("w:Dimension", ns) is None
+    assert f"/seasons/{SEASON}/tiles/" in layer.find("w:ResourceURL", ns).get("template")
+    w2 = ET.fromstring(custom_client.get("/seasons/w2/WebMercatorQuad/WMTSCapabilities.xml").content)
+    dimension = w2.find("w:Contents/w:Layer/w:Dimension", ns)
+    assert dimension.findtext("w:Default", namespaces=ns) == "2021-12-02"
+    values = [v.text for v in dimension.findall("w:Value", ns)]
+    assert "2021-12-02" in values and "2022-01-01" in values  # w2 and jan; each resolves to its own season
+    assert custom_client.get("/seasons/2022-01-01").json()["name"] == "jan"
+

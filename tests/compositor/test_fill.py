@@ -266,3 +266,23 @@ def test_a_fill_failing_midway_keeps_the_blocks_it_finished(filled_season, tmp_p
     monkeypatch.setattr(fill, "_fill_into", real)
     summary = fill.run_fill(settings, FILL_SEASON, FILL_BBOX, progress=False)
     assert [(r.block_id, r.status) for r in summary.results] == [("c56_r36", "filled"), ("c56_r35", "skipped")]
+
+
+def test_neighbours_without_the_seasons_bands_stop_the_fill(filled_season, tmp_path):
+    """Neighbours built there but none with every band of the season's blocks: an error naming the bands, not a
+    variant equal to the season. (Here the neighbours' manifests are made to say they lack swir16.)"""
+    from compositor.fill import run_fill
+    from tests.conftest import fill_settings
+
+    data = tmp_path / "data"
+    for season in (FILL_SEASON, FILL_OTHER_YEAR, FILL_ADJACENT):
+        shutil.copytree(filled_season.data / season, data / season, ignore=shutil.ignore_patterns(FILLED))
+    for season in (FILL_OTHER_YEAR, FILL_ADJACENT):
+        for manifest in (data / season / "blocks").glob("*/manifest.json"):
+            record = json.loads(manifest.read_text())
+            record["bands"] = [b for b in record["bands"] if b != "swir16"]
+            record["files"] = [f for f in record["files"] if "_swir16_" not in f]
+            manifest.write_text(json.dumps(record))
+    with pytest.raises(InvalidInputError, match="has all the bands of its blocks .*nir, red, swir16.*--bands"):
+        run_fill(fill_settings(data, filled_season.catalog), FILL_SEASON, FILL_BBOX, progress=False)
+    assert not (data / FILL_SEASON / FILLED).exists()

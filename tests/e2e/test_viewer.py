@@ -470,6 +470,15 @@ def test_filled_variant_toggle_and_fill_flag_overlay(filled_viewer: ViewerPage, 
     page.wait_for_function("document.getElementById('inspector').dataset.state === 'ready'", timeout=60_000)
     assert page.locator("#inspector-fill").get_attribute("data-flag") == "1"
     assert "same season, other year" in page.locator("#inspector-fill").inner_text()
+    # the chart agrees with the table: the current season's dot is the filled P50 (the series of the variant)
+    page.wait_for_function("document.getElementById('chart').dataset.state === 'ready'", timeout=60_000)
+    band = page.locator("#chart").get_attribute("data-band")
+    shown = page.evaluate(f"() => document.querySelector('#inspector-table td[data-band={band}][data-kind=p50]')"
+                          ".dataset.value")
+    dot = page.evaluate(f"() => document.querySelector('#chart circle[data-season=\"{FILL_SEASON}\"]')"
+                        ".dataset.value")
+    assert float(dot) == float(shown)
+    assert any("/seasons/series/point/" in url and "variant=filled" in url for url in filled_viewer.requests)
     page.click("#filled")  # off: the season's own values, no variant in the tiles or the link
     filled_viewer.wait_tiles()
     assert not any("variant=" in url for url in filled_viewer.tile_urls())

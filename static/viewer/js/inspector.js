@@ -117,6 +117,7 @@ export class Inspector {
       this.tableBody.replaceChildren();
       this.clear.hidden = true;
       this.medoid.hidden = true;
+      this._renderFillSource(new Map());  // no answer: no fill source either
       this.meta.textContent = `${season} · ${err.message}`;
       this.panel.dataset.state = "error";
       return;
@@ -233,14 +234,16 @@ export class Inspector {
   }
 
   async _loadChart(controller) {
-    const { season, seasons, chartBand } = this.context();
+    const { season, seasons, chartBand, variant } = this.context();
     const names = chartSeasons(seasons, season);
     if (!names.includes(season)) {
       names.push(season);
       names.sort(bySeasonStart(seasons));
     }
     const { lat, lng } = this.latlng;
-    const url = this.api.seriesPoint(names, lng, lat, new URLSearchParams({ bands: chartBand, statistic: "p50" }));
+    // the variant shown (gap-filled): its values, so the chart agrees with the table (seasons without it: gaps)
+    const query = new URLSearchParams({ bands: chartBand, statistic: "p50", ...(variant ? { variant } : {}) });
+    const url = this.api.seriesPoint(names, lng, lat, query);
     this.chart.dataset.state = "loading";
     this.chart.dataset.band = chartBand;
     let entries = this.series?.url === url ? this.series.entries : null;
@@ -256,7 +259,7 @@ export class Inspector {
     if (controller.signal.aborted || this.controller !== controller) return;
     const bySeason = new Map(entries.map((e) => [e.season, e.values ? e.values[`${chartBand}_p50`] : null]));
     const points = names.map((name) => ({ season: name, value: bySeason.get(name) ?? null }));
-    renderChart(this.chart, points, { current: season, label: `${chartBand} P50 (DN)` });
+    renderChart(this.chart, points, { current: season, label: `${chartBand} P50 (DN${variant ? `, ${variant}` : ""})` });
     this.chart.dataset.state = "ready";
   }
 }
