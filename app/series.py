@@ -2,9 +2,9 @@
 
 ``GET /seasons/series/point/{lon},{lat}`` and ``POST /seasons/series/statistics`` read each season of a
 selection with the season reader, as ``/seasons/{season}/point`` and ``POST /seasons/{season}/feature`` do:
-built seasons from their blocks, the others composited on the fly. The seasons are read at once,
-`SERIES_THREADS` at a time; their on-the-fly reads share the request's budget (``onthefly_budget_s`` from
-the request's start, as a tile's). A season whose read fails (busy, over budget, no scene readable) is an
+built seasons from their blocks, the others composited on the fly. The seasons are read at once, in the
+server's series pool (`app.services.SERIES_THREADS` threads); their on-the-fly reads share the request's
+budget (``onthefly_budget_s`` from the request's start, as a tile's). A season whose read fails (busy, over budget, no scene readable) is an
 entry with its error, not a failed series; only a request every season refuses as the client's fault is a 4xx.
 
 Which seasons: every built season by default, ``seasons=`` a list, or ``start=``/``end=`` every calendar
@@ -25,7 +25,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -48,7 +48,6 @@ from compositor.errors import InvalidInputError
 from compositor.seasons import Season, calendar_seasons, is_calendar
 
 MAX_SERIES_SEASONS = 16
-SERIES_THREADS = 4  # seasons of one series read at once (each may wait on the on-the-fly pool)
 SERIES_GRACE_S = 5.0  # past the on-the-fly budget, how long a series waits for its last seasons (built reads)
 MAX_SERIES_BBOX_KM2 = 100.0  # the polygon's lon/lat bounding box (each season reads it at its full resolution)
 PREFIX = "/seasons/series"
@@ -186,7 +185,7 @@ def _read_season(services: Services, season: Season, read: ReadFn, request: Requ
 
 
 def read_series(services: Services, seasons: Sequence[Season], read: ReadFn, variant: str = "") -> list[SeriesEntry]:
-    """Each season's entry from ``read`` (a season reader in, the entry's values out), `SERIES_THREADS` at once.
+    """Each season's entry from ``read`` (a season reader in, the entry's values out), in the server's series pool.
 
     The seasons' on-the-fly reads end at the request's budget (a 503 entry); a season still running
     `SERIES_GRACE_S` after it is reported as over the budget. What the seasons read goes into the request's
@@ -197,13 +196,13 @@ def read_series(services: Services, seasons: Sequence[Season], read: ReadFn, var
     request = current_record()
     budget_s = services.settings.onthefly_budget_s
     deadline = request.started + budget_s + SERIES_GRACE_S
-    pool = ThreadPoolExecutor(max_workers=min(SERIES_THREADS, len(seasons)), thread_name_prefix="series")
-    try:
-        futures = [pool.submit(contextvars.copy_context().run, _read_season, services, season, read, request, variant)
-                   for season in seasons]
-        done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    # the server's one series pool (`Services.series`): the threads are bounded whatever the requests; a season not
+    # started by the deadline is cancelled, so a late series leaves no work queued behind it
+    futures = [services.series.submit(contextvars.copy_context().run, _read_season, services, season, read, request,
+                                      variant) for season in seasons]
+    done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    for future in pending:
+        future.cancel()
     entries = []
     for season, future in zip(seasons, futures):
         if future in done:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from app.cache import CachedTile, SceneCache, SeasonCache, tile_cache
 from app.onthefly import CompositeFn, OnTheFly
@@ -19,12 +20,13 @@ from app.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 SearchFn = Callable[[str, BBox], list[Scene]]
+SERIES_THREADS = 4  # seasons of season series read at once, over all requests (each may wait on the on-the-fly pool)
 
 
 @dataclass
 class Services:
-    """Settings, the season registry, the caches, the on-the-fly pool, the build queue and the seasons'
-    source regions (where on-the-fly tiles can come from: `app.region`)."""
+    """Settings, the season registry, the caches, the on-the-fly pool, the build queue, the seasons'
+    source regions (where on-the-fly tiles can come from: `app.region`) and the season series' pool."""
 
     settings: ServerSettings
     registry: SeasonRegistry
@@ -33,6 +35,8 @@ class Services:
     onthefly: OnTheFly
     queue: BuildQueue
     regions: SeasonRegions
+    series: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(SERIES_THREADS,
+                                                                                  thread_name_prefix="series"))
 
     def invalidate(self, season: str) -> None:
         """A block of ``season`` was built (or season files replaced): forget what it invalidates."""
@@ -43,6 +47,7 @@ class Services:
 
     def close(self) -> None:
         self.onthefly.shutdown()
+        self.series.shutdown(wait=False, cancel_futures=True)
 
 
 def catalog_search(settings: ServerSettings) -> SearchFn:
