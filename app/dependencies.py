@@ -257,9 +257,7 @@ def render_params(request: Request, params: Annotated[ImageRenderingParams, Depe
 
 
 def _styling(layer_params: LayerParams) -> tuple[tuple[tuple[float, float], ...], str | None]:
-    layer = layer_params.layer
-    return picture_styling(layer.preset, tuple(b for b, _ in layer.variables), layer.statistic,
-                           expression=bool(layer.expressions), own_bands=bool(layer_params.bands),
+    return picture_styling(layer_params.layer, own_bands=bool(layer_params.bands),
                            own_expression=bool(layer_params.expression))
 
 

@@ -8,10 +8,14 @@ the client does not say otherwise (rescale per band, colormap). Values are refle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from compositor.bands import (BAND_NAMES, COUNT, FILL, FILLED, FLAG, FLAG_ADJACENT_SEASON, FLAG_NAMES, FLAG_OBSERVED,
                               FLAG_OTHER_YEAR)
 from compositor.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from app.layers import Layer
 
 # Default display ranges (DN) per band: bright enough for vegetation, soil and snow to read well.
 BAND_RANGES: dict[str, tuple[float, float]] = {
@@ -99,20 +103,20 @@ def default_rescale(bands: tuple[str, ...], statistic: str) -> tuple[tuple[float
     return tuple(BAND_RANGES[b] for b in bands if b in BAND_NAMES)
 
 
-def picture_styling(preset: Preset | None, bands: tuple[str, ...], statistic: str, *, expression: bool,
-                    own_bands: bool = False, own_expression: bool = False,
+def picture_styling(layer: Layer, *, own_bands: bool = False, own_expression: bool = False,
                     ) -> tuple[tuple[tuple[float, float], ...], str | None]:
-    """Default (rescale, colormap name) of a picture the client gave no styling for.
+    """Default (rescale, colormap name) of a picture of ``layer`` the client gave no styling for.
 
-    ``bands``/``statistic``/``expression``: what the layer reads and whether it evaluates an
-    expression. ``own_bands``/``own_expression``: the client named its own, so the preset's range no
+    ``own_bands``/``own_expression``: the client named its own, so the layer's preset's range no
     longer fits (its colormap still does for an own expression: ``preset=ndvi&expression=...``). An
     expression without a preset's range has none. The tiles (`app.dependencies`) and the WMS
     (`app.wms`) draw with this one rule.
     """
+    preset = layer.preset
     if preset is not None and preset.rescale and not (own_bands or own_expression):
         rescale = preset.rescale
     else:
-        rescale = () if expression else default_rescale(bands, statistic)
+        bands = tuple(band for band, _ in layer.variables)
+        rescale = () if layer.expressions else default_rescale(bands, layer.statistic)
     colormap = preset.colormap_name if preset is not None and not own_bands else None
     return rescale, colormap

@@ -100,6 +100,14 @@ def extent_3857_m(crs: CRS, bounds: tuple[float, float, float, float]) -> float:
     return max(east - west, north - south)
 
 
+def check_point(lon: float, lat: float, crs: CRS = WGS84_CRS) -> None:
+    """A point's coordinates are finite and, in a geographic ``crs``, within -180..180, -90..90 (else a 400)."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise InvalidInputError("lon and lat must be finite numbers")
+    if crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidInputError(f"point {lon},{lat} is outside -180..180, -90..90")
+
+
 def held_bands(state: SeasonState) -> set[str]:
     """The bands a season's built blocks hold (a variant holds those its season was filled with)."""
     return {band for built in state.built.blocks for band in built.bands}
@@ -413,10 +421,7 @@ class SeasonReader(BaseReader):
                           layer.statistic, everything=True)
         elif layer.everything:  # the season's other products too: its index percentiles, the QA layer ("n of m clear")
             layer = layer.with_variables(product_variables(self.state))
-        if not (math.isfinite(lon) and math.isfinite(lat)):
-            raise InvalidInputError("lon and lat must be finite numbers")
-        if coord_crs.is_geographic and not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise InvalidInputError(f"point {lon},{lat} is outside -180..180, -90..90")
+        check_point(lon, lat, coord_crs)
         grid_crs = CRS.from_user_input(self.state.grid.crs)
         try:
             xs, ys = transform_points(coord_crs, grid_crs, [lon], [lat])

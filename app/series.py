@@ -41,7 +41,7 @@ from app.context import RequestRecord, current_record, merge_record, open_part_r
 from app.dependencies import MAX_IMAGE_PX, BandsQuery, StatisticQuery, VariantQuery, services_of
 from app.errors import ServerBusyError, describe_error
 from app.layers import Layer, Variable, all_variables_layer, variable_name
-from app.reader import SeasonReader, SeasonSource, held_bands, product_variables
+from app.reader import SeasonReader, SeasonSource, check_point, held_bands, product_variables
 from app.services import Services
 from compositor.bands import BAND_NAMES, COUNT
 from compositor.errors import InvalidInputError
@@ -294,13 +294,6 @@ def series_answer(request: Request, f: str | None, entries: Sequence[SeriesEntry
     return JSONResponse({**about, "series": [e.as_json() for e in entries]})
 
 
-def check_lonlat(lon: float, lat: float) -> None:
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise InvalidInputError("lon and lat must be finite numbers")
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidInputError(f"point {lon},{lat} is outside -180..180, -90..90")
-
-
 def polygon_geometry(body: Polygon | MultiPolygon | Feature) -> tuple[dict, float]:
     """The body's geometry as a GeoJSON dict and the area (km², on the WGS84 ellipsoid) of its lon/lat bounding
     box; `InvalidInputError` for a feature without a polygon, coordinates outside -180..180/-90..90, no area,
@@ -338,7 +331,7 @@ def series_router() -> APIRouter:
                      seasons: Annotated[list[Season], Depends(series_selection)], bands: BandsQuery = None,
                      statistic: StatisticQuery = None, f: FormatQuery = None, variant: VariantQuery = None,
                      services: Services = Depends(services_of)) -> Response:
-        check_lonlat(lon, lat)
+        check_point(lon, lat)  # one 400 for the series, before any season is read
         chosen = all_variables_layer(bands, statistic) if bands or statistic else None
         entries = read_series(services, seasons, point_values(lon, lat, chosen), variant or "")
         return series_answer(request, f, entries, {"coordinates": [lon, lat]}, f"series-{lon:g}_{lat:g}")

@@ -42,7 +42,8 @@ from app.reader import SeasonReader, SeasonSource
 from app.services import Services
 from compositor.bands import COUNT, MEDOID
 from compositor.errors import InvalidInputError
-from compositor.seasons import Season, calendar_season, calendar_seasons, is_calendar, resolve_season, season_of
+from compositor.seasons import (SEASON_NAMES, Season, calendar_season, calendar_seasons, is_calendar, resolve_season,
+                                season_of)
 
 WMS_PATH = "/wms"
 WMS_NS = "http://www.opengis.net/wms"
@@ -109,7 +110,7 @@ def time_seasons(services: Services) -> tuple[list[Season], Season]:
             listed.setdefault(season.name, season)
     elif not built:
         year = dt.date.today().year - 1
-        listed.update({s.name: s for s in (calendar_season(year, n) for n in ("winter", "spring", "summer", "autumn"))})
+        listed.update({s.name: s for s in (calendar_season(year, n) for n in SEASON_NAMES)})
     listed.update(services.settings.seasons)
     seasons = sorted(listed.values(), key=lambda s: (s.start, s.end, s.name))[-MAX_TIME_SEASONS:]
     default = max(built, key=lambda s: (s.start, s.end)) if built else seasons[-1]
@@ -317,8 +318,7 @@ def get_map(params: dict[str, str], services: Services) -> Response:
     if fmt not in MAP_FORMATS:
         raise WMSError(f"FORMAT={fmt}: use one of {', '.join(MAP_FORMATS)}", "InvalidFormat", "format")
     layer = make_layer(preset=req.preset.name, statistic=None if req.style == req.preset.statistic else req.style)
-    rescale, colormap_name = picture_styling(req.preset, tuple(b for b, _ in layer.variables), layer.statistic,
-                                             expression=bool(layer.expressions))
+    rescale, colormap_name = picture_styling(layer)
     with _reader(services, req.season) as reader:
         image = reader.part(req.bbox, dst_crs=req.crs, bounds_crs=req.crs, layer=layer,
                             width=req.width, height=req.height)
@@ -374,7 +374,8 @@ def _to_lonlat(crs: CRS, x: float, y: float) -> tuple[float, float]:
 
 # --- capabilities --------------------------------------------------------------------------------------
 
-def _sub(parent: ET.Element, tag: str, text: object | None = None, **attrib: str) -> ET.Element:
+def sub_element(parent: ET.Element, tag: str, text: object | None = None, **attrib: str) -> ET.Element:
+    """A child ``tag`` of ``parent`` with ``text`` and attributes (the capabilities of `app.wms` and `app.wmts`)."""
     element = ET.SubElement(parent, tag, attrib)
     if text is not None:
         element.text = str(text)
@@ -385,7 +386,7 @@ def _online(parent: ET.Element, href: str) -> None:
     ET.SubElement(parent, "OnlineResource", {"xlink:type": "simple", "xlink:href": href})
 
 
-def _bounds_4326(services: Services, seasons: list[Season], default: Season) -> tuple[float, float, float, float]:
+def _bounds_4326(services: Services, default: Season) -> tuple[float, float, float, float]:
     """Where the layers have data: the built seasons' footprints, else where the default season's tiles come from."""
     boxes = []
     for name in services.registry.built_season_names():
@@ -407,52 +408,53 @@ def capabilities(base_url: str, services: Services) -> bytes:
     url = f"{base_url}{WMS_PATH}?"
     # Namespaces as plain attributes: the document's tags are WMS's own, unprefixed, as clients expect.
     root = ET.Element("WMS_Capabilities", {"version": "1.3.0", "xmlns": WMS_NS, "xmlns:xlink": XLINK_NS})
-    service = _sub(root, "Service")
-    _sub(service, "Name", "WMS")
-    _sub(service, "Title", "s2seasons: seasonal cloud-free Sentinel-2 mosaics")
-    _sub(service, "Abstract", "Per-pixel percentiles (P25, P50, P75) of the cloud-free Sentinel-2 L2A observations "
-                              "of each season, built or composited on the fly. TIME selects the season.")
+    service = sub_element(root, "Service")
+    sub_element(service, "Name", "WMS")
+    sub_element(service, "Title", "s2seasons: seasonal cloud-free Sentinel-2 mosaics")
+    sub_element(service, "Abstract", "Per-pixel percentiles (P25, P50, P75) of the cloud-free Sentinel-2 L2A "
+                                     "observations of each season, built or composited on the fly. TIME selects the "
+                                     "season.")
     _online(service, url)
-    _sub(service, "MaxWidth", MAX_IMAGE_PX)
-    _sub(service, "MaxHeight", MAX_IMAGE_PX)
-    capability = _sub(root, "Capability")
-    requests = _sub(capability, "Request")
+    sub_element(service, "MaxWidth", MAX_IMAGE_PX)
+    sub_element(service, "MaxHeight", MAX_IMAGE_PX)
+    capability = sub_element(root, "Capability")
+    requests = sub_element(capability, "Request")
     for operation, formats in (("GetCapabilities", ("text/xml",)), ("GetMap", tuple(MAP_FORMATS)),
                                ("GetFeatureInfo", INFO_FORMATS)):
-        element = _sub(requests, operation)
+        element = sub_element(requests, operation)
         for fmt in formats:
-            _sub(element, "Format", fmt)
-        _online(_sub(_sub(_sub(element, "DCPType"), "HTTP"), "Get"), url)
-    _sub(_sub(capability, "Exception"), "Format", "XML")
-    top = _sub(capability, "Layer")
-    _sub(top, "Title", "s2seasons")
-    _sub(top, "Abstract", f"Seasons {seasons[0].name} to {seasons[-1].name}; default {default.name}.")
+            sub_element(element, "Format", fmt)
+        _online(sub_element(sub_element(sub_element(element, "DCPType"), "HTTP"), "Get"), url)
+    sub_element(sub_element(capability, "Exception"), "Format", "XML")
+    top = sub_element(capability, "Layer")
+    sub_element(top, "Title", "s2seasons")
+    sub_element(top, "Abstract", f"Seasons {seasons[0].name} to {seasons[-1].name}; default {default.name}.")
     codes = list(CRS_CODES)
     grid_crs = services.settings.crs.upper()
     if grid_crs not in codes:
         codes.append(grid_crs)
     for code in codes:
-        _sub(top, "CRS", code)
-    west, south, east, north = _bounds_4326(services, seasons, default)
-    box = _sub(top, "EX_GeographicBoundingBox")
+        sub_element(top, "CRS", code)
+    west, south, east, north = _bounds_4326(services, default)
+    box = sub_element(top, "EX_GeographicBoundingBox")
     for tag, value in (("westBoundLongitude", west), ("eastBoundLongitude", east),
                        ("southBoundLatitude", south), ("northBoundLatitude", north)):
-        _sub(box, tag, f"{value:.6f}")
-    _sub(top, "BoundingBox", CRS="CRS:84", minx=f"{west:.6f}", miny=f"{south:.6f}", maxx=f"{east:.6f}",
-         maxy=f"{north:.6f}")
-    _sub(top, "BoundingBox", CRS="EPSG:4326", minx=f"{south:.6f}", miny=f"{west:.6f}", maxx=f"{north:.6f}",
-         maxy=f"{east:.6f}")
-    _sub(top, "Dimension", time_extent(seasons), name="time", units="ISO8601", default=default.start.isoformat(),
-         nearestValue="1", multipleValues="0", current="0")
+        sub_element(box, tag, f"{value:.6f}")
+    sub_element(top, "BoundingBox", CRS="CRS:84", minx=f"{west:.6f}", miny=f"{south:.6f}", maxx=f"{east:.6f}",
+                maxy=f"{north:.6f}")
+    sub_element(top, "BoundingBox", CRS="EPSG:4326", minx=f"{south:.6f}", miny=f"{west:.6f}", maxx=f"{north:.6f}",
+                maxy=f"{east:.6f}")
+    sub_element(top, "Dimension", time_extent(seasons), name="time", units="ISO8601",
+                default=default.start.isoformat(), nearestValue="1", multipleValues="0", current="0")
     for preset in wms_presets().values():
-        layer = _sub(top, "Layer", queryable="1")
-        _sub(layer, "Name", preset.name)
-        _sub(layer, "Title", preset.title + (" (default)" if preset.name == DEFAULT_PRESET else ""))
-        _sub(layer, "Abstract", preset.description)
+        layer = sub_element(top, "Layer", queryable="1")
+        sub_element(layer, "Name", preset.name)
+        sub_element(layer, "Title", preset.title + (" (default)" if preset.name == DEFAULT_PRESET else ""))
+        sub_element(layer, "Abstract", preset.description)
         for style in preset_styles(preset):
-            element = _sub(layer, "Style")
-            _sub(element, "Name", style)
-            _sub(element, "Title", STYLE_TITLES[style])
+            element = sub_element(layer, "Style")
+            sub_element(element, "Name", style)
+            sub_element(element, "Title", STYLE_TITLES[style])
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
@@ -465,7 +467,8 @@ QUERY_PARAMETERS = (
     ("WIDTH", "map width in pixels (1..2048)"), ("HEIGHT", "map height in pixels (1..2048)"),
     ("FORMAT", "image/png, image/jpeg or image/webp"), ("TRANSPARENT", "TRUE (default) or FALSE"),
     ("TIME", "the season: a day, an instant, an interval or a season name (default: the latest built season)"),
-    ("QUERY_LAYERS", "GetFeatureInfo: the layer queried"), ("INFO_FORMAT", "GetFeatureInfo: " + ", ".join(INFO_FORMATS)),
+    ("QUERY_LAYERS", "GetFeatureInfo: the layer queried"),
+    ("INFO_FORMAT", "GetFeatureInfo: " + ", ".join(INFO_FORMATS)),
     ("I", "GetFeatureInfo: pixel column (X in 1.1.1)"), ("J", "GetFeatureInfo: pixel row (Y in 1.1.1)"),
 )
 

@@ -23,6 +23,7 @@ from titiler.core.factory import FactoryExtension, TilerFactory
 
 from app.errors import NotFoundError
 from app.presets import PRESETS
+from app.wms import sub_element as _sub
 from app.wms import time_seasons
 from compositor.errors import InvalidInputError
 
@@ -45,13 +46,6 @@ def _w(tag: str) -> str:
 
 def _o(tag: str) -> str:
     return f"{{{OWS_NS}}}{tag}"
-
-
-def _sub(parent: ET.Element, tag: str, text: object | None = None, **attrib: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrib)
-    if text is not None:
-        element.text = str(text)
-    return element
 
 
 def capabilities_xml(*, title: str, capabilities_url: str, layers: list[tuple[str, str, str]], tms,
@@ -171,7 +165,6 @@ class WMTSExtension(FactoryExtension):
             own = [(k, v) for k, v in request.query_params.multi_items() if k in LAYER_PARAMS]
             if own and not (len(own) == 1 and own[0][0] == "preset"):
                 layers.append(("custom", "Custom: " + urlencode(own), f"{tile_url}?{urlencode(own + kept)}"))
-            state = src_path.state
             for preset in PRESETS.values():
                 if preset.variant and preset.variant != state.variant:
                     continue  # the fill flag: a layer of the filled variant only
