@@ -10,6 +10,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from titiler.core.factory import ColorMapFactory, TilerFactory, TMSFactory
 
@@ -71,6 +72,8 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.warm_up:
+            await run_in_threadpool(services.warm_up)  # before the first request: `Services.warm_up`
         yield
         services.close()
 

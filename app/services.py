@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,7 +13,12 @@ from app.onthefly import CompositeFn, OnTheFly
 from app.queue import BuildQueue
 from app.region import SeasonRegions
 from app.registry import SeasonRegistry
-from compositor.catalog import BBox, Scene, SceneQuery
+import morecantile
+from rasterio.crs import CRS
+
+from compositor.catalog import BBox, Scene, SceneQuery, is_remote, load_scenes
+from compositor.kernels import load_kernels
+from compositor.read import search_free_crs_pair
 from compositor.seasons import resolve_season
 from compositor.composite import composite_window
 from app.settings import ServerSettings
@@ -44,6 +50,27 @@ class Services:
         searches = self.scenes.invalidate(season)
         self.onthefly.invalidate(season)
         logger.info("season %s changed: dropped %d cached tiles and %d catalog searches", season, tiles, searches)
+
+    def warm_up(self) -> None:
+        """Load what the first tiles would otherwise all wait on at once, before the server takes requests:
+        the compiled kernels (`compositor.kernels`), the coordinate checks between the season grids' CRSs
+        and the map CRSs (`compositor.read.search_free_crs_pair`, about 0.2 s a pair, computed by every
+        request that arrives before the first finishes), and a local catalog's scenes. Nothing here is
+        needed for correctness: a failure is logged and the server starts."""
+        started = time.perf_counter()
+        try:
+            load_kernels()
+            grids = {self.settings.crs} | {self.registry.get(name).grid.crs for name in self.registry.built_season_names()}
+            maps = [morecantile.tms.get("WebMercatorQuad").rasterio_crs, CRS.from_epsg(4326), CRS.from_epsg(3857)]
+            for grid in grids:
+                grid_wkt = CRS.from_user_input(grid).to_wkt()
+                for target in maps:
+                    search_free_crs_pair(grid_wkt, target.to_wkt())
+            if self.settings.catalog and not is_remote(self.settings.catalog):
+                load_scenes(self.settings.catalog)  # parsed once per file version (`compositor.catalog`)
+        except Exception as exc:  # noqa: BLE001 - a slower first tile, not a server that does not start
+            logger.warning("warm-up incomplete (%s): the first tiles load the rest", exc)
+        logger.info("warmed up in %.1f s", time.perf_counter() - started)
 
     def close(self) -> None:
         self.onthefly.shutdown()

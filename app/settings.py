@@ -43,6 +43,9 @@ class ServerSettings(Settings):
     onthefly_nice: int = Field(
         10, ge=0, le=19, description="How much lower the CPU priority of on-the-fly threads (and the read threads "
                                      "they start) is than the server's (Linux nice steps); 0 keeps it equal.")
+    warm_up: bool = Field(True, description="Load the compiled kernels, the map CRSs' coordinate checks and a local "
+                                            "catalog before taking requests (a second or two at start; the first "
+                                            "tiles then do not all wait on them).")
     queue_unbuilt: bool = Field(False, description="Queue the blocks of on-the-fly tiles for building.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Server logs: 'text' lines or 'json' lines (one object per line, with the request id).")

@@ -74,6 +74,7 @@ def main() -> int:
         print("--profile needs py-spy: pip install py-spy", file=sys.stderr)
         return 2
     from compositor.build import run_build
+    from compositor.kernels import load_kernels
     from compositor.settings import Settings
     from compositor.testing.synthetic import generate_archive
 
@@ -99,7 +100,7 @@ def main() -> int:
         profile_out = None if args.profile is None else (
             root / "profile.txt" if args.profile is True else args.profile)
         phases = _phase_clock() if args.profile is not None else contextlib.nullcontext(None)
-        _load_kernels()
+        load_kernels()
         with phases as clock, _sampled(profile_out, args.top), _block_clock() as blocks_cpu:
             started, cpu_started = time.perf_counter(), time.process_time()
             summary = run_build(settings, SEASON, BBOX, workers=1, progress=False)  # in this process
@@ -220,26 +221,13 @@ PHASES = (
     ("compositor.composite", "percentiles_and_count", "percentiles"),
     ("compositor.composite", "blend_orbits", "blend orbits"),
     ("compositor.composite", "window_weights", "blend weights"),
-    ("compositor.composite", "apply_mask", "mask and store layers"),
+    ("compositor.composite", "store_masked", "mask and store layers"),
     ("compositor.block", "check_offsets", "offset checks"),
     ("compositor.block", "to_dn", "write strips"),
     ("compositor.block", "write_strip", "write strips"),
     ("compositor.block", "open_strip_writer", "write strips"),
     ("compositor.block", "translate_to_cog", "write COGs"),
 )
-
-
-def _load_kernels() -> None:
-    """Load the compiled kernels once before timing, as every build worker does once for all its blocks."""
-    import numpy as np
-
-    from compositor.read import _judge_boxes
-    from compositor.stats import percentiles_and_count
-
-    percentiles_and_count(np.ones((2, 2, 2), dtype=np.uint16))
-    flags = np.zeros((2, 2), dtype=bool)
-    boxes = np.zeros((2, 2), dtype=np.int32)
-    _judge_boxes(flags, flags, boxes, boxes, boxes, boxes)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from compositor.bands import BAND_NAMES, BANDS_BY_NAME, INDEX_NODATA, INDEX_SHIF
 from compositor.blend import blend_orbits, check_taper, window_weights
 from compositor.catalog import Scene, deduplicate_acquisitions
 from compositor.errors import SourceUnavailableError
-from compositor.mask import apply_mask, valid_scl_lookup
+from compositor.mask import store_masked, valid_scl_lookup
 from compositor.medoid import medoid_choice, take
 from compositor.read import FootprintMask, read_scl_footprint, read_warped_bands
 from compositor.settings import (DEFAULT_BLEND_EDGE_MARGIN_M, DEFAULT_BLEND_EDGE_RAMP_M, DEFAULT_MASK_BUFFER_M,
@@ -209,7 +209,7 @@ def _band_layers(acquisitions: Sequence[_Acquisition], bands: Sequence[str], rea
         dn = reader(scene, bands, Resampling.average)
         chosen = acquisitions[i].source == rank
         for band, band_dn in zip(bands, dn):
-            layers[band][i][chosen] = apply_mask(band_dn, chosen, scene.offset_dn)[chosen]
+            store_masked(layers[band][i], band_dn, chosen, scene.offset_dn)
         return True
 
     _read_many(todo, read, skipped, pool, scene_of=lambda job: job[2])

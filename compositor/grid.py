@@ -7,6 +7,8 @@ builds of different regions share their blocks and never disagree about a pixel.
 
 from __future__ import annotations
 
+import functools
+
 import math
 import threading
 from dataclasses import dataclass
@@ -45,6 +47,20 @@ def project_bounds(src_crs: str | object, dst_crs: str | object, bounds: tuple[f
     left, bottom, right, top = (float(v) for v in bounds)
     if str(src_crs) == str(dst_crs):
         return left, bottom, right, top
+    if isinstance(src_crs, str) and isinstance(dst_crs, str):
+        return _project_bounds_kept(src_crs, dst_crs, (left, bottom, right, top), densify_pts)
+    return _project_bounds(src_crs, dst_crs, (left, bottom, right, top), densify_pts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _project_bounds_kept(src_crs: str, dst_crs: str, bounds: BBox, densify_pts: int) -> BBox | None:
+    """`project_bounds` kept for CRSs given as text: the scenes of a window share one or two CRSs, so a
+    window's bounds are projected once per CRS instead of once per scene."""
+    return _project_bounds(src_crs, dst_crs, bounds, densify_pts)
+
+
+def _project_bounds(src_crs: str | object, dst_crs: str | object, bounds: BBox, densify_pts: int) -> BBox | None:
+    left, bottom, right, top = bounds
     t = np.linspace(0.0, 1.0, densify_pts + 2)
     xs = np.concatenate([left + (right - left) * t, np.full_like(t, right), right - (right - left) * t,
                          np.full_like(t, left)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from numba import njit
 from scipy.ndimage import binary_dilation
 
 # SCL classes of Sen2Cor: 0 no data, 1 saturated or defective, 2 dark area, 3 cloud shadow,
@@ -25,17 +26,31 @@ def valid_scl_lookup(invalid_classes: Iterable[int]) -> np.ndarray:
     return table
 
 
-def apply_mask(band_dn: np.ndarray, valid: np.ndarray, offset_dn: int) -> np.ndarray:
-    """Reflectance DN (reflectance * 10000) with 0 wherever the observation is not valid.
+def store_masked(out: np.ndarray, band_dn: np.ndarray, where: np.ndarray, offset_dn: int) -> None:
+    """Write reflectance DN (reflectance * 10000) of ``band_dn`` into ``out`` where ``where`` (2-D arrays
+    of one shape), leave the rest: ``offset_dn`` (1000 for processing baseline >= 04.00 unless already
+    removed) is subtracted, a value that would fall to 0 or below is kept as 1 so that 0 still means
+    "no data", and a pixel without data (0) stays 0.
 
-    ``offset_dn`` (1000 for processing baseline >= 04.00 unless already removed) is subtracted;
-    a valid value that would fall to 0 or below is kept as 1 so that 0 still means "no data".
-    """
-    out = band_dn.astype(np.int32) - offset_dn
-    np.clip(out, 1, 65535, out=out)
-    out = out.astype(np.uint16)
-    out[~valid | (band_dn == 0)] = 0
-    return out
+    A scene writes its pixels of an acquisition's layer this way: one pass, without Python's lock (the
+    numpy version held it for its boolean indexing while the other read threads waited)."""
+    if not (out.shape == band_dn.shape == where.shape and out.ndim == 2):
+        raise ValueError(f"shapes differ: {out.shape}, {band_dn.shape}, {where.shape}")
+    _store_masked(out, band_dn, where, int(offset_dn))
+
+
+@njit(cache=True, nogil=True)
+def _store_masked(out, band_dn, where, offset_dn):  # pragma: no cover - compiled
+    h, w = out.shape
+    for y in range(h):
+        for x in range(w):
+            if where[y, x]:
+                value = band_dn[y, x]
+                if value == 0:
+                    out[y, x] = 0
+                else:
+                    shifted = np.int64(value) - offset_dn
+                    out[y, x] = 1 if shifted < 1 else (65535 if shifted > 65535 else shifted)
 
 
 def disk_offsets(radius_m: float, res_x_m: float, res_y_m: float) -> np.ndarray:

@@ -185,6 +185,15 @@ def _interior(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _is_clear(scl: np.ndarray) -> np.ndarray:
+    """``scl`` in `CLEAR_CLASSES`: a table look-up for 8-bit SCL (several times faster than ``np.isin``)."""
+    if scl.dtype != np.uint8:
+        return np.isin(scl, CLEAR_CLASSES)
+    table = np.zeros(256, dtype=bool)
+    table[list(CLEAR_CLASSES)] = True
+    return table[scl]
+
+
 def judge_offset(scl: np.ndarray, band: np.ndarray, item_offset_dn: int, may_carry: bool) -> tuple[int, str] | None:
     """The offset the pixels show, with the reason, when they contradict ``item_offset_dn``; else None.
 
@@ -197,7 +206,7 @@ def judge_offset(scl: np.ndarray, band: np.ndarray, item_offset_dn: int, may_car
     fewer than 1 % of the clear pixels below it, means the offset is still there (1000). A scene
     without dark pixels (a desert) tells nothing either way: None.
     """
-    clear = _interior(np.isin(scl, CLEAR_CLASSES) & (band > 0))
+    clear = _interior(_is_clear(scl) & (band > 0))
     n_clear = int(clear.sum())
     if n_clear < MIN_CLEAR_PX:
         return None

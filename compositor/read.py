@@ -6,7 +6,9 @@ import functools
 import logging
 import os
 import math
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,15 +61,81 @@ def use_gdal_env() -> None:
     for key, value in GDAL_ENV.items():
         if not key.startswith("AWS_"):  # credentials stay per read: an object store's own must win
             os.environ.setdefault(key, str(value))
+    for key, path in data_directories().items():
+        os.environ.setdefault(key, path)
+
+
+@functools.lru_cache(maxsize=1)
+def data_directories() -> dict[str, str]:
+    """Where GDAL's and PROJ's data files are (``GDAL_DATA``, ``PROJ_DATA``), as rasterio finds them.
+
+    rasterio opens every dataset read outside a ``rasterio.Env`` in a new default environment, which
+    looks for these directories on the file system each time they are not in the environment (a
+    tenth of an on-the-fly chunk's CPU in file probes). Found once and made the process's defaults,
+    they are what rasterio would have found (its own GDAL's data, in a wheel)."""
+    from rasterio.env import GDALDataFinder, PROJDataFinder
+
+    found = {}
+    for key, finder in (("GDAL_DATA", GDALDataFinder), ("PROJ_DATA", PROJDataFinder)):
+        try:
+            path = finder().search()
+        except Exception:  # noqa: BLE001 - nothing found: rasterio keeps looking by itself
+            path = None
+        if path and os.path.isdir(path):
+            found[key] = path
+    return found
+
+
+def computed_once(maxsize: int):
+    """`functools.lru_cache` for work that threads ask for at the same moment: a key is computed by ONE
+    thread while the others asking for it wait for its result (``lru_cache`` lets each of them compute
+    it). The read threads of a window ask for the same footprint boxes at once (the acquisitions of one
+    MGRS tile share them), and the first tiles of a server for the same coordinate checks. A failure is
+    not kept: the next caller computes again."""
+    def decorate(fn):
+        kept: OrderedDict = OrderedDict()
+        running: dict = {}
+        lock = threading.Lock()
+
+        @functools.wraps(fn)
+        def wrapper(*args):
+            while True:
+                with lock:
+                    if args in kept:
+                        kept.move_to_end(args)
+                        return kept[args]
+                    done = running.get(args)
+                    if done is None:
+                        running[args] = done = threading.Event()
+                        break
+                done.wait()  # another thread computes it; if it failed, try again
+            try:
+                value = fn(*args)
+                with lock:
+                    kept[args] = value
+                    while len(kept) > maxsize:
+                        kept.popitem(last=False)
+                return value
+            finally:
+                with lock:
+                    running.pop(args, None)
+                done.set()
+
+        wrapper.cache_clear = lambda: kept.clear()  # type: ignore[attr-defined]
+        return wrapper
+    return decorate
 
 
 def _pick_overview(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine) -> int | None:
     """Index of the coarsest overview still at least as fine as the target pixel, or None."""
-    return _overview_for(tuple(src.overviews(1)), src.res[0], src.crs, dst_crs, dst_transform)
+    return _overview_for(tuple(src.overviews(1)), src.res[0], src.crs.to_wkt(), str(dst_crs), dst_transform)
 
 
-def _overview_for(factors: tuple[int, ...], res: float, src_crs: CRS | str, dst_crs: str,
+@functools.lru_cache(maxsize=1024)
+def _overview_for(factors: tuple[int, ...], res: float, src_crs: str, dst_crs: str,
                   dst_transform: Affine) -> int | None:
+    """`_pick_overview` from a file's header: kept per target grid and source CRS (the scenes of a window
+    share one or two CRSs, and each GDAL transformation costs a coordinate operation set-up)."""
     if not factors:
         return None
     # Target pixel size expressed in source units, from the size of one target pixel's diagonal.
@@ -92,6 +160,12 @@ class _FileGrid(NamedTuple):
     dtype: str
     overviews: tuple[int, ...]  # decimation factors of band 1's overviews
     res: float  # pixel width in CRS units
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        """Pixel width and height in CRS units, as rasterio's ``res``."""
+        a, b, _, d, e, _ = tuple(self.transform)[:6]
+        return (a, -e) if b == d == 0 else (math.hypot(a, d), math.hypot(b, e))
 
     @property
     def pixel_grid(self) -> tuple:
@@ -139,35 +213,36 @@ def read_scl_footprint(href: str, dst_crs: str, dst_transform: Affine, dst_shape
     still makes it invalid. Outside the raster counts as no data. Raises `SourceUnavailableError` naming the file when it cannot be read.
     """
     try:
-        with rasterio.open(href) as src:
-            level = _pick_overview(src, dst_crs, dst_transform) if use_overviews else None
-            if level is None:
-                return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
-        with rasterio.open(href, overview_level=level) as src:
-            return _judge_footprints(src, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
+        level = None
+        if use_overviews:
+            full = _file_grid(href, None)
+            level = _overview_for(full.overviews, full.res, full.crs_wkt, str(dst_crs), dst_transform)
+        grid = _file_grid(href, level)  # the header, read once per file: the file is opened once here
+        return _judge_footprints(href, level, grid, dst_crs, dst_transform, dst_shape, valid_lookup, buffer_m)
     except (RasterioError, OSError) as exc:
         raise SourceUnavailableError(f"cannot read {href}: {exc}") from None
 
 
-def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transform: Affine, dst_shape: tuple[int, int],
-                      valid_lookup: np.ndarray, buffer_m: float) -> FootprintMask:
+def _judge_footprints(href: str, level: int | None, grid: _FileGrid, dst_crs: str, dst_transform: Affine,
+                      dst_shape: tuple[int, int], valid_lookup: np.ndarray, buffer_m: float) -> FootprintMask:
     height, width = dst_shape
     nothing = FootprintMask(np.zeros(dst_shape, dtype=bool), np.zeros(dst_shape, dtype=bool))
-    res_x, res_y = src.res
+    res_x, res_y = grid.resolution
     margin = buffer_m + 2 * max(res_x, res_y)
-    projected = project_bounds(dst_crs, src.crs, array_bounds(height, width, dst_transform))
+    projected = project_bounds(str(dst_crs), grid.crs_wkt, array_bounds(height, width, dst_transform))
     if projected is None:  # the grid has no place in the scene's CRS
         return nothing
     left, bottom, right, top = projected
-    area = from_bounds(left - margin, bottom - margin, right + margin, top + margin, src.transform)
+    area = from_bounds(left - margin, bottom - margin, right + margin, top + margin, grid.transform)
     col0, row0 = math.floor(area.col_off), math.floor(area.row_off)
     col1, row1 = math.ceil(area.col_off + area.width), math.ceil(area.row_off + area.height)
-    inner = (max(col0, 0), max(row0, 0), min(col1, src.width), min(row1, src.height))
+    inner = (max(col0, 0), max(row0, 0), min(col1, grid.width), min(row1, grid.height))
     if inner[2] <= inner[0] or inner[3] <= inner[1]:
-        return nothing
+        return nothing  # the scene's raster misses the grid: not even opened
     scl = np.zeros((row1 - row0, col1 - col0), dtype=np.uint8)  # outside the raster: no data
-    scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = src.read(
-        1, window=Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
+    with rasterio.open(href, **({} if level is None else {"overview_level": level})) as src:
+        scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = src.read(
+            1, window=Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
     nodata = scl == 0
     if nodata.all():
         return nothing
@@ -176,13 +251,13 @@ def _judge_footprints(src: rasterio.io.DatasetReader, dst_crs: str, dst_transfor
     if not has_nodata and not has_cloud:  # the window covers every target pixel: all covered and clear
         everything = np.ones(dst_shape, dtype=bool)
         return FootprintMask(everything, everything)
-    boxes = _footprint_boxes(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), src.crs.to_wkt(),
-                             tuple(~(src.transform @ Affine.translation(col0, row0)))[:6], scl.shape)
+    boxes = _footprint_boxes(str(dst_crs), tuple(dst_transform)[:6], tuple(dst_shape), grid.crs_wkt,
+                             tuple(~(grid.transform @ Affine.translation(col0, row0)))[:6], scl.shape)
     covered, clear = _judge_boxes(nodata, invalid, *boxes)
     return FootprintMask(covered, clear)
 
 
-@functools.lru_cache(maxsize=8)
+@computed_once(maxsize=8)
 def _footprint_boxes(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple[int, int], src_crs: str,
                      to_src_px: tuple[float, ...], src_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Each target pixel's footprint as a box of SCL pixels ``[row0, row1) x [col0, col1)``.
@@ -215,7 +290,7 @@ def _footprint_boxes(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: 
     return row0, row1, col0, col1
 
 
-@functools.lru_cache(maxsize=4)
+@computed_once(maxsize=4)
 def _corners_in(dst_crs: str, dst_transform: tuple[float, ...], dst_shape: tuple[int, int],
                 src_crs: str) -> tuple[np.ndarray, np.ndarray]:
     """The (h + 1, w + 1) pixel corners of a grid, in ``src_crs`` coordinates (read-only arrays).
@@ -332,7 +407,7 @@ def read_warped_bands(hrefs: Sequence[str], dst_crs: str, dst_transform: Affine,
                      for h in hrefs])
 
 
-@functools.lru_cache(maxsize=64)
+@computed_once(maxsize=64)
 def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
     """The PROJ pipeline from ``src_crs`` to ``dst_crs`` (in their axis orders), when it is unambiguous.
 
@@ -367,7 +442,7 @@ def coordinate_operation(src_crs: str, dst_crs: str) -> str | None:
     return " ".join("+" + word for word in definition.split())
 
 
-@functools.lru_cache(maxsize=64)
+@computed_once(maxsize=64)
 def search_free_crs_pair(src_crs: str, dst_crs: str) -> tuple[CRS, CRS] | None:
     """The two CRSs as bare projections (PROJ strings of the projection and its ellipsoid, no datum), when
     they map points exactly as the EPSG definitions do; else None (use the CRSs as they are).

@@ -160,3 +160,36 @@ def test_live_server_json_logs_and_a_dead_catalog(built, tmp_path):
     assert line["status"] == 503
     warning = next(e for e in entries if e["logger"] == "app.errors" and e.get("request_id") == "otf-1")
     assert warning["level"] == "WARNING" and "unreachable" in warning["message"]
+
+
+def test_the_server_warms_up_before_its_first_request(settings, caplog):
+    """Before the first request the server loads the compiled kernels, the coordinate checks between its
+    grid and the map CRSs and the local catalog (`Services.warm_up`), so the first tiles do not all do it
+    at once; with ``warm_up`` off it does not."""
+    calls: list[str] = []
+    app = create_app(settings)
+    services = app.state.services
+    original = services.warm_up
+    services.warm_up = lambda: (calls.append("warm"), original())[1]
+    with caplog.at_level(logging.INFO, logger="app.services"), TestClient(app) as client:
+        assert calls == ["warm"]  # done when the client is up, before any request
+        assert client.get("/healthz").status_code == 200
+    assert any("warmed up in" in r.getMessage() for r in caplog.records)
+    quiet = create_app(settings.model_copy(update={"warm_up": False}))
+    quiet.state.services.warm_up = lambda: calls.append("quiet")
+    with TestClient(quiet) as client:
+        assert client.get("/healthz").status_code == 200
+    assert calls == ["warm"]
+
+
+def test_a_failed_warm_up_leaves_a_server_that_starts(settings, caplog, monkeypatch):
+    import app.services as services_module
+
+    def broken() -> None:
+        raise RuntimeError("numba cache unwritable")
+
+    monkeypatch.setattr(services_module, "load_kernels", broken)
+    with caplog.at_level(logging.WARNING, logger="app.services"), TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get(tile_url(BUILT_LONLAT, 12)).status_code == 200
+    assert any("warm-up incomplete (numba cache unwritable)" in r.getMessage() for r in caplog.records)

@@ -324,3 +324,34 @@ def test_the_compiled_box_judgement_equals_the_summed_area_reference(seed):
     expected_covered = ~_any_in_boxes(nodata, boxes)
     np.testing.assert_array_equal(covered, expected_covered)
     np.testing.assert_array_equal(clear, expected_covered & ~_any_in_boxes(invalid, boxes))
+
+
+@pytest.mark.parametrize("offset_dn", [0, 1000])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_store_masked_writes_offset_removed_values_only_where_chosen(offset_dn, dtype):
+    """`store_masked` against the rule written out in numpy: offset removed, clipped to 1..65535, no data (0)
+    stays 0, pixels not chosen keep what the layer held."""
+    from compositor.mask import store_masked
+
+    rng = np.random.default_rng(7)
+    band = rng.integers(0, 3000, size=(37, 53)).astype(dtype)
+    band[:3] = 0  # no data
+    band[3, :10] = offset_dn  # exactly the offset: would be 0, kept as 1
+    band[4, :10] = max(1, offset_dn // 2)  # below the offset
+    where = rng.random((37, 53)) < 0.6
+    layer = rng.integers(1, 9, size=(37, 53)).astype(np.uint16)  # what earlier scenes wrote
+    expected = layer.copy()
+    values = np.clip(band.astype(np.int64) - offset_dn, 1, 65535)
+    values[band == 0] = 0
+    expected[where] = values[where]
+    store_masked(layer, band, where, offset_dn)
+    np.testing.assert_array_equal(layer, expected)
+    if offset_dn:
+        assert (layer[3, :10][where[3, :10]] == 1).all()
+
+
+def test_store_masked_refuses_arrays_of_other_shapes():
+    from compositor.mask import store_masked
+
+    with pytest.raises(ValueError, match="shapes differ"):
+        store_masked(np.zeros((2, 3), np.uint16), np.zeros((3, 2), np.uint16), np.ones((2, 3), bool), 0)

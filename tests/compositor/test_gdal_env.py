@@ -56,3 +56,44 @@ def test_gdal_options_outlive_another_threads_env(mode, tmp_path):
         assert paths and not others, paths  # the file itself, nothing around it
     else:  # what the server did before: the options were gone and GDAL probed around the file
         assert others, paths
+
+
+DATA_DIRS = textwrap.dedent('''
+    import json, os
+    from compositor.read import use_gdal_env
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    use_gdal_env()
+    x, y = transform("EPSG:4326", CRS.from_epsg(3035), [12.0], [48.0])  # PROJ's database answers
+    print(json.dumps({"GDAL_DATA": os.environ.get("GDAL_DATA"), "PROJ_DATA": os.environ.get("PROJ_DATA"),
+                      "x": x[0]}))
+''')
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_gdal_and_proj_data_become_defaults_and_a_users_stay(given, tmp_path):
+    """`use_gdal_env` makes the data directories rasterio finds the process's defaults (rasterio otherwise
+    probes the file system for them at every open outside an Env); directories the user set stay."""
+    import json
+
+    script = tmp_path / "dirs.py"
+    script.write_text(DATA_DIRS)
+    env = {k: v for k, v in os.environ.items() if k not in ("GDAL_DATA", "PROJ_DATA", "PROJ_LIB")}
+    if given:
+        from rasterio.env import GDALDataFinder, PROJDataFinder
+
+        for key, found in (("GDAL_DATA", GDALDataFinder().search()), ("PROJ_DATA", PROJDataFinder().search())):
+            link = tmp_path / key.lower()
+            link.symlink_to(found)
+            env[key] = str(link)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**env, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert abs(found["x"] - 4_400_000) < 200_000  # EPSG:3035 easting of 12 E, 48 N: the CRS was resolved
+    if given:
+        assert found["GDAL_DATA"] == str(tmp_path / "gdal_data") and found["PROJ_DATA"] == str(tmp_path / "proj_data")
+    else:
+        assert os.path.exists(os.path.join(found["GDAL_DATA"], "gdalvrt.xsd"))
+        assert os.path.exists(os.path.join(found["PROJ_DATA"], "proj.db"))

@@ -126,3 +126,47 @@ def test_band_groups_split_by_resolution_and_memory():
     assert band_groups(bands, 40, (2048, 2048)) == [["blue", "green"], ["red", "nir"], ["swir16", "swir22"]]
     assert band_groups(bands, 400, (2048, 2048)) == [[b] for b in ("blue", "green", "red", "nir", "swir16", "swir22")]
     assert band_groups(["red"], 0, (10, 10)) == [["red"]]
+
+
+def test_computed_once_computes_a_key_once_for_threads_asking_at_once():
+    """Threads asking for the same key at the same moment wait for one computation (``lru_cache`` let each of
+    them compute it: the read threads of a window computing the same footprint boxes); keys are kept up to
+    ``maxsize``, least recently used out first."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from compositor.read import computed_once
+
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    @computed_once(maxsize=2)
+    def slow(x: int) -> int:
+        with lock:
+            calls.append(x)
+        time.sleep(0.2)
+        return x * 2
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(slow, [1] * 8)) == [2] * 8
+    assert calls == [1]
+    assert slow(2) == 4 and slow(3) == 6  # 1 is the least recently used: out
+    assert slow(1) == 2 and calls == [1, 2, 3, 1]
+
+
+def test_computed_once_does_not_keep_a_failure():
+    from compositor.read import computed_once
+
+    attempts: list[int] = []
+
+    @computed_once(maxsize=4)
+    def flaky(x: int) -> int:
+        attempts.append(x)
+        if len(attempts) == 1:
+            raise OSError("unreachable")
+        return x
+
+    with pytest.raises(OSError):
+        flaky(1)
+    assert flaky(1) == 1 and flaky(1) == 1 and attempts == [1, 1]
