@@ -48,7 +48,6 @@ import queue
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections import Counter

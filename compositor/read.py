@@ -31,7 +31,7 @@ from rasterio.windows import Window, from_bounds
 from compositor.errors import SourceUnavailableError
 from compositor.grid import project_bounds
 from compositor.mask import grow_invalid
-from compositor.vrt import stack_vrt, warped_vrt
+from compositor.vrt import VRT_DATA_TYPES, stack_vrt, warped_vrt
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,25 @@ def use_gdal_env() -> None:
             os.environ.setdefault(key, str(value))
     for key, path in data_directories().items():
         os.environ.setdefault(key, path)
+    os.environ.setdefault("GDAL_MAX_DATASET_POOL_SIZE", str(dataset_pool_size()))
+
+
+def dataset_pool_size() -> int:
+    """How many files GDAL keeps open for the VRTs that read them (its default: 100).
+
+    A window reads each of its scenes' bands and SCL through VRTs (`compositor.vrt.stack_vrt`), whose
+    files GDAL opens from a pool of open files; the demo's blocks have up to 213 scenes, three or four
+    files each, so with 100 every read opened its files again. A quarter of the process's limit of open
+    files, between 100 and 1000, leaves the rest to sockets and outputs."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not a POSIX system
+        return 100
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(100, min(1000, soft // 4))
 
 
 @functools.lru_cache(maxsize=1)
@@ -240,9 +259,8 @@ def _judge_footprints(href: str, level: int | None, grid: _FileGrid, dst_crs: st
     if inner[2] <= inner[0] or inner[3] <= inner[1]:
         return nothing  # the scene's raster misses the grid: not even opened
     scl = np.zeros((row1 - row0, col1 - col0), dtype=np.uint8)  # outside the raster: no data
-    with rasterio.open(href, **({} if level is None else {"overview_level": level})) as src:
-        scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = src.read(
-            1, window=Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
+    scl[inner[1] - row0:inner[3] - row0, inner[0] - col0:inner[2] - col0] = _read_window(
+        href, level, grid, Window(inner[0], inner[1], inner[2] - inner[0], inner[3] - inner[1]))
     nodata = scl == 0
     if nodata.all():
         return nothing
@@ -255,6 +273,21 @@ def _judge_footprints(href: str, level: int | None, grid: _FileGrid, dst_crs: st
                              tuple(~(grid.transform @ Affine.translation(col0, row0)))[:6], scl.shape)
     covered, clear = _judge_boxes(nodata, invalid, *boxes)
     return FootprintMask(covered, clear)
+
+
+def _read_window(href: str, level: int | None, grid: _FileGrid, window: Window) -> np.ndarray:
+    """Band 1 of ``href`` (or of its overview ``level``, whose header is ``grid``) in ``window``.
+
+    Through a one-file VRT with the header's grid (`stack_vrt`): GDAL opens the file without building its
+    CRS, or takes it from its pool of open files when another read opened it (half the cost of opening
+    it). A data type a VRT cannot name is read from the file directly."""
+    if grid.dtype in VRT_DATA_TYPES:
+        source = stack_vrt([href], grid.crs_wkt, grid.transform, (grid.height, grid.width), nodata=None,
+                           dtype=grid.dtype, overview_level=level)
+        with rasterio.open(source) as src:
+            return src.read(1, window=window)
+    with rasterio.open(href, **({} if level is None else {"overview_level": level})) as src:
+        return src.read(1, window=window)
 
 
 @computed_once(maxsize=8)

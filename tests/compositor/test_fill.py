@@ -146,11 +146,9 @@ def test_filled_values_are_closer_to_the_truth_than_the_few_observations(filled_
     closer to the truth than the season's own. The season before (spring) is not: its phenology differs, which is
     why the rule keeps the season's own few observations rather than an adjacent season's."""
     data, archive = filled_season.data, filled_season.archive
-    bounds = filled_bounds(data)
     with rasterio.open(archive / "truth" / FILL_SEASON / "red_p50.tif") as src:
         window = tuple(src.bounds)
     own = min_count(data, FILL_SEASON, window)
-    year = min_count(data, FILL_OTHER_YEAR, window)
     adjacent = min_count(data, FILL_ADJACENT, window)
     flag = read(data, FILL_SEASON, *FILL_FLAG, window, FILLED)
     errors: dict[str, list[float]] = {"own few": [], "filled from the year before": [], "own few (vs spring)": [],

@@ -67,7 +67,7 @@ DATA_DIRS = textwrap.dedent('''
     use_gdal_env()
     x, y = transform("EPSG:4326", CRS.from_epsg(3035), [12.0], [48.0])  # PROJ's database answers
     print(json.dumps({"GDAL_DATA": os.environ.get("GDAL_DATA"), "PROJ_DATA": os.environ.get("PROJ_DATA"),
-                      "x": x[0]}))
+                      "x": x[0], "pool": os.environ.get("GDAL_MAX_DATASET_POOL_SIZE")}))
 ''')
 
 
@@ -79,7 +79,8 @@ def test_gdal_and_proj_data_become_defaults_and_a_users_stay(given, tmp_path):
 
     script = tmp_path / "dirs.py"
     script.write_text(DATA_DIRS)
-    env = {k: v for k, v in os.environ.items() if k not in ("GDAL_DATA", "PROJ_DATA", "PROJ_LIB")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GDAL_DATA", "PROJ_DATA", "PROJ_LIB", "GDAL_MAX_DATASET_POOL_SIZE")}
     if given:
         from rasterio.env import GDALDataFinder, PROJDataFinder
 
@@ -92,6 +93,7 @@ def test_gdal_and_proj_data_become_defaults_and_a_users_stay(given, tmp_path):
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert abs(found["x"] - 4_400_000) < 200_000  # EPSG:3035 easting of 12 E, 48 N: the CRS was resolved
+    assert 100 <= int(found["pool"]) <= 1000  # GDAL keeps a window's scene files open (`dataset_pool_size`)
     if given:
         assert found["GDAL_DATA"] == str(tmp_path / "gdal_data") and found["PROJ_DATA"] == str(tmp_path / "proj_data")
     else:
