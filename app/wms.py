@@ -85,7 +85,7 @@ def exception_report(error: Exception, version: str = "1.3.0") -> Response:
     code = getattr(error, "code", "InvalidParameterValue")
     locator = getattr(error, "locator", None)
     root = ET.Element("ServiceExceptionReport", {"version": version, "xmlns": OGC_NS})
-    attrib = {"code": code, **({"locator": locator} if locator else {})}
+    attrib = {"code": code, **({"locator": xml_text(locator)} if locator else {})}  # a name the client sent
     ET.SubElement(root, "ServiceException", attrib).text = xml_text(str(error))
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     media = "text/xml" if version == "1.3.0" else "application/vnd.ogc.se_xml"

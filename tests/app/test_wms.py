@@ -143,6 +143,11 @@ def test_an_exception_report_is_well_formed_whatever_the_client_sent(client):
     assert response.status_code == 400
     error = ET.fromstring(response.content).find(f"{OGC}ServiceException")
     assert error.get("locator") == "service" and error.text.startswith("SERVICE=?XXX") and len(error.text) < 700
+    # a parameter NAME with a control character, given twice, is the locator (the fuzzer found it ill-formed)
+    response = client.get("/wms?REQUEST=GetMap&%08=a&%08=b")
+    assert response.status_code == 400
+    error = ET.fromstring(response.content).find(f"{OGC}ServiceException")
+    assert error.get("locator") == "?" and "given twice" in error.text
 
 
 def test_wmts_capabilities_name_the_season_by_its_time_dimension(client):
