@@ -8,14 +8,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import morecantile
+from rasterio.crs import CRS
+
 from app.cache import CachedTile, SceneCache, SeasonCache, tile_cache
 from app.onthefly import CompositeFn, OnTheFly
 from app.queue import BuildQueue
 from app.region import SeasonRegions
 from app.registry import SeasonRegistry
-import morecantile
-from rasterio.crs import CRS
-
 from compositor.catalog import BBox, Scene, SceneQuery, is_remote, load_scenes
 from compositor.kernels import load_kernels
 from compositor.read import search_free_crs_pair

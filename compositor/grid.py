@@ -8,7 +8,6 @@ builds of different regions share their blocks and never disagree about a pixel.
 from __future__ import annotations
 
 import functools
-
 import math
 import threading
 from dataclasses import dataclass
