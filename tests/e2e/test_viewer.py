@@ -485,3 +485,13 @@ def test_filled_variant_toggle_and_fill_flag_overlay(filled_viewer: ViewerPage, 
     assert "filled" not in parse_qs(urlsplit(filled_viewer.location()).query)
     page.wait_for_function("document.getElementById('inspector').dataset.state === 'ready'", timeout=60_000)
     assert page.locator("#inspector-fill").is_hidden()
+    # gap filling fills the percentiles: with the medoid the season's own medoid is drawn, not a 400 of the variant
+    page.click("#filled")
+    filled_viewer.wait_tiles()
+    assert all("variant=filled" in url for url in filled_viewer.tile_urls())
+    page.click('label.segment:has(input[value="medoid"])')
+    page.wait_for_function("document.getElementById('filled-hint').textContent.includes('medoid')", timeout=30_000)
+    filled_viewer.wait_tiles()
+    urls = filled_viewer.tile_urls()
+    assert urls and all("statistic=medoid" in url and "variant=" not in url for url in urls), urls
+    assert page.locator("#filled").is_checked()  # the choice stays: back on a percentile, the variant again

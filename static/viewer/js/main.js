@@ -63,9 +63,10 @@ function hasFill(season) {
   return Boolean(builtSeason(season)?.products?.includes(FILLED));
 }
 
-/** The variant the main season is drawn from: the gap-filled one when asked for and made, else its own. */
+/** The variant the main season is drawn from: the gap-filled one when asked for and made, else its own. Gap
+ * filling fills the percentiles; the medoid (one real observation) is always the season's own. */
 function mainVariant() {
-  return view.filled && hasFill(view.season) ? FILLED : null;
+  return view.filled && hasFill(view.season) && view.statistic !== "medoid" ? FILLED : null;
 }
 
 function variantOf(role) {

@@ -118,9 +118,11 @@ export function showView(view, { preset, statisticApplies, hasFill = false, fill
   byId("filled").checked = view.filled && hasFill;
   byId("fill-flag").checked = view.flag && hasFill;
   byId("filled").disabled = byId("fill-flag").disabled = !hasFill;
-  byId("filled-hint").textContent = hasFill
-    ? `(below ${filled?.min_observations ?? "?"} observations, from ${(filled?.used || []).join(", ") || "neighbours"})`
-    : "(not made for this season: s2seasons fill)";
+  byId("filled-hint").textContent = !hasFill
+    ? "(not made for this season: s2seasons fill)"
+    : view.statistic === "medoid"
+      ? "(fills the percentiles: the medoid shown is the season's own)"
+      : `(below ${filled?.min_observations ?? "?"} observations, from ${(filled?.used || []).join(", ") || "neighbours"})`;
   byId("compare").checked = Boolean(view.compare);
   byId("compare-season").disabled = !view.compare;
   if (view.compare) byId("compare-season").value = view.compare;
