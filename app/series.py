@@ -245,7 +245,8 @@ def polygon_means(geometry: dict) -> ReadFn:
     likewise (``ndvi_p50_mean``: int16 units of 0.0001)."""
 
     def read(reader: SeasonReader) -> dict[str, Any]:
-        bands = [b for b in BAND_NAMES if b in held_bands(reader.state)] if reader.state.variant else BAND_NAMES
+        held = held_bands(reader.state) if reader.state.variant else set(BAND_NAMES)  # a variant: the bands it holds
+        bands = [b for b in BAND_NAMES if b in held]
         p50: tuple[Variable, ...] = tuple((band, "p50") for band in bands)
         p50 += tuple(v for v in product_variables(reader.state, ("indices",)) if v[1] == "p50")
         counts = tuple((band, COUNT) for band in bands)

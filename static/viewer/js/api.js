@@ -8,6 +8,12 @@ export function usesStatistic(view, preset) {
 }
 
 export const FILLED = "filled";
+
+/** Whether the gap-filled variant holds ``statistic``: gap filling fills the percentiles; the medoid (one real
+ * observation) is always the season's own. */
+export function fillsStatistic(statistic) {
+  return statistic !== "medoid";
+}
 export const FLAG_PRESET = "fill-flag";
 
 /** The layer parameters of ``view`` as the tile, WMTS and TileJSON endpoints read them; ``variant`` ("filled")

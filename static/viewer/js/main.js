@@ -2,7 +2,7 @@
 // panel, the coverage overlay, the gap-filled variant and its fill flag, the pixel inspector and the share
 // buttons, all kept in the URL.
 
-import { Api, FILLED, usesStatistic } from "./api.js";
+import { Api, FILLED, fillsStatistic, usesStatistic } from "./api.js";
 import { Coverage } from "./coverage.js";
 import { Inspector } from "./inspector.js";
 import { renderCategories, renderLegend } from "./legend.js";
@@ -63,10 +63,10 @@ function hasFill(season) {
   return Boolean(builtSeason(season)?.products?.includes(FILLED));
 }
 
-/** The variant the main season is drawn from: the gap-filled one when asked for and made, else its own. Gap
- * filling fills the percentiles; the medoid (one real observation) is always the season's own. */
+/** The variant the main season is drawn from: the gap-filled one when asked for, made and holding the statistic
+ * (`fillsStatistic`), else its own. */
 function mainVariant() {
-  return view.filled && hasFill(view.season) && view.statistic !== "medoid" ? FILLED : null;
+  return view.filled && hasFill(view.season) && fillsStatistic(view.statistic) ? FILLED : null;
 }
 
 function variantOf(role) {

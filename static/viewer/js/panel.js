@@ -1,5 +1,6 @@
 // The side panel's controls: filled from the presets, bands and seasons, and reflecting the view.
 
+import { fillsStatistic } from "./api.js";
 import { onTheFlyChoices } from "./seasons.js";
 
 export const CUSTOM = "custom";
@@ -120,7 +121,7 @@ export function showView(view, { preset, statisticApplies, hasFill = false, fill
   byId("filled").disabled = byId("fill-flag").disabled = !hasFill;
   byId("filled-hint").textContent = !hasFill
     ? "(not made for this season: s2seasons fill)"
-    : view.statistic === "medoid"
+    : !fillsStatistic(view.statistic)
       ? "(fills the percentiles: the medoid shown is the season's own)"
       : `(below ${filled?.min_observations ?? "?"} observations, from ${(filled?.used || []).join(", ") || "neighbours"})`;
   byId("compare").checked = Boolean(view.compare);
